@@ -1,0 +1,348 @@
+"""The snapshot model: what every source produces and every front end consumes.
+
+Two layers, both frozen:
+
+* ``Interval`` — raw per-thread aggregates of one interval (counts and latency
+  histograms keyed by exit reason, ``KVM_EXIT_*`` code, hypercall nr, request bit),
+  plus who the VMs are. Live BPF maps, the demo generator, trace imports and
+  recordings all yield Intervals.
+* ``Snapshot`` — what the UI and the text/JSON output show: host → VM → vCPU with
+  names, rates, percentiles, shares and history. ``aggregate.SnapshotBuilder`` is the
+  one place that turns Intervals into Snapshots, so a screen cannot tell the sources apart.
+
+Nothing here imports Textual, curses or bcc.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from . import histogram
+
+ReasonKey = tuple[int, int]  # (isa, exit_reason) as the kvm_exit tracepoint reports them
+
+
+# --------------------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Durations in ns: exact count/sum/min/max and a sparse log-linear histogram."""
+
+    count: int = 0
+    sum: int = 0
+    min: int = 0
+    max: int = 0
+    buckets: tuple[tuple[int, int], ...] = ()  # sorted (bucket index, count), count > 0
+
+    @classmethod
+    def from_values(cls, values: Iterable[int]) -> Latency:
+        vals = [int(v) for v in values]
+        if not vals:
+            return EMPTY_LATENCY
+        hist: dict[int, int] = {}
+        for v in vals:
+            i = histogram.bucket_index(v)
+            hist[i] = hist.get(i, 0) + 1
+        return cls(len(vals), sum(vals), min(vals), max(vals), tuple(sorted(hist.items())))
+
+    @classmethod
+    def merge(cls, items: Iterable[Latency]) -> Latency:
+        parts = [x for x in items if x.count]
+        if not parts:
+            return EMPTY_LATENCY
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            count=sum(x.count for x in parts),
+            sum=sum(x.sum for x in parts),
+            min=min(x.min for x in parts),
+            max=max(x.max for x in parts),
+            buckets=tuple(sorted(histogram.merge(*(dict(x.buckets) for x in parts)).items())),
+        )
+
+    def percentile(self, q: float) -> int:
+        if not self.count:
+            return 0
+        return histogram.percentile(self.buckets, q, self.min, self.max)
+
+    @cached_property
+    def p50(self) -> int:
+        return self.percentile(0.50)
+
+    @cached_property
+    def p90(self) -> int:
+        return self.percentile(0.90)
+
+    @cached_property
+    def p99(self) -> int:
+        return self.percentile(0.99)
+
+    @cached_property
+    def p999(self) -> int:
+        return self.percentile(0.999)
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "count": self.count, "min": self.min, "max": self.max, "sum": self.sum,
+            "p50": self.p50, "p90": self.p90, "p99": self.p99, "p999": self.p999,
+        }
+
+
+EMPTY_LATENCY = Latency()
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Events of one kind in one interval, and the durations paired with them."""
+
+    count: int
+    latency: Latency = EMPTY_LATENCY
+
+    @classmethod
+    def merge(cls, items: Iterable[Stat]) -> Stat:
+        parts = list(items)
+        return cls(sum(s.count for s in parts), Latency.merge(s.latency for s in parts))
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+@dataclass(frozen=True)
+class ThreadInterval:
+    """One vCPU thread's aggregates over one interval."""
+
+    pid: int
+    tid: int
+    vcpu_id: int | None = None  # KVM's vcpu_id (the APIC id on x86), when a tracepoint told it
+    reasons: Mapping[ReasonKey, Stat] = field(default_factory=dict)
+    userspace: Mapping[int, Stat] = field(default_factory=dict)  # KVM_EXIT_* code (see decode)
+    hypercalls: Mapping[int, Stat] = field(default_factory=dict)
+    requests: Mapping[int, int] = field(default_factory=dict)  # bit -> exits with the bit set
+
+
+@dataclass(frozen=True)
+class VmIdentity:
+    """Who a VM is. ``start_time`` (clock ticks since boot) tells a reused pid apart."""
+
+    pid: int
+    name: str
+    start_time: int = 0
+    vcpu_index: Mapping[int, int] = field(default_factory=dict)  # tid -> vCPU index
+    comms: Mapping[int, str] = field(default_factory=dict)  # tid -> thread name
+
+
+@dataclass(frozen=True)
+class CollectorStatus:
+    """The collector's own health and which measurements have a source."""
+
+    drops: int = 0
+    unmatched_exits: int = 0
+    unmatched_entries: int = 0
+    poll_ms: float = 0.0
+    drops_by_map: Mapping[str, int] = field(default_factory=dict)
+    # feature -> available: "exits" (kvm_exit/kvm_entry), "requests", "hypercalls",
+    # "userspace" (kvm_userspace_exit). Missing keys count as available.
+    features: Mapping[str, bool] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # one-line explanations for what is missing
+
+    def has(self, feature: str) -> bool:
+        return self.features.get(feature, True)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Everything a source measured in one interval."""
+
+    time: float  # wall-clock end of the interval (Unix seconds)
+    interval_s: float
+    threads: tuple[ThreadInterval, ...] = ()
+    vms: Mapping[int, VmIdentity] = field(default_factory=dict)  # every live VM, idle or not
+    status: CollectorStatus = field(default_factory=CollectorStatus)
+    kernel: str | None = None  # release of the traced kernel, for request-bit names
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True)
+class ReasonStat:
+    isa: int
+    code: int
+    name: str
+    count: int
+    per_s: float
+    latency: Latency
+
+    @property
+    def key(self) -> ReasonKey:
+        return (self.isa, self.code)
+
+
+@dataclass(frozen=True)
+class CodeStat:
+    """A ``KVM_EXIT_*`` reason (code) or a hypercall (code = nr)."""
+
+    code: int
+    name: str
+    count: int
+    per_s: float
+    latency: Latency
+
+
+@dataclass(frozen=True)
+class RequestStat:
+    bit: int
+    name: str
+    count: int  # exits with the bit set
+    share: float  # of all exits in the interval
+
+
+History = tuple[float, ...]  # oldest first, one value per interval (events per second)
+
+
+def sum_histories(series: Iterable[History], length: int = 0) -> History:
+    out = [0.0] * length
+    for s in series:
+        if len(s) > len(out):
+            out = [0.0] * (len(s) - len(out)) + out
+        off = len(out) - len(s)
+        for i, v in enumerate(s):
+            out[off + i] += v
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class Breakdown:
+    """What a VM, a vCPU or the whole host did in one interval, and recently."""
+
+    interval_s: float
+    reasons: tuple[ReasonStat, ...] = ()  # most frequent first
+    userspace_exits: tuple[CodeStat, ...] = ()
+    hypercalls: tuple[CodeStat, ...] = ()
+    requests: tuple[RequestStat, ...] = ()
+    reason_history: Mapping[ReasonKey, History] = field(default_factory=dict)
+    userspace_history: Mapping[int, History] = field(default_factory=dict)
+
+    @cached_property
+    def exits(self) -> int:
+        return sum(r.count for r in self.reasons)
+
+    @property
+    def exits_per_s(self) -> float:
+        return _rate(self.exits, self.interval_s)
+
+    @cached_property
+    def userspace_count(self) -> int:
+        return sum(u.count for u in self.userspace_exits)
+
+    @property
+    def userspace_per_s(self) -> float:
+        return _rate(self.userspace_count, self.interval_s)
+
+    @cached_property
+    def hypercall_count(self) -> int:
+        return sum(h.count for h in self.hypercalls)
+
+    @property
+    def hypercalls_per_s(self) -> float:
+        return _rate(self.hypercall_count, self.interval_s)
+
+    @cached_property
+    def latency(self) -> Latency:
+        """Exit latency over all (shown) reasons."""
+        return Latency.merge(r.latency for r in self.reasons)
+
+    @cached_property
+    def userspace_latency(self) -> Latency:
+        return Latency.merge(u.latency for u in self.userspace_exits)
+
+    @property
+    def top_reason(self) -> ReasonStat | None:
+        return self.reasons[0] if self.reasons else None
+
+    @property
+    def top_reason_share(self) -> float:
+        top = self.top_reason
+        return top.count / self.exits if top and self.exits else 0.0
+
+    @property
+    def top_request(self) -> RequestStat | None:
+        return self.requests[0] if self.requests else None
+
+    @cached_property
+    def history(self) -> History:
+        """Exits per second, one value per interval, oldest first."""
+        return sum_histories(self.reason_history.values())
+
+    @cached_property
+    def userspace_history_total(self) -> History:
+        return sum_histories(self.userspace_history.values())
+
+    def reason(self, key: ReasonKey) -> ReasonStat | None:
+        return next((r for r in self.reasons if r.key == key), None)
+
+
+@dataclass(frozen=True, eq=False)
+class VcpuStat(Breakdown):
+    pid: int = 0
+    tid: int = 0
+    index: int | None = None  # the VMM's vCPU number ("CPU 3/KVM"), when known
+    vcpu_id: int | None = None  # KVM's vcpu_id (APIC id)
+    comm: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"vCPU {self.index}" if self.index is not None else f"tid {self.tid}"
+
+
+@dataclass(frozen=True, eq=False)
+class VmStat(Breakdown):
+    pid: int = 0
+    name: str = ""
+    start_time: int = 0
+    vcpus: tuple[VcpuStat, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.pid, self.start_time)
+
+    def vcpu(self, tid: int) -> VcpuStat | None:
+        return next((v for v in self.vcpus if v.tid == tid), None)
+
+
+@dataclass(frozen=True, eq=False)
+class HostStat(Breakdown):
+    vm_count: int = 0
+    vcpu_count: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One interval as shown: immutable, complete, source-agnostic."""
+
+    time: float
+    interval_s: float
+    host: HostStat
+    vms: tuple[VmStat, ...] = ()
+    collector: CollectorStatus = field(default_factory=CollectorStatus)
+    seq: int = 0  # intervals since the source started (or was reset)
+
+    def vm(self, pid: int) -> VmStat | None:
+        return next((v for v in self.vms if v.pid == pid), None)
+
+    def reasons_seen(self) -> tuple[str, ...]:
+        """Names of every exit reason and KVM_EXIT_* reason in this snapshot's history."""
+        names = {r.name for r in self.host.reasons}
+        names.update(u.name for u in self.host.userspace_exits)
+        return tuple(sorted(names))
+
+
+def _rate(count: int, interval_s: float) -> float:
+    return count / interval_s if interval_s > 0 else 0.0

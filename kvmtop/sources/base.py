@@ -1,0 +1,44 @@
+"""The Source interface every kind of data implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..model import Interval
+
+
+class SourceError(Exception):
+    """A source cannot start or go on; the message is one line for the user."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Yields one ``Interval`` per call.
+
+    ``paced`` sources (live, demo) measure the present: the caller waits ``interval_s``
+    between calls and ``next_interval`` returns what happened since the last call.
+    Unpaced sources (recordings, imported traces) hold their intervals already; they
+    also expose them all as ``intervals`` so a replay can seek.
+    """
+
+    name: str
+    paced: bool
+
+    def open(self) -> None:
+        """Start measuring (compile and attach BPF, open files). May raise SourceError."""
+
+    def next_interval(self) -> Interval | None:
+        """The next interval, or None when a recorded stream has ended."""
+
+    def reset(self) -> None:
+        """Forget counts so far (the `r` key)."""
+
+    def close(self) -> None:
+        """Detach and release everything; safe to call twice."""
+
+
+class RecordedSource(Protocol):
+    name: str
+    paced: bool  # False
+    intervals: Sequence[Interval]
