@@ -15,11 +15,12 @@ Nothing here imports Textual, curses or bcc.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from . import histogram
+from . import histogram, history
+from .history import EMPTY_VIEW, HistoryView
 
 ReasonKey = tuple[int, int]  # (isa, exit_reason) as the kvm_exit tracepoint reports them
 
@@ -207,17 +208,6 @@ class RequestStat:
 History = tuple[float, ...]  # oldest first, one value per interval (events per second)
 
 
-def sum_histories(series: Iterable[History], length: int = 0) -> History:
-    out = [0.0] * length
-    for s in series:
-        if len(s) > len(out):
-            out = [0.0] * (len(s) - len(out)) + out
-        off = len(out) - len(s)
-        for i, v in enumerate(s):
-            out[off + i] += v
-    return tuple(out)
-
-
 @dataclass(frozen=True, eq=False)
 class Breakdown:
     """What a VM, a vCPU or the whole host did in one interval, and recently."""
@@ -227,8 +217,11 @@ class Breakdown:
     userspace_exits: tuple[CodeStat, ...] = ()
     hypercalls: tuple[CodeStat, ...] = ()
     requests: tuple[RequestStat, ...] = ()
-    reason_history: Mapping[ReasonKey, History] = field(default_factory=dict)
-    userspace_history: Mapping[int, History] = field(default_factory=dict)
+    hist: HistoryView = EMPTY_VIEW
+    entity: object = None  # this breakdown's key in ``hist``
+    # When a reason filter is applied: which exit reasons / KVM_EXIT_* codes it admits.
+    admit_reason: Callable[[ReasonKey], bool] | None = None
+    admit_userspace: Callable[[int], bool] | None = None
 
     @cached_property
     def exits(self) -> int:
@@ -278,12 +271,20 @@ class Breakdown:
 
     @cached_property
     def history(self) -> History:
-        """Exits per second, one value per interval, oldest first."""
-        return sum_histories(self.reason_history.values())
+        """Exits per second, one value per interval, oldest first (filtered if a filter is on)."""
+        if self.admit_reason is None:
+            return self.hist.series(self.entity, history.TOTAL)
+        return self.hist.sum_series(self.entity, history.REASON, self.admit_reason)
 
     @cached_property
-    def userspace_history_total(self) -> History:
-        return sum_histories(self.userspace_history.values())
+    def userspace_history(self) -> History:
+        """KVM_EXIT_* round trips per second, oldest first (filtered if a filter is on)."""
+        if self.admit_userspace is None:
+            return self.hist.series(self.entity, history.USERSPACE_TOTAL)
+        return self.hist.sum_series(self.entity, history.USERSPACE, self.admit_userspace)
+
+    def reason_history(self, key: ReasonKey) -> History:
+        return self.hist.series(self.entity, history.REASON, key)
 
     def reason(self, key: ReasonKey) -> ReasonStat | None:
         return next((r for r in self.reasons if r.key == key), None)
@@ -338,7 +339,7 @@ class Snapshot:
         return next((v for v in self.vms if v.pid == pid), None)
 
     def reasons_seen(self) -> tuple[str, ...]:
-        """Names of every exit reason and KVM_EXIT_* reason in this snapshot's history."""
+        """Names of the exit reasons and KVM_EXIT_* reasons in this interval."""
         names = {r.name for r in self.host.reasons}
         names.update(u.name for u in self.host.userspace_exits)
         return tuple(sorted(names))

@@ -1,0 +1,113 @@
+"""Filter a snapshot by exit reason (the `f` picker and ``--filter``).
+
+A filter is a set of reason names, included or excluded. Names of ``KVM_EXIT_*``
+reasons (and ``restart``/``error(N)``) select userspace exits; any other name selects
+VM exit reasons (``HLT``, ``EPT_VIOLATION``, ``npf``…, case-insensitive, flag suffixes
+such as ``FAILED_VMENTRY`` ignored). A category the filter names nothing of is left whole,
+so ``--filter HLT`` narrows exits without hiding userspace exits. Request bits and
+hypercalls are counted per exit, not per reason, and are never filtered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from . import decode
+from .model import Breakdown, ReasonKey, Snapshot, VmStat
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.split()).upper()
+
+
+def is_userspace_name(name: str) -> bool:
+    n = _norm(name)
+    return n.startswith("KVM_EXIT_") or n == "RESTART" or n.startswith("ERROR(")
+
+
+def _base(name: str) -> str:
+    """A VMX name without its flag words ("EPT_VIOLATION FAILED_VMENTRY" → "EPT_VIOLATION")."""
+    n = _norm(name)
+    return n.split(" ", 1)[0] if " " in n and not n.endswith(" EXCP") else n
+
+
+@dataclass(frozen=True)
+class ReasonFilter:
+    terms: frozenset[str]
+    exclude: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None) -> ReasonFilter | None:
+        """``"HLT,EPT_VIOLATION"`` includes; ``"!HLT,PAUSE_INSTRUCTION"`` excludes."""
+        if not text or not text.strip():
+            return None
+        text = text.strip()
+        exclude = text.startswith(("!", "-"))
+        terms = frozenset(_norm(t) for t in text.lstrip("!-").split(",") if t.strip())
+        return cls(terms, exclude) if terms else None
+
+    @classmethod
+    def of(cls, names, exclude: bool = False) -> ReasonFilter | None:
+        terms = frozenset(_norm(n) for n in names if n and n.strip())
+        return cls(terms, exclude) if terms else None
+
+    def describe(self) -> str:
+        return ("not " if self.exclude else "") + ",".join(sorted(self.terms))
+
+    @property
+    def exit_terms(self) -> frozenset[str]:
+        return frozenset(t for t in self.terms if not is_userspace_name(t))
+
+    @property
+    def userspace_terms(self) -> frozenset[str]:
+        return frozenset(t for t in self.terms if is_userspace_name(t))
+
+    def admits_reason(self, key: ReasonKey) -> bool:
+        terms = self.exit_terms
+        if not terms:
+            return True
+        name = decode.exit_reason_name(*key)
+        hit = _norm(name) in terms or _base(name) in terms
+        return hit != self.exclude
+
+    def admits_userspace(self, code: int) -> bool:
+        terms = self.userspace_terms
+        if not terms:
+            return True
+        return (_norm(decode.userspace_exit_name(code)) in terms) != self.exclude
+
+    def apply_breakdown(self, b: Breakdown) -> Breakdown:
+        """A copy of a VM, vCPU or host breakdown narrowed to what the filter admits."""
+        changes = {}
+        if self.exit_terms:
+            changes["reasons"] = tuple(r for r in b.reasons if self.admits_reason(r.key))
+            changes["admit_reason"] = self.admits_reason
+        if self.userspace_terms:
+            changes["userspace_exits"] = tuple(u for u in b.userspace_exits if self.admits_userspace(u.code))
+            changes["admit_userspace"] = self.admits_userspace
+        if isinstance(b, VmStat):
+            changes["vcpus"] = tuple(self.apply_breakdown(v) for v in b.vcpus)
+        return _copy_with(b, changes)
+
+    def apply(self, snap: Snapshot) -> Snapshot:
+        return _copy_with(snap, {
+            "host": self.apply_breakdown(snap.host),
+            "vms": tuple(self.apply_breakdown(v) for v in snap.vms),
+        })
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _copy_with(obj, changes: dict):
+    """dataclasses.replace without re-running __init__, dropping cached properties."""
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))
+    new = object.__new__(cls)
+    state = {k: v for k, v in obj.__dict__.items() if k in names}
+    state.update(changes)
+    new.__dict__.update(state)
+    return new
+
