@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from .aggregate import SnapshotBuilder
 from .model import Interval, Snapshot
@@ -19,8 +20,10 @@ MAX_INTERVAL = 60.0
 
 
 class Feed:
-    def __init__(self, source: Source, interval_s: float = 1.0, history_len: int = 120, speed: float = 1.0):
+    def __init__(self, source: Source, interval_s: float = 1.0, history_len: int = 120, speed: float = 1.0,
+                 tap: Callable[[Interval], None] | None = None):
         self.source = source
+        self.tap = tap  # sees every interval before it is built (``record`` writes them)
         self.builder = SnapshotBuilder(history_len)
         self._interval_s = _clamp(interval_s)
         self.speed = speed
@@ -108,6 +111,8 @@ class Feed:
             interval = self.source.next_interval()
             if interval is None:
                 return None
+            if self.tap is not None:
+                self.tap(interval)
             return self.builder.build(interval)
         return None
 

@@ -1,0 +1,91 @@
+"""The JSON contract of a snapshot: ``kvmtop.snapshot/1`` (see README, keep it stable).
+
+Counts are for the interval only. Fields beyond the contract are extensions (added,
+never renamed): ``host`` details, per-vCPU breakdowns, ``collector.sources`` and
+``collector.notes``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .model import Breakdown, CodeStat, Snapshot, VcpuStat, VmStat
+
+SCHEMA = "kvmtop.snapshot/1"
+
+
+def _round(x: float) -> float:
+    return round(x, 3)
+
+
+def _reasons(b: Breakdown) -> list[dict[str, Any]]:
+    return [
+        {"isa": r.isa, "code": r.code, "name": r.name, "count": r.count, "per_s": _round(r.per_s),
+         "latency_ns": r.latency.to_json()}
+        for r in b.reasons
+    ]
+
+
+def _codes(items: tuple[CodeStat, ...], key: str) -> list[dict[str, Any]]:
+    return [
+        {key: c.code, "name": c.name, "count": c.count, "per_s": _round(c.per_s), "latency_ns": c.latency.to_json()}
+        for c in items
+    ]
+
+
+def _requests(b: Breakdown) -> list[dict[str, Any]]:
+    return [{"bit": r.bit, "name": r.name, "count": r.count, "share": round(r.share, 6)} for r in b.requests]
+
+
+def _breakdown(b: Breakdown) -> dict[str, Any]:
+    return {
+        "reasons": _reasons(b),
+        "userspace_exits": _codes(b.userspace_exits, "code"),
+        "hypercalls": _codes(b.hypercalls, "nr"),
+        "requests": _requests(b),
+    }
+
+
+def vcpu_to_dict(v: VcpuStat) -> dict[str, Any]:
+    return {"index": v.index, "tid": v.tid, "vcpu_id": v.vcpu_id, "exits": v.exits,
+            "exits_per_s": _round(v.exits_per_s), "comm": v.comm, **_breakdown(v)}
+
+
+def vm_to_dict(vm: VmStat) -> dict[str, Any]:
+    return {
+        "pid": vm.pid, "name": vm.name, "exits": vm.exits, "exits_per_s": _round(vm.exits_per_s),
+        "vcpus": [vcpu_to_dict(v) for v in vm.vcpus],
+        **_breakdown(vm),
+    }
+
+
+def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
+    h = snap.host
+    c = snap.collector
+    return {
+        "schema": SCHEMA,
+        "time": snap.time,
+        "interval_s": snap.interval_s,
+        "vms": [vm_to_dict(vm) for vm in snap.vms],
+        "host": {
+            "vms": h.vm_count, "vcpus": h.vcpu_count,
+            "exits": h.exits, "exits_per_s": _round(h.exits_per_s),
+            "userspace_exits": h.userspace_count, "userspace_exits_per_s": _round(h.userspace_per_s),
+            "hypercalls": h.hypercall_count, "hypercalls_per_s": _round(h.hypercalls_per_s),
+            "latency_ns": h.latency.to_json(),
+            "userspace_latency_ns": h.userspace_latency.to_json(),
+        },
+        "collector": {
+            "drops": c.drops, "unmatched_exits": c.unmatched_exits, "unmatched_entries": c.unmatched_entries,
+            "poll_ms": round(c.poll_ms, 3),
+            "drops_by_map": dict(c.drops_by_map),
+            "sources": {k: bool(v) for k, v in c.features.items()},
+            "notes": list(c.notes),
+        },
+    }
+
+
+def snapshot_to_json(snap: Snapshot) -> str:
+    """One line of JSON."""
+    return json.dumps(snapshot_to_dict(snap), separators=(",", ":"), ensure_ascii=False)
