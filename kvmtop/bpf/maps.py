@@ -1,0 +1,185 @@
+"""Fast readers of kvmtop's BPF hash maps.
+
+Each poll drains the maps with BPF_MAP_LOOKUP_AND_DELETE_BATCH straight into numpy
+buffers (structured dtypes laid out like the C structs), so only keys active in the
+interval are read and no Python object is made per key. If the kernel refuses batch
+operations, the reader falls back to get_next_key + lookup + delete per key (slow,
+but correct).
+
+The dtypes below are the one Python description of the C structs in kvmtop.bpf.c.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+
+import numpy as np
+
+STAT_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("pad", "u1", (3,))])
+STAT_VAL = np.dtype([("count", "<u8"), ("sum_ns", "<u8"), ("min_ns", "<u8"), ("max_ns", "<u8")])
+HIST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("bucket", "u1"),
+                     ("pad", "<u2")])
+REQ_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("bit", "<u4")])
+COUNT = np.dtype("<u8")
+TID = np.dtype("<u4")
+INFO_VAL = np.dtype([("pid", "<u4"), ("vcpu_id", "<u4")])
+PENDING_VAL = np.dtype([("exit_ns", "<u8"), ("us_ns", "<u8"), ("exit_code", "<u4"), ("us_code", "<u4"),
+                        ("hc_nr", "<u4"), ("vcpu_id", "<u4"), ("exit_kind", "u1"), ("has_hc", "u1"),
+                        ("has_info", "u1"), ("pad", "u1")])
+
+_BATCH_REFUSED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.ENOSYS, 524}  # ENOTSUPP
+
+
+def _lib():
+    from bcc.libbcc import lib  # bcc only where maps are read
+
+    return lib
+
+
+def _err(res: int) -> int:
+    return -res if res < 0 else ct.get_errno()
+
+
+class HashReader:
+    """Read (and optionally clear) one BPF hash map into numpy arrays.
+
+    ``drain()`` returns (keys, values) of every entry and deletes them; ``read()`` leaves
+    them. The arrays are fresh copies (the internal buffers are reused).
+    """
+
+    def __init__(self, fd: int, key_dtype: np.dtype, value_dtype: np.dtype, max_entries: int,
+                 chunk: int = 65536):
+        self.fd = fd
+        self.key_dtype, self.value_dtype = np.dtype(key_dtype), np.dtype(value_dtype)
+        self.max_entries = max_entries
+        self.chunk = max(64, min(chunk, max_entries))
+        self._keys = np.zeros(self.chunk, self.key_dtype)
+        self._values = np.zeros(self.chunk, self.value_dtype)
+        self.batch_ok: bool | None = None  # None: not tried yet
+
+    # ------------------------------------------------------------------ reading
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._read(delete=True)
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._read(delete=False)
+
+    def _read(self, delete: bool) -> tuple[np.ndarray, np.ndarray]:
+        if self.batch_ok is not False:
+            got = self._read_batch(delete)
+            if got is not None:
+                self.batch_ok = True
+                return got
+            self.batch_ok = False
+        return self._read_slow(delete)
+
+    def _read_batch(self, delete: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        lib = _lib()
+        op = lib.bpf_lookup_and_delete_batch if delete else lib.bpf_lookup_batch
+        token = ct.c_uint32(0)
+        parts_k: list[np.ndarray] = []
+        parts_v: list[np.ndarray] = []
+        first = True
+        while True:
+            count = ct.c_uint32(len(self._keys))
+            res = op(self.fd, None if first else ct.byref(token), ct.byref(token),
+                     ct.c_void_p(self._keys.ctypes.data), ct.c_void_p(self._values.ctypes.data),
+                     ct.byref(count))
+            err = _err(res) if res != 0 else 0
+            n = count.value
+            if n:
+                parts_k.append(self._keys[:n].copy())
+                parts_v.append(self._values[:n].copy())
+            if err == errno.ENOENT:  # no more entries
+                break
+            if err == errno.ENOSPC and n == 0:  # a hash bucket holds more than the buffer
+                self._grow()
+                continue
+            if err:
+                if first and err in _BATCH_REFUSED:
+                    return None
+                raise OSError(err, f"BPF map batch {'lookup_and_delete' if delete else 'lookup'}: "
+                                   f"{errno.errorcode.get(err, err)}")
+            first = False
+            if not delete and n == 0:
+                break
+        return self._join(parts_k, parts_v)
+
+    def _grow(self) -> None:
+        size = len(self._keys) * 2
+        self._keys = np.zeros(size, self.key_dtype)
+        self._values = np.zeros(size, self.value_dtype)
+
+    def _join(self, parts_k, parts_v) -> tuple[np.ndarray, np.ndarray]:
+        if not parts_k:
+            return np.zeros(0, self.key_dtype), np.zeros(0, self.value_dtype)
+        if len(parts_k) == 1:
+            return parts_k[0], parts_v[0]
+        return np.concatenate(parts_k), np.concatenate(parts_v)
+
+    def _read_slow(self, delete: bool) -> tuple[np.ndarray, np.ndarray]:
+        """get_next_key + lookup (+ delete) per key: the fallback when batches are refused."""
+        lib = _lib()
+        keys = self.keys()
+        values = np.zeros(len(keys), self.value_dtype)
+        vbuf = np.zeros(1, self.value_dtype)
+        kept = np.ones(len(keys), bool)
+        for i in range(len(keys)):
+            kp = ct.c_void_p(keys[i:i + 1].ctypes.data)
+            if lib.bpf_lookup_elem(self.fd, kp, ct.c_void_p(vbuf.ctypes.data)) != 0:
+                kept[i] = False  # deleted meanwhile
+                continue
+            values[i] = vbuf[0]
+            if delete:
+                lib.bpf_delete_elem(self.fd, kp)
+        return keys[kept], values[kept]
+
+    def keys(self) -> np.ndarray:
+        """Every key (get_next_key walk)."""
+        lib = _lib()
+        out = []
+        cur = np.zeros(1, self.key_dtype)
+        nxt = np.zeros(1, self.key_dtype)
+        prev = None
+        while len(out) <= self.max_entries:
+            res = lib.bpf_get_next_key(self.fd, prev, ct.c_void_p(nxt.ctypes.data))
+            if res != 0:
+                break
+            out.append(nxt[0].copy())
+            cur[0] = nxt[0]
+            prev = ct.c_void_p(cur.ctypes.data)
+        return np.array(out, self.key_dtype) if out else np.zeros(0, self.key_dtype)
+
+    # ------------------------------------------------------------------ writing
+
+    def delete(self, keys: np.ndarray) -> None:
+        """Delete these keys (missing ones are ignored)."""
+        lib = _lib()
+        keys = np.ascontiguousarray(keys, self.key_dtype)
+        for i in range(len(keys)):
+            lib.bpf_delete_elem(self.fd, ct.c_void_p(keys[i:i + 1].ctypes.data))
+
+    def update(self, keys: np.ndarray, values: np.ndarray) -> int:
+        """Insert or overwrite entries in one batch (fallback: one by one); returns how many."""
+        lib = _lib()
+        keys = np.ascontiguousarray(keys, self.key_dtype)
+        values = np.ascontiguousarray(values, self.value_dtype)
+        if not len(keys):
+            return 0
+        count = ct.c_uint32(len(keys))
+        res = lib.bpf_update_batch(self.fd, ct.c_void_p(keys.ctypes.data),
+                                   ct.c_void_p(values.ctypes.data), ct.byref(count))
+        if res == 0:
+            return count.value
+        done = count.value
+        for i in range(done, len(keys)):
+            if lib.bpf_update_elem(self.fd, ct.c_void_p(keys[i:i + 1].ctypes.data),
+                                   ct.c_void_p(values[i:i + 1].ctypes.data), 0) != 0:
+                break
+            done += 1
+        return done
+
+    def clear(self) -> None:
+        self.drain()

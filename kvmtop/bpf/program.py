@@ -1,0 +1,252 @@
+"""Compile, load and attach kvmtop.bpf.c with BCC.
+
+Field layouts come from the tracepoint formats at run time (BCC's TRACEPOINT_PROBE);
+optional fields and events are detected in tracefs and switch code on with cflags, so
+nothing is guessed from kernel versions or struct offsets. Every failure a user can meet
+is a SourceError with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+
+from .. import histogram, tracefs
+from ..sources.base import SourceError
+from . import headers
+
+SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmtop.bpf.c")
+
+DEFAULT_MAX_KEYS = 16384
+HIST_FACTOR = 8
+MIN_PENDING_KEYS = 1024
+
+# map key kinds (stat_key.kind): an exit's isa, or one of these
+KIND_VMX, KIND_SVM = 1, 2
+KIND_USERSPACE = 0x10
+KIND_HYPERCALL = 0x11
+ERRNO_FLAG = 0x80000000  # userspace code when errno < 0: ERRNO_FLAG | -errno
+NO_VCPU_ID = 0xFFFFFFFF
+KVM_RUN = 0xAE80
+
+# counters[] indices, as the C enum
+COUNTERS = (
+    "drop_stats", "drop_hist", "drop_requests", "drop_pending", "drop_info",
+    "unmatched_exits", "unmatched_entries",
+    "seen_exits", "seen_entries", "seen_userspace", "seen_hypercalls", "seen_kvm_run",
+)
+DROP_COUNTERS = {"stats": "drop_stats", "hist": "drop_hist", "requests": "drop_requests",
+                 "pending": "drop_pending", "info": "drop_info"}
+
+# tracepoints: (category, event, fields it needs)
+REQUIRED = {
+    ("kvm", "kvm_exit"): ("exit_reason", "isa"),
+    ("kvm", "kvm_entry"): (),
+    ("kvm", "kvm_userspace_exit"): ("reason", "errno"),
+}
+OPTIONAL = {
+    ("kvm", "kvm_hypercall"): ("nr",),
+    ("syscalls", "sys_enter_ioctl"): ("cmd",),
+}
+TEST_PROGRAMS = ("test_exit", "test_entry", "test_hypercall", "test_userspace_exit", "test_ioctl")
+
+
+@dataclass(frozen=True)
+class Features:
+    """What this kernel's tracepoints offer (from tracefs, never from the version)."""
+
+    requests: bool = False        # kvm_exit has `requests` (6.14+)
+    exit_vcpu_id: bool = False    # kvm_exit has `vcpu_id`
+    hypercalls: bool = False      # kvm:kvm_hypercall exists
+    ioctl: bool = False           # syscalls:sys_enter_ioctl exists (KVM_RUN ends a round trip)
+
+    def notes(self) -> tuple[str, ...]:
+        out = []
+        if not self.requests:
+            out.append("kvm_exit has no requests field on this kernel (Linux 6.14+): "
+                       "request bits unavailable")
+        if not self.hypercalls:
+            out.append("tracepoint kvm:kvm_hypercall is missing: hypercalls unavailable")
+        if not self.ioctl:
+            out.append("tracepoint syscalls:sys_enter_ioctl is missing: "
+                       "userspace round trips end at the next kvm_entry")
+        return tuple(out)
+
+
+def detect_features(root: str | None = None) -> Features:
+    """Check the tracepoints kvmtop needs; SourceError (one line) when one is missing."""
+    try:
+        root = root or tracefs.require(mount=True)
+    except tracefs.TracefsError as e:
+        raise SourceError(str(e)) from None
+    for (cat, event), needed in REQUIRED.items():
+        try:
+            fields = tracefs.fields(cat, event, root)
+        except tracefs.TracefsError as e:
+            raise SourceError(str(e)) from None
+        missing = [f for f in needed if f not in fields]
+        if missing:
+            raise SourceError(f"tracepoint {cat}:{event} has no field {missing[0]!r} on this kernel")
+        if event == "kvm_exit":
+            exit_fields = fields
+    optional = {}
+    for (cat, event), needed in OPTIONAL.items():
+        try:
+            fields = tracefs.fields(cat, event, root)
+        except tracefs.TracefsError:
+            optional[event] = False
+            continue
+        optional[event] = all(f in fields for f in needed)
+    return Features(
+        requests="requests" in exit_fields,
+        exit_vcpu_id="vcpu_id" in exit_fields,
+        hypercalls=optional["kvm_hypercall"],
+        ioctl=optional["sys_enter_ioctl"],
+    )
+
+
+def build_cflags(features: Features, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None,
+                 test: bool = False, hist_keys: int | None = None,
+                 pending_keys: int | None = None) -> list[str]:
+    if max_keys < 1:
+        raise SourceError(f"--max-keys must be at least 1 (got {max_keys})")
+    flags = histogram.c_defines() + [
+        f"-DMAX_KEYS={max_keys}",
+        f"-DHIST_KEYS={hist_keys or max_keys * HIST_FACTOR}",
+        f"-DPENDING_KEYS={pending_keys or max(max_keys, MIN_PENDING_KEYS)}",
+    ]
+    for on, name in ((features.requests, "HAVE_REQUESTS"), (features.exit_vcpu_id, "HAVE_EXIT_VCPU_ID"),
+                     (features.hypercalls, "HAVE_HYPERCALL"), (features.ioctl, "HAVE_IOCTL")):
+        if on:
+            flags.append(f"-D{name}")
+    if pid is not None:
+        flags.append(f"-DFILTER_PID={int(pid)}")
+    if test:
+        flags.append("-DKVMTOP_TEST")
+    return flags
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Collect what BCC/clang/the verifier print on fd 2 (they bypass sys.stderr)."""
+    log = tempfile.TemporaryFile(mode="w+b")
+    saved = os.dup(2)
+    holder = {"text": ""}
+    try:
+        os.dup2(log.fileno(), 2)
+        yield holder
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        log.seek(0)
+        holder["text"] = log.read().decode(errors="replace")
+        log.close()
+
+
+def _first_error(log: str, default: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error:" in ln:
+            return ln
+    return lines[0] if lines else default
+
+
+class Program:
+    """kvmtop.bpf.c compiled for this kernel: ``load()`` attaches it (or, with ``test``,
+    loads the raw-tracepoint test wrappers instead, attached to nothing)."""
+
+    def __init__(self, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None, test: bool = False,
+                 features: Features | None = None, hist_keys: int | None = None,
+                 pending_keys: int | None = None):
+        self.max_keys, self.pid, self.test = max_keys, pid, test
+        self.hist_keys = hist_keys or max_keys * HIST_FACTOR
+        self.pending_keys = pending_keys or max(max_keys, MIN_PENDING_KEYS)
+        self._features = features
+        self.features: Features | None = features
+        self.cflags: list[str] = []
+        self.bpf = None
+        self.log = ""          # what the compiler printed (warnings), for --debug
+        self.test_fds: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ load
+
+    def load(self) -> Program:
+        if os.geteuid() != 0:
+            raise SourceError("kvmtop needs root to load BPF programs (run it with sudo)")
+        try:
+            from bcc import BPF
+        except ImportError:
+            raise SourceError("BCC is not installed (apt install python3-bpfcc)") from None
+        if self.features is None:
+            self.features = Features(True, True, True, True) if self.test else detect_features()
+        try:
+            path = headers.prepare_headers(verbose=False)
+        except headers.HeadersError as e:
+            raise SourceError(str(e)) from None
+        if path:
+            os.environ["BCC_KERNEL_SOURCE"] = path
+        self.cflags = build_cflags(self.features, self.max_keys, self.pid, self.test,
+                                   self.hist_keys, self.pending_keys)
+        with open(SOURCE_PATH, encoding="utf-8") as f:
+            text = f.read()
+        with _captured_stderr() as out:
+            try:
+                self.bpf = BPF(text=text, cflags=self.cflags)
+                if self.test:
+                    for name in TEST_PROGRAMS:
+                        self.test_fds[name] = self.bpf.load_func(name, BPF.RAW_TRACEPOINT).fd
+                err = None
+            except Exception as e:  # noqa: BLE001 - bcc raises bare Exceptions
+                err = e
+        self.log = out["text"]
+        if err is not None:
+            self.close()
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if "compile" in msg.lower():
+                raise SourceError(f"BPF compile failed: {_first_error(self.log, msg)}") from None
+            if "load" in msg.lower() or "privileges" in msg.lower():
+                last = [ln for ln in self.log.splitlines() if ln.strip()]
+                why = f" ({last[-1].strip()})" if last else ""
+                raise SourceError(f"the kernel refused a BPF program: {msg}{why}") from None
+            if "attach" in msg.lower() or "tracepoint" in msg.lower():
+                raise SourceError(f"cannot attach: {msg}") from None
+            raise SourceError(f"BPF setup failed: {msg}") from None
+        return self
+
+    # ------------------------------------------------------------------ maps
+
+    def table(self, name: str):
+        if self.bpf is None:
+            raise SourceError("BPF program is not loaded")
+        return self.bpf[name]
+
+    def map_fd(self, name: str) -> int:
+        return self.table(name).map_fd
+
+    @property
+    def maps(self) -> dict[str, object]:
+        """The BCC table handles: stats, hist, requests, pending, info, counters."""
+        return {n: self.table(n) for n in ("stats", "hist", "requests", "pending", "info", "counters")}
+
+    def prog_fds(self) -> dict[str, int]:
+        """Loaded program name -> fd (attached probes, or the test wrappers)."""
+        if self.bpf is None:
+            return {}
+        return {fn.name.decode() if isinstance(fn.name, bytes) else fn.name: fn.fd
+                for fn in self.bpf.funcs.values()}
+
+    def counters(self) -> dict[str, int]:
+        """Totals since load of the per-CPU counters (drops, unmatched, events seen)."""
+        table = self.table("counters")
+        return {name: int(sum(table[table.Key(i)])) for i, name in enumerate(COUNTERS)}
+
+    def close(self) -> None:
+        bpf, self.bpf = self.bpf, None
+        self.test_fds = {}
+        if bpf is not None:
+            try:
+                bpf.cleanup()
+            except Exception:  # noqa: BLE001 - closing must not raise
+                pass
