@@ -86,13 +86,14 @@ struct req_key {
     u32 bit;
 };
 
-struct pending {    /* one per vCPU thread */
+struct pending {    /* one per vCPU thread (40 bytes) */
     u64 exit_ns;    /* 0: no exit waiting for its entry */
     u64 us_ns;      /* 0: no userspace exit waiting for KVM_RUN */
     u32 exit_code;
     u32 us_code;
     u32 hc_nr;
     u32 vcpu_id;
+    u32 pid;        /* lets user space prune threads that are gone */
     u8 exit_kind;
     u8 has_hc;
     u8 has_info;
@@ -191,13 +192,13 @@ static __always_inline void record_latency(u32 pid, u32 tid, u8 kind, u32 code, 
         bump(C_DROP_HIST);
 }
 
-static __always_inline struct pending *pending_get(u32 tid)
+static __always_inline struct pending *pending_get(u32 pid, u32 tid)
 {
     struct pending *p = pending.lookup(&tid);
     if (p)
         return p;
-    struct pending zero = {};
-    pending.update(&tid, &zero);
+    struct pending fresh = {.pid = pid};
+    pending.update(&tid, &fresh);
     p = pending.lookup(&tid);
     if (!p)
         bump(C_DROP_PENDING);
@@ -222,7 +223,7 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
     bump(C_SEEN_EXITS);
     count_event(pid, tid, kind, reason);
 
-    struct pending *p = pending_get(tid);
+    struct pending *p = pending_get(pid, tid);
     if (p) {
         if (p->exit_ns)
             bump(C_UNMATCHED_EXITS);    /* the previous exit never saw its entry */
@@ -320,7 +321,7 @@ static __always_inline void handle_userspace_exit(u64 pid_tgid, u64 now, u32 rea
     u32 code = err < 0 ? (ERRNO_FLAG | (u32)(-err)) : reason;
     bump(C_SEEN_USERSPACE);
     count_event(pid, tid, KIND_USERSPACE, code);
-    struct pending *p = pending_get(tid);
+    struct pending *p = pending_get(pid, tid);
     if (p) {
         p->us_ns = now;
         p->us_code = code;

@@ -25,7 +25,7 @@ COUNT = np.dtype("<u8")
 TID = np.dtype("<u4")
 INFO_VAL = np.dtype([("pid", "<u4"), ("vcpu_id", "<u4")])
 PENDING_VAL = np.dtype([("exit_ns", "<u8"), ("us_ns", "<u8"), ("exit_code", "<u4"), ("us_code", "<u4"),
-                        ("hc_nr", "<u4"), ("vcpu_id", "<u4"), ("exit_kind", "u1"), ("has_hc", "u1"),
+                        ("hc_nr", "<u4"), ("vcpu_id", "<u4"), ("pid", "<u4"), ("exit_kind", "u1"), ("has_hc", "u1"),
                         ("has_info", "u1"), ("pad", "u1")])
 
 _BATCH_REFUSED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.ENOSYS, 524}  # ENOTSUPP
@@ -183,3 +183,22 @@ class HashReader:
 
     def clear(self) -> None:
         self.drain()
+
+
+LAYOUT = {
+    "stats": (STAT_KEY, STAT_VAL),
+    "hist": (HIST_KEY, COUNT),
+    "requests": (REQ_KEY, COUNT),
+    "pending": (TID, PENDING_VAL),
+    "info": (TID, INFO_VAL),
+}
+
+
+def check_layout(program) -> None:
+    """ValueError unless the dtypes above match the compiled structs (sizes, as BCC sees them)."""
+    for name, (key, value) in LAYOUT.items():
+        table = program.table(name)
+        got = (ct.sizeof(table.Key), ct.sizeof(table.Leaf))
+        if got != (key.itemsize, value.itemsize):
+            raise ValueError(f"BPF map {name}: key/value sizes {got} do not match the reader's "
+                             f"({key.itemsize}, {value.itemsize})")

@@ -1,0 +1,295 @@
+"""The live source: kvmtop.bpf.c's maps, read and cleared once per interval, as Intervals.
+
+Each ``next_interval()`` drains the stats, histogram and request maps (numpy, no object
+per map key until the model is built), groups them per vCPU thread, names the VMs with
+kvmtop.identity, and reports the collector's own health (drops, unmatched pairs, the
+time the read took, which measurements have a source here). No Textual in here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+
+from . import histogram
+from .bpf import maps
+from .bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
+                          NO_VCPU_ID, Program)
+from .identity import IdentityCache, scan_kvm_processes
+from .model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+from .sources.base import SourceError
+
+NOTE_NO_EXITS = "kvm_exit does not fire on this host: exit counts and latency have no source"
+SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
+PROC = "/proc"
+
+
+def latency_from(sum_ns: int, min_ns: int, max_ns: int, buckets: tuple[tuple[int, int], ...]) -> Latency:
+    """A Latency from a stats value and its histogram (count = the histogram's total)."""
+    count = sum(c for _, c in buckets)
+    if not count:
+        return EMPTY_LATENCY
+    if min_ns > max_ns:  # no stats value (it was dropped): bound by the buckets
+        min_ns = histogram.bucket_bounds(buckets[0][0])[0]
+        max_ns = histogram.bucket_bounds(buckets[-1][0])[1] - 1
+        sum_ns = sum(histogram.bucket_mid(i) * c for i, c in buckets)
+    return Latency(count=count, sum=sum_ns, min=min_ns, max=max_ns, buckets=buckets)
+
+
+def _pair_keys(pid: np.ndarray, tid: np.ndarray, kind: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return ((pid.astype(np.uint64) << np.uint64(32)) | tid.astype(np.uint64),
+            (kind.astype(np.uint64) << np.uint64(32)) | code.astype(np.uint64))
+
+
+def group_histograms(keys: np.ndarray, counts: np.ndarray) -> dict[tuple[int, int], tuple[tuple[int, int], ...]]:
+    """hist map rows -> {(pid<<32|tid, kind<<32|code): ((bucket, count), ...) sorted}."""
+    if not len(keys):
+        return {}
+    a, b = _pair_keys(keys["pid"], keys["tid"], keys["kind"], keys["code"])
+    bucket = keys["bucket"]
+    order = np.lexsort((bucket, b, a))
+    a, b, bucket, counts = a[order], b[order], bucket[order], counts[order]
+    starts = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
+    ends = np.r_[starts[1:], len(a)]
+    pairs = list(zip(bucket.tolist(), counts.tolist()))
+    a_l, b_l = a[starts].tolist(), b[starts].tolist()
+    return {(ga, gb): tuple(pairs[s:e]) for ga, gb, s, e in zip(a_l, b_l, starts.tolist(), ends.tolist())}
+
+
+class _Thread:
+    __slots__ = ("reasons", "userspace", "hypercalls", "requests")
+
+    def __init__(self):
+        self.reasons: dict = {}
+        self.userspace: dict = {}
+        self.hypercalls: dict = {}
+        self.requests: dict = {}
+
+
+def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.ndarray, hist_counts: np.ndarray,
+                  req_keys: np.ndarray, req_counts: np.ndarray) -> dict[tuple[int, int], _Thread]:
+    """Group drained map rows per (pid, tid)."""
+    hists = group_histograms(hist_keys, hist_counts)
+    threads: dict[tuple[int, int], _Thread] = {}
+    a, b = _pair_keys(stat_keys["pid"], stat_keys["tid"], stat_keys["kind"], stat_keys["code"])
+    rows = zip(a.tolist(), b.tolist(), stat_vals["count"].tolist(), stat_vals["sum_ns"].tolist(),
+               stat_vals["min_ns"].tolist(), stat_vals["max_ns"].tolist())
+    for ga, gb, count, sum_ns, min_ns, max_ns in rows:
+        buckets = hists.pop((ga, gb), ())
+        _add(threads, ga, gb, count, latency_from(sum_ns, min_ns, max_ns, buckets) if buckets else EMPTY_LATENCY)
+    for (ga, gb), buckets in hists.items():  # latencies whose stats value was dropped
+        _add(threads, ga, gb, 0, latency_from(0, 1, 0, buckets))
+    for pid, tid, bit, count in zip(req_keys["pid"].tolist(), req_keys["tid"].tolist(),
+                                    req_keys["bit"].tolist(), req_counts.tolist()):
+        t = threads.get((pid, tid))
+        if t is None:
+            t = threads[(pid, tid)] = _Thread()
+        t.requests[bit] = t.requests.get(bit, 0) + count
+    return threads
+
+
+def _add(threads: dict, ga: int, gb: int, count: int, latency: Latency) -> None:
+    key = (ga >> 32, ga & 0xFFFFFFFF)
+    t = threads.get(key)
+    if t is None:
+        t = threads[key] = _Thread()
+    kind, code = gb >> 32, gb & 0xFFFFFFFF
+    stat = Stat(count, latency)
+    if kind == KIND_USERSPACE:
+        t.userspace[code] = stat
+    elif kind == KIND_HYPERCALL:
+        t.hypercalls[code] = stat
+    else:
+        t.reasons[(kind, code)] = stat
+
+
+class LiveSource:
+    """Live data from the running kernel (root, BCC, kvm tracepoints)."""
+
+    name = "live"
+    paced = True
+
+    def __init__(self, pid: int | None = None, max_keys: int = DEFAULT_MAX_KEYS,
+                 scan_every_s: float = SCAN_EVERY_S):
+        self.pid = pid
+        self.max_keys = max_keys
+        self.scan_every_s = scan_every_s
+        self.program: Program | None = None
+        self.identities = IdentityCache()
+        self._lock = threading.Lock()
+        self._readers: dict[str, maps.HashReader] = {}
+        self._last_t = 0.0
+        self._totals: dict[str, int] = {}      # counters at the previous read
+        self._since_open: dict[str, int] = {}  # counters at open (for the "exits" inference)
+        self._last_vms: dict[int, VmIdentity] = {}
+        self._scanned: list[int] = []
+        self._next_scan = 0.0
+        self._tid_vcpu: dict[int, tuple[int, int]] = {}  # tid -> (pid, vcpu_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        if self.program is not None:
+            return
+        program = Program(max_keys=self.max_keys, pid=self.pid).load()
+        try:
+            maps.check_layout(program)
+        except ValueError as e:
+            program.close()
+            raise SourceError(str(e)) from None
+        self.program = program
+        self._readers = {
+            "stats": maps.HashReader(program.map_fd("stats"), maps.STAT_KEY, maps.STAT_VAL, program.max_keys),
+            "hist": maps.HashReader(program.map_fd("hist"), maps.HIST_KEY, maps.COUNT, program.hist_keys),
+            "requests": maps.HashReader(program.map_fd("requests"), maps.REQ_KEY, maps.COUNT, program.max_keys),
+            "info": maps.HashReader(program.map_fd("info"), maps.TID, maps.INFO_VAL, program.pending_keys),
+            "pending": maps.HashReader(program.map_fd("pending"), maps.TID, maps.PENDING_VAL,
+                                       program.pending_keys),
+        }
+        self._totals = program.counters()
+        self._since_open = dict(self._totals)
+        self._last_t = time.monotonic()
+        self._next_scan = 0.0
+
+    def close(self) -> None:
+        with self._lock:
+            program, self.program = self.program, None
+            self._readers = {}
+        if program is not None:
+            program.close()
+
+    def reset(self) -> None:
+        with self._lock:
+            if self.program is None:
+                return
+            for r in self._readers.values():
+                r.clear()
+            self._totals = self.program.counters()
+            self._tid_vcpu.clear()
+            self._last_t = time.monotonic()
+
+    # ------------------------------------------------------------------ one interval
+
+    def next_interval(self) -> Interval:
+        with self._lock:
+            if self.program is None:
+                raise SourceError("the live source is not open")
+            t0 = time.perf_counter()
+            now = time.monotonic()
+            interval_s, self._last_t = now - self._last_t, now
+            r = self._readers
+            sk, sv = r["stats"].drain()
+            hk, hv = r["hist"].drain()
+            rk, rv = r["requests"].drain()
+            ik, iv = r["info"].read()
+            totals = self.program.counters()
+            threads = build_threads(sk, sv, hk, hv, rk, rv)
+            self._tid_vcpu.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist())))
+            vms, threads = self._identify(threads, now)
+            out = tuple(self._thread_interval(pid, tid, t) for (pid, tid), t in sorted(threads.items()))
+            status = self._status(totals)
+            poll_ms = (time.perf_counter() - t0) * 1000.0
+        return Interval(time=time.time(), interval_s=interval_s, threads=out, vms=vms,
+                        status=_with_poll_ms(status, poll_ms), kernel=os.uname().release)
+
+    def _thread_interval(self, pid: int, tid: int, t: _Thread) -> ThreadInterval:
+        owner = self._tid_vcpu.get(tid)
+        vcpu_id = owner[1] if owner and owner[0] == pid and owner[1] != NO_VCPU_ID else None
+        return ThreadInterval(pid=pid, tid=tid, vcpu_id=vcpu_id, reasons=t.reasons, userspace=t.userspace,
+                              hypercalls=t.hypercalls, requests=t.requests)
+
+    def _identify(self, threads: dict, now: float) -> tuple[dict[int, VmIdentity], dict]:
+        """Name every VM with data or found by a scan; drop data of processes that are gone."""
+        tids_by_pid: dict[int, list[int]] = {}
+        for pid, tid in threads:
+            tids_by_pid.setdefault(pid, []).append(tid)
+        for tid, (pid, _) in self._tid_vcpu.items():
+            if pid in tids_by_pid or pid in self._last_vms:
+                tids_by_pid.setdefault(pid, [])
+                if tid not in tids_by_pid[pid]:
+                    tids_by_pid[pid].append(tid)
+        if now >= self._next_scan:
+            self._next_scan = now + self.scan_every_s
+            self._scan()
+        candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms)
+        if self.pid is not None:
+            candidates &= {self.pid}
+        vms: dict[int, VmIdentity] = {}
+        gone: set[int] = set()
+        for pid in sorted(candidates):
+            try:
+                ident = self.identities.resolve(pid, tids_by_pid.get(pid, ()))
+            except OSError:
+                ident = None
+            if ident is not None:
+                vms[pid] = ident
+                continue
+            gone.add(pid)
+            last = self._last_vms.get(pid)
+            if last is not None and any(p == pid for p, _ in threads):
+                vms[pid] = last  # exited during this interval: its last counts still count
+        if gone:
+            self._scanned = [p for p in self._scanned if p not in gone]
+            self._prune({p for p in gone})
+            threads = {k: t for k, t in threads.items() if k[0] in vms}
+        self._last_vms = {p: v for p, v in vms.items() if p not in gone}
+        return vms, threads
+
+    def _scan(self) -> None:
+        try:
+            self._scanned = scan_kvm_processes()
+        except OSError:
+            self._scanned = []
+        self._prune_threads()
+
+    def _prune(self, pids: set[int]) -> None:
+        """Forget the per-thread map state of processes that are gone."""
+        tids = [tid for tid, (pid, _) in self._tid_vcpu.items() if pid in pids]
+        for tid in tids:
+            del self._tid_vcpu[tid]
+        if tids:
+            arr = np.array(tids, maps.TID)
+            self._readers["info"].delete(arr)
+            self._readers["pending"].delete(arr)
+
+    def _prune_threads(self) -> None:
+        """Drop pending/info entries of threads that no longer exist (every scan)."""
+        dead = []
+        for name in ("pending", "info"):
+            keys, vals = self._readers[name].read()
+            for tid, pid in zip(keys.tolist(), vals["pid"].tolist()):
+                if not os.path.exists(f"{PROC}/{pid}/task/{tid}"):
+                    dead.append(tid)
+        if dead:
+            arr = np.unique(np.array(dead, maps.TID))
+            self._readers["pending"].delete(arr)
+            self._readers["info"].delete(arr)
+            for tid in arr.tolist():
+                self._tid_vcpu.pop(tid, None)
+
+    def _status(self, totals: dict[str, int]) -> CollectorStatus:
+        delta = {k: totals[k] - self._totals.get(k, 0) for k in COUNTERS}
+        self._totals = totals
+        drops_by_map = {m: delta[c] for m, c in DROP_COUNTERS.items() if delta[c]}
+        feats = self.program.features
+        since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
+        exits_ok = not (since["seen_userspace"] > 0 and since["seen_exits"] == 0)
+        notes = ([] if exits_ok else [NOTE_NO_EXITS]) + list(feats.notes())
+        return CollectorStatus(
+            drops=sum(drops_by_map.values()),
+            unmatched_exits=delta["unmatched_exits"],
+            unmatched_entries=delta["unmatched_entries"],
+            drops_by_map=drops_by_map,
+            features={"exits": exits_ok, "requests": feats.requests, "hypercalls": feats.hypercalls,
+                      "userspace": True},
+            notes=tuple(notes),
+        )
+
+
+def _with_poll_ms(status: CollectorStatus, poll_ms: float) -> CollectorStatus:
+    from dataclasses import replace
+
+    return replace(status, poll_ms=round(poll_ms, 3))
