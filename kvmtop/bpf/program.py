@@ -193,10 +193,10 @@ class Program:
             text = f.read()
         with _captured_stderr() as out:
             try:
-                self.bpf = BPF(text=text, cflags=self.cflags)
+                self.bpf = BPF(text=text.encode(), cflags=self.cflags)
                 if self.test:
                     for name in TEST_PROGRAMS:
-                        self.test_fds[name] = self.bpf.load_func(name, BPF.RAW_TRACEPOINT).fd
+                        self.test_fds[name] = self.bpf.load_func(name.encode(), BPF.RAW_TRACEPOINT).fd
                 err = None
             except Exception as e:  # noqa: BLE001 - bcc raises bare Exceptions
                 err = e
@@ -220,7 +220,7 @@ class Program:
     def table(self, name: str):
         if self.bpf is None:
             raise SourceError("BPF program is not loaded")
-        return self.bpf[name]
+        return self.bpf[name.encode()]
 
     def map_fd(self, name: str) -> int:
         return self.table(name).map_fd
