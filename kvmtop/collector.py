@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from . import histogram
 from .bpf import maps
 from .bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
                           NO_VCPU_ID, Program)
-from .identity import IdentityCache, scan_kvm_processes
+from .identity import IdentityCache, scan_kvm_processes, vcpu_index
 from .model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 from .sources.base import SourceError
 
@@ -127,7 +128,7 @@ class LiveSource:
         self._last_vms: dict[int, VmIdentity] = {}
         self._scanned: list[int] = []
         self._next_scan = 0.0
-        self._tid_vcpu: dict[int, tuple[int, int]] = {}  # tid -> (pid, vcpu_id)
+        self._tid_info: dict[int, tuple[int, int, str]] = {}  # tid -> (pid, vcpu_id, comm) from BPF
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,7 +169,7 @@ class LiveSource:
             for r in self._readers.values():
                 r.clear()
             self._totals = self.program.counters()
-            self._tid_vcpu.clear()
+            self._tid_info.clear()
             self._last_t = time.monotonic()
 
     # ------------------------------------------------------------------ one interval
@@ -187,7 +188,8 @@ class LiveSource:
             ik, iv = r["info"].read()
             totals = self.program.counters()
             threads = build_threads(sk, sv, hk, hv, rk, rv)
-            self._tid_vcpu.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist())))
+            self._tid_info.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist(),
+                                                       [c.decode(errors="replace") for c in iv["comm"].tolist()])))
             vms, threads = self._identify(threads, now)
             out = tuple(self._thread_interval(pid, tid, t) for (pid, tid), t in sorted(threads.items()))
             status = self._status(totals)
@@ -196,7 +198,7 @@ class LiveSource:
                         status=_with_poll_ms(status, poll_ms), kernel=os.uname().release)
 
     def _thread_interval(self, pid: int, tid: int, t: _Thread) -> ThreadInterval:
-        owner = self._tid_vcpu.get(tid)
+        owner = self._tid_info.get(tid)
         vcpu_id = owner[1] if owner and owner[0] == pid and owner[1] != NO_VCPU_ID else None
         return ThreadInterval(pid=pid, tid=tid, vcpu_id=vcpu_id, reasons=t.reasons, userspace=t.userspace,
                               hypercalls=t.hypercalls, requests=t.requests)
@@ -206,7 +208,7 @@ class LiveSource:
         tids_by_pid: dict[int, list[int]] = {}
         for pid, tid in threads:
             tids_by_pid.setdefault(pid, []).append(tid)
-        for tid, (pid, _) in self._tid_vcpu.items():
+        for tid, (pid, _, _) in self._tid_info.items():
             if pid in tids_by_pid or pid in self._last_vms:
                 tids_by_pid.setdefault(pid, [])
                 if tid not in tids_by_pid[pid]:
@@ -225,7 +227,7 @@ class LiveSource:
             except OSError:
                 ident = None
             if ident is not None:
-                vms[pid] = ident
+                vms[pid] = self._name_threads(ident, tids_by_pid.get(pid, ()))
                 continue
             gone.add(pid)
             last = self._last_vms.get(pid)
@@ -238,18 +240,48 @@ class LiveSource:
         self._last_vms = {p: v for p, v in vms.items() if p not in gone}
         return vms, threads
 
+    def _name_threads(self, ident: VmIdentity, tids) -> VmIdentity:
+        """Fill in vCPU names /proc no longer has from the comm BPF saw (a thread that ran
+        and exited within the interval); /proc's names win where both exist."""
+        comms, index = {}, {}
+        for tid in tids:
+            if tid in ident.vcpu_index:
+                continue
+            info = self._tid_info.get(tid)
+            if info is None or info[0] != ident.pid or not info[2]:
+                continue
+            n = vcpu_index(info[2])
+            if n is not None:
+                index[tid] = n
+            if tid not in ident.comms:
+                comms[tid] = info[2]
+        if not comms and not index:
+            return ident
+        return replace(ident, comms={**comms, **ident.comms}, vcpu_index={**index, **ident.vcpu_index})
+
     def _scan(self) -> None:
+        """Find idle VMs and name their threads; forget what is gone."""
         try:
-            self._scanned = scan_kvm_processes()
+            found = scan_kvm_processes()
         except OSError:
-            self._scanned = []
+            found = []
+        if self.pid is not None:
+            found = [p for p in found if p == self.pid]
+        self._scanned = found
+        self.identities.forget_dead()
+        for pid in found:
+            try:
+                tids = [int(t) for t in os.listdir(f"{PROC}/{pid}/task")]
+                self.identities.resolve(pid, tids)
+            except (OSError, ValueError):
+                continue
         self._prune_threads()
 
     def _prune(self, pids: set[int]) -> None:
         """Forget the per-thread map state of processes that are gone."""
-        tids = [tid for tid, (pid, _) in self._tid_vcpu.items() if pid in pids]
+        tids = [tid for tid, (pid, _, _) in self._tid_info.items() if pid in pids]
         for tid in tids:
-            del self._tid_vcpu[tid]
+            del self._tid_info[tid]
         if tids:
             arr = np.array(tids, maps.TID)
             self._readers["info"].delete(arr)
@@ -268,7 +300,7 @@ class LiveSource:
             self._readers["pending"].delete(arr)
             self._readers["info"].delete(arr)
             for tid in arr.tolist():
-                self._tid_vcpu.pop(tid, None)
+                self._tid_info.pop(tid, None)
 
     def _status(self, totals: dict[str, int]) -> CollectorStatus:
         delta = {k: totals[k] - self._totals.get(k, 0) for k in COUNTERS}
@@ -290,6 +322,4 @@ class LiveSource:
 
 
 def _with_poll_ms(status: CollectorStatus, poll_ms: float) -> CollectorStatus:
-    from dataclasses import replace
-
     return replace(status, poll_ms=round(poll_ms, 3))

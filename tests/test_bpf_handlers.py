@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 
 import pytest
 
@@ -74,6 +75,10 @@ class Harness:
     def info(self) -> dict[int, tuple[int, int]]:
         k, v = self.readers["info"].read()
         return {int(t): (int(i["pid"]), int(i["vcpu_id"])) for t, i in zip(k, v)}
+
+    def comms(self) -> dict[int, str]:
+        k, v = self.readers["info"].read()
+        return {int(t): i["comm"].decode() for t, i in zip(k, v)}
 
     def close(self):
         self.tp.close()
@@ -225,6 +230,15 @@ def test_vcpu_id_recorded_per_thread(h):
     assert info[TID] == (PID, 6) and info[TID + 1] == (PID, 0)
     h.exit(PID, TID, 20, VMX, 30, vcpu_id=7)  # a changed id is rewritten
     assert h.info()[TID] == (PID, 7)
+
+
+def test_thread_info_keeps_the_comm_of_first_sight(h):
+    """BPF keeps the thread name it saw (here: the test runner's, which runs the program)."""
+    h.userspace_exit(PID, TID + 5, 10, 2)  # a thread seen only in userspace exits gets info too
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+        comm = f.read().strip()
+    assert h.comms()[TID + 5] == comm[:15]
+    assert h.info()[TID + 5] == (PID, 0xFFFFFFFF)  # no vcpu_id known yet
 
 
 # --------------------------------------------------------------------------- userspace round trips

@@ -96,13 +96,13 @@ struct pending {    /* one per vCPU thread (40 bytes) */
     u32 pid;        /* lets user space prune threads that are gone */
     u8 exit_kind;
     u8 has_hc;
-    u8 has_info;
-    u8 pad;
+    u8 pad[2];
 };
 
-struct info {
+struct info {       /* written once per thread, read (not cleared) by user space */
     u32 pid;
     u32 vcpu_id;
+    char comm[16];  /* the thread's name when first seen: survives the thread */
 };
 
 BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats, MAX_KEYS, BPF_F_NO_PREALLOC);
@@ -192,16 +192,26 @@ static __always_inline void record_latency(u32 pid, u32 tid, u8 kind, u32 code, 
         bump(C_DROP_HIST);
 }
 
+static __always_inline void info_put(u32 pid, u32 tid, u32 vcpu_id)
+{
+    struct info i = {.pid = pid, .vcpu_id = vcpu_id};
+    bpf_get_current_comm(&i.comm, sizeof(i.comm));
+    if (info.update(&tid, &i) != 0)
+        bump(C_DROP_INFO);
+}
+
+/* the thread's pairing state; a new thread also gets its info entry */
 static __always_inline struct pending *pending_get(u32 pid, u32 tid)
 {
     struct pending *p = pending.lookup(&tid);
     if (p)
         return p;
-    struct pending fresh = {.pid = pid};
+    struct pending fresh = {.pid = pid, .vcpu_id = NO_VCPU_ID};
     pending.update(&tid, &fresh);
     p = pending.lookup(&tid);
     if (!p)
         bump(C_DROP_PENDING);
+    info_put(pid, tid, NO_VCPU_ID);
     return p;
 }
 
@@ -231,12 +241,12 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
         p->exit_code = reason;
         p->exit_kind = kind;
         p->has_hc = 0;
-        if (!p->has_info || p->vcpu_id != vcpu_id) {
-            struct info i = {.pid = pid, .vcpu_id = vcpu_id};
-            if (info.update(&tid, &i) == 0)
-                p->has_info = 1;
+        if (p->vcpu_id != vcpu_id) {    /* once per thread */
+            struct info *i = info.lookup(&tid);
+            if (i)
+                i->vcpu_id = vcpu_id;
             else
-                bump(C_DROP_INFO);
+                info_put(pid, tid, vcpu_id);
             p->vcpu_id = vcpu_id;
         }
     }

@@ -23,10 +23,10 @@ HIST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "
 REQ_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("bit", "<u4")])
 COUNT = np.dtype("<u8")
 TID = np.dtype("<u4")
-INFO_VAL = np.dtype([("pid", "<u4"), ("vcpu_id", "<u4")])
+INFO_VAL = np.dtype([("pid", "<u4"), ("vcpu_id", "<u4"), ("comm", "S16")])
 PENDING_VAL = np.dtype([("exit_ns", "<u8"), ("us_ns", "<u8"), ("exit_code", "<u4"), ("us_code", "<u4"),
                         ("hc_nr", "<u4"), ("vcpu_id", "<u4"), ("pid", "<u4"), ("exit_kind", "u1"), ("has_hc", "u1"),
-                        ("has_info", "u1"), ("pad", "u1")])
+                        ("pad", "u1", (2,))])
 
 _BATCH_REFUSED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.ENOSYS, 524}  # ENOTSUPP
 
