@@ -1,0 +1,63 @@
+"""Replay sources: RecordingSource (a ``kvmtop record`` file) and the opener for ``kvmtop replay``.
+
+``open_replay_source(path)`` looks at the file: a recording (gzip or plain JSON lines
+whose first line is a ``kvmtop.recording/`` header) opens as a RecordingSource, anything
+else as a text capture (TraceSource, which also reads a gzip-compressed capture). Both
+are unpaced and expose every interval as ``intervals`` so the Feed can pause, step, seek
+and change speed. An unreadable file raises SourceError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..model import Interval
+from ..offline.recording import is_recording, read_recording
+from .base import Source, SourceError
+
+
+class RecordingSource:
+    """A recording read into memory; ``warning`` says when its tail was cut off."""
+
+    paced = False
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = f"recording {os.path.basename(path)}"
+        self.meta, self.intervals, self.warning = read_recording(path)
+        self.intervals: list[Interval]
+        self._pos = 0
+
+    def open(self) -> None:
+        self._pos = 0
+
+    def next_interval(self) -> Interval | None:
+        if self._pos >= len(self.intervals):
+            return None
+        self._pos += 1
+        return self.intervals[self._pos - 1]
+
+    def reset(self) -> None:
+        self._pos = 0
+
+    def close(self) -> None:
+        pass
+
+
+def open_replay_source(path: str, window_s: float = 1.0) -> Source:
+    """A RecordingSource or a TraceSource (text capture cut into ``window_s`` windows)."""
+    try:
+        if os.path.isdir(path):
+            raise SourceError(f"cannot replay {path}: it is a directory")
+        recording = is_recording(path)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if recording:
+        source = RecordingSource(path)
+        if not source.intervals:
+            raise SourceError(f"recording {path} holds no intervals" +
+                              (f" ({source.warning})" if source.warning else ""))
+        return source
+    from .trace import TraceSource
+
+    return TraceSource(path, window_s)
