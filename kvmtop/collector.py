@@ -8,6 +8,8 @@ time the read took, which measurements have a source here). No Textual in here.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import threading
 import time
@@ -40,24 +42,10 @@ def latency_from(sum_ns: int, min_ns: int, max_ns: int, buckets: tuple[tuple[int
     return Latency(count=count, sum=sum_ns, min=min_ns, max=max_ns, buckets=buckets)
 
 
-def _pair_keys(pid: np.ndarray, tid: np.ndarray, kind: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return ((pid.astype(np.uint64) << np.uint64(32)) | tid.astype(np.uint64),
-            (kind.astype(np.uint64) << np.uint64(32)) | code.astype(np.uint64))
-
-
-def group_histograms(keys: np.ndarray, counts: np.ndarray) -> dict[tuple[int, int], tuple[tuple[int, int], ...]]:
-    """hist map rows -> {(pid<<32|tid, kind<<32|code): ((bucket, count), ...) sorted}."""
-    if not len(keys):
-        return {}
-    a, b = _pair_keys(keys["pid"], keys["tid"], keys["kind"], keys["code"])
-    bucket = keys["bucket"]
-    order = np.lexsort((bucket, b, a))
-    a, b, bucket, counts = a[order], b[order], bucket[order], counts[order]
-    starts = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
-    ends = np.r_[starts[1:], len(a)]
-    pairs = list(zip(bucket.tolist(), counts.tolist()))
-    a_l, b_l = a[starts].tolist(), b[starts].tolist()
-    return {(ga, gb): tuple(pairs[s:e]) for ga, gb, s, e in zip(a_l, b_l, starts.tolist(), ends.tolist())}
+def _group_key(keys: np.ndarray) -> np.ndarray:
+    """(tid, kind, code) in one u64: a tid is unique on the host and below 2**22, kind below 2**5."""
+    return ((keys["tid"].astype(np.uint64) << np.uint64(37)) | (keys["kind"].astype(np.uint64) << np.uint64(32))
+            | keys["code"].astype(np.uint64))
 
 
 class _Thread:
@@ -69,20 +57,64 @@ class _Thread:
         self.hypercalls: dict = {}
         self.requests: dict = {}
 
+    def put(self, kind: int, code: int, stat: Stat) -> None:
+        if kind == KIND_USERSPACE:
+            self.userspace[code] = stat
+        elif kind == KIND_HYPERCALL:
+            self.hypercalls[code] = stat
+        else:
+            self.reasons[(kind, code)] = stat
+
 
 def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.ndarray, hist_counts: np.ndarray,
                   req_keys: np.ndarray, req_counts: np.ndarray) -> dict[tuple[int, int], _Thread]:
-    """Group drained map rows per (pid, tid)."""
-    hists = group_histograms(hist_keys, hist_counts)
+    """Group drained map rows per (pid, tid); sorting and matching are done in numpy."""
+    # histogram rows: sorted by (tid, kind, code, bucket), one group per stats key
+    gh = _group_key(hist_keys)
+    order = np.lexsort((hist_keys["bucket"], gh))
+    gh, hk, hc = gh[order], hist_keys[order], hist_counts[order]
+    starts = np.flatnonzero(np.r_[True, gh[1:] != gh[:-1]]) if len(gh) else np.zeros(0, np.intp)
+    group_g = gh[starts]
+    group_n = np.add.reduceat(hc, starts).tolist() if len(gh) else []
+    pairs = list(zip(hk["bucket"].tolist(), hc.tolist()))
+    bounds = list(zip(starts.tolist(), np.r_[starts[1:], len(gh)].tolist()))
+
+    # stats rows: find each one's histogram group
+    gs = _group_key(stat_keys)
+    pos = np.searchsorted(group_g, gs)
+    if len(group_g):
+        pos_c = np.minimum(pos, len(group_g) - 1)
+        matched = group_g[pos_c] == gs
+    else:
+        pos_c, matched = pos, np.zeros(len(gs), bool)
+    pos_l = np.where(matched, pos_c, -1).tolist()
+
     threads: dict[tuple[int, int], _Thread] = {}
-    a, b = _pair_keys(stat_keys["pid"], stat_keys["tid"], stat_keys["kind"], stat_keys["code"])
-    rows = zip(a.tolist(), b.tolist(), stat_vals["count"].tolist(), stat_vals["sum_ns"].tolist(),
-               stat_vals["min_ns"].tolist(), stat_vals["max_ns"].tolist())
-    for ga, gb, count, sum_ns, min_ns, max_ns in rows:
-        buckets = hists.pop((ga, gb), ())
-        _add(threads, ga, gb, count, latency_from(sum_ns, min_ns, max_ns, buckets) if buckets else EMPTY_LATENCY)
-    for (ga, gb), buckets in hists.items():  # latencies whose stats value was dropped
-        _add(threads, ga, gb, 0, latency_from(0, 1, 0, buckets))
+    rows = zip(stat_keys["pid"].tolist(), stat_keys["tid"].tolist(), stat_keys["kind"].tolist(),
+               stat_keys["code"].tolist(), stat_vals["count"].tolist(), stat_vals["sum_ns"].tolist(),
+               stat_vals["min_ns"].tolist(), stat_vals["max_ns"].tolist(), pos_l)
+    for pid, tid, kind, code, count, sum_ns, min_ns, max_ns, g in rows:
+        t = threads.get((pid, tid))
+        if t is None:
+            t = threads[(pid, tid)] = _Thread()
+        if g < 0:
+            t.put(kind, code, Stat(count))
+        else:
+            s, e = bounds[g]
+            t.put(kind, code, Stat(count, Latency(group_n[g], sum_ns, min_ns, max_ns, tuple(pairs[s:e]))))
+
+    if len(group_g) and not matched.all() or len(group_g) > int(matched.sum()):
+        used = np.zeros(len(group_g), bool)
+        used[pos_c[matched]] = True
+        for g in np.flatnonzero(~used).tolist():  # latencies whose stats value was dropped
+            s, e = bounds[g]
+            row = hk[s]
+            key = (int(row["pid"]), int(row["tid"]))
+            t = threads.get(key)
+            if t is None:
+                t = threads[key] = _Thread()
+            t.put(int(row["kind"]), int(row["code"]), Stat(0, latency_from(0, 1, 0, tuple(pairs[s:e]))))
+
     for pid, tid, bit, count in zip(req_keys["pid"].tolist(), req_keys["tid"].tolist(),
                                     req_keys["bit"].tolist(), req_counts.tolist()):
         t = threads.get((pid, tid))
@@ -90,21 +122,6 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.nd
             t = threads[(pid, tid)] = _Thread()
         t.requests[bit] = t.requests.get(bit, 0) + count
     return threads
-
-
-def _add(threads: dict, ga: int, gb: int, count: int, latency: Latency) -> None:
-    key = (ga >> 32, ga & 0xFFFFFFFF)
-    t = threads.get(key)
-    if t is None:
-        t = threads[key] = _Thread()
-    kind, code = gb >> 32, gb & 0xFFFFFFFF
-    stat = Stat(count, latency)
-    if kind == KIND_USERSPACE:
-        t.userspace[code] = stat
-    elif kind == KIND_HYPERCALL:
-        t.hypercalls[code] = stat
-    else:
-        t.reasons[(kind, code)] = stat
 
 
 class LiveSource:
@@ -187,7 +204,8 @@ class LiveSource:
             rk, rv = r["requests"].drain()
             ik, iv = r["info"].read()
             totals = self.program.counters()
-            threads = build_threads(sk, sv, hk, hv, rk, rv)
+            with _gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
+                threads = build_threads(sk, sv, hk, hv, rk, rv)
             self._tid_info.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist(),
                                                        [c.decode(errors="replace") for c in iv["comm"].tolist()])))
             vms, threads = self._identify(threads, now)
@@ -319,6 +337,17 @@ class LiveSource:
                       "userspace": True},
             notes=tuple(notes),
         )
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _with_poll_ms(status: CollectorStatus, poll_ms: float) -> CollectorStatus:

@@ -1,0 +1,107 @@
+"""Milliseconds per poll of the live source with many map keys.
+
+The maps of a real LiveSource are filled from Python (one batch update per map) with a
+realistic shape: vCPU threads with 25 (kind, code) stat keys each (20 exit reasons, 3
+userspace codes, 2 hypercalls), 2 histogram buckets per stat key and 4 request bits per
+thread: 79 map keys per thread. --keys counts all map keys (stats + hist + requests). Then one poll is timed two ways:
+``drain`` (the three lookup-and-delete batches into numpy) and ``next_interval`` (drain,
+grouping, Stat/Latency objects, identity, status). Repeated, best and median shown.
+
+    sudo python bench/bench_poll.py [--keys 10000 100000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT]
+
+import numpy as np  # noqa: E402
+
+from kvmtop import histogram  # noqa: E402
+from kvmtop.bpf import maps  # noqa: E402
+from kvmtop.bpf.program import KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX  # noqa: E402
+from kvmtop.collector import LiveSource  # noqa: E402
+
+TARGET_MS = {10_000: 20, 100_000: 200}
+CODES_PER_THREAD = 25
+TID_BASE = 3_000_000  # not real threads: only the maps are exercised
+
+
+def fill(src: LiveSource, n: int, pid: int) -> dict[str, int]:
+    threads = max(1, n // CODES_PER_THREAD)
+    idx = np.arange(n)
+    tid = (TID_BASE + idx // CODES_PER_THREAD).astype(np.uint32)
+    slot = idx % CODES_PER_THREAD
+    kind = np.where(slot < 20, KIND_VMX, np.where(slot < 23, KIND_USERSPACE, KIND_HYPERCALL)).astype(np.uint8)
+    code = np.where(slot < 20, slot * 3, slot).astype(np.uint32)
+
+    sk = np.zeros(n, maps.STAT_KEY)
+    sk["pid"], sk["tid"], sk["code"], sk["kind"] = pid, tid, code, kind
+    sv = np.zeros(n, maps.STAT_VAL)
+    sv["count"], sv["sum_ns"], sv["min_ns"], sv["max_ns"] = 5, 4000, 300, 2000
+
+    hk = np.zeros(2 * n, maps.HIST_KEY)
+    for j, value in enumerate((400, 1500)):
+        part = hk[j * n:(j + 1) * n]
+        part["pid"], part["tid"], part["code"], part["kind"] = pid, tid, code, kind
+        part["bucket"] = histogram.bucket_index(value)
+    hv = np.full(2 * n, 2, maps.COUNT)
+
+    rk = np.zeros(threads * 4, maps.REQ_KEY)
+    rk["pid"] = pid
+    rk["tid"] = np.repeat(TID_BASE + np.arange(threads), 4)
+    rk["bit"] = np.tile([0, 3, 14, 40], threads)
+    rv = np.full(len(rk), 3, maps.COUNT)
+
+    r = src._readers
+    return {"stats": r["stats"].update(sk, sv), "hist": r["hist"].update(hk, hv),
+            "requests": r["requests"].update(rk, rv)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keys", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench_poll: needs root", file=sys.stderr)
+        return 1
+    pid = os.getpid()  # a live process, so identity resolves; the kernel filter keeps real events out
+    for total in args.keys:
+        n = round(total * CODES_PER_THREAD / (3 * CODES_PER_THREAD + 4))  # stat keys
+        src = LiveSource(pid=pid, max_keys=n)
+        src.open()
+        try:
+            drain_ms, poll_ms, reported = [], [], []
+            for _ in range(args.repeat):
+                fill(src, n, pid)
+                t = time.perf_counter()
+                for name in ("stats", "hist", "requests"):
+                    src._readers[name].drain()
+                drain_ms.append((time.perf_counter() - t) * 1000)
+                filled = fill(src, n, pid)
+                t = time.perf_counter()
+                iv = src.next_interval()
+                poll_ms.append((time.perf_counter() - t) * 1000)
+                reported.append(iv.status.poll_ms)
+                assert sum(len(t.reasons) + len(t.userspace) + len(t.hypercalls) for t in iv.threads) == n
+            keys = sum(filled.values())
+            target = TARGET_MS.get(total)
+            tail = f" (target ≤ {target})" if target else ""
+            print(f"poll drain {keys} map keys ({n} stat keys): {statistics.median(drain_ms):.1f} ms/poll "
+                  f"median, {min(drain_ms):.1f} best{tail}")
+            print(f"poll next_interval {keys} map keys ({n} stat keys): {statistics.median(poll_ms):.1f} ms/poll "
+                  f"median, {min(poll_ms):.1f} best{tail}")
+        finally:
+            src.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
