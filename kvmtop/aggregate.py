@@ -95,7 +95,7 @@ class SnapshotBuilder:
             identities.setdefault(pid, VmIdentity(pid=pid, name=f"pid {pid}"))
 
         live = {vm_entity(i.pid, i.start_time) for i in identities.values()}
-        self.store.forget(lambda e: e == HOST or e[:3] in live)
+        self.store.forget(lambda e: e == HOST or ("vm", *e[1:3]) in live)  # a vCPU lives with its VM
 
         vms = tuple(
             self._vm(ident, threads_by_pid.get(pid, []), dt, interval.kernel)

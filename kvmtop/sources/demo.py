@@ -1,0 +1,447 @@
+"""A deterministic synthetic source: plausible KVM guests for the demo, tests and screenshots.
+
+Every interval is a pure function of ``seed`` and the call count: the timestamp is a
+fixed epoch plus ``seq * interval_s`` (never the wall clock), and the random numbers come
+from a generator seeded with ``(seed, seq)``. Rates follow a slow sine per VM plus rare
+bursts, so sparklines move. Latency histograms are built straight from bucket
+probabilities of a log-normal (cached by count), which keeps 1,000 VMs x 8 vCPUs cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .. import histogram
+from ..decode import ISA_VMX
+from ..model import CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: demo time starts here
+
+# VMX basic exit reasons used below (arch/x86/include/uapi/asm/vmx.h).
+EXTERNAL_INTERRUPT, INTERRUPT_WINDOW, CPUID, HLT, VMCALL = 1, 7, 10, 12, 18
+CR_ACCESS, IO_INSTRUCTION, MSR_READ, MSR_WRITE = 28, 30, 31, 32
+PAUSE_INSTRUCTION, APIC_ACCESS, EOI_INDUCED, EPT_VIOLATION, EPT_MISCONFIG = 40, 44, 45, 48, 49
+PREEMPTION_TIMER, XSETBV, APIC_WRITE, RDTSCP = 52, 55, 56, 51
+
+# KVM_EXIT_* codes and hypercall numbers.
+KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_X86_WRMSR = 2, 6, 30
+KICK_CPU, SEND_IPI, SCHED_YIELD = 5, 10, 11
+
+# vcpu->requests bits (x86, 6.x numbering).
+REQ_TLB_FLUSH, REQ_UNBLOCK, REQ_CLOCK_UPDATE, REQ_EVENT = 0, 2, 12, 14
+REQ_STEAL_UPDATE, REQ_NMI, REQ_PMU, REQ_TLB_FLUSH_CURRENT = 16, 17, 18, 34
+
+NOTE_NO_EXITS = ("kvm_exit never fired on this kernel: exit counts, latencies and request bits "
+                 "have no source; userspace exits are measured")
+
+
+# --------------------------------------------------------------------------- workload profiles
+
+
+@dataclass(frozen=True)
+class Mix:
+    """One exit reason of a profile: rate per vCPU, log-normal latency (median ns, sigma)."""
+
+    rate: float
+    median_ns: float
+    sigma: float
+    bursty: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    names: tuple[str, ...]
+    vcpus: tuple[int, ...]
+    reasons: Mapping[int, Mix]
+    userspace: Mapping[int, tuple[float, float, float]]  # code -> (share of source reason, median, sigma)
+    hypercalls: Mapping[int, Mix]
+    requests: Mapping[int, float]  # bit -> share of exits with the bit set
+    period: float  # intervals per sine cycle
+
+
+PROFILES: tuple[Profile, ...] = (
+    Profile(  # a busy web server: interrupts, x2APIC/TSC-deadline MSR writes, virtio-net kicks
+        names=("web-frontend", "nginx-edge", "api-gateway"),
+        vcpus=(4, 8),
+        reasons={
+            EXTERNAL_INTERRUPT: Mix(5200, 1_400, 0.5, bursty=True),
+            MSR_WRITE: Mix(4100, 1_100, 0.35),
+            HLT: Mix(2400, 180_000, 1.3),
+            EPT_MISCONFIG: Mix(900, 4_800, 0.6, bursty=True),
+            IO_INSTRUCTION: Mix(120, 9_000, 0.7),
+            PREEMPTION_TIMER: Mix(650, 900, 0.4),
+            EPT_VIOLATION: Mix(140, 3_500, 0.9),
+            CPUID: Mix(6, 850, 0.25),
+        },
+        userspace={KVM_EXIT_IO: (0.9, 24_000, 0.6), KVM_EXIT_MMIO: (0.05, 38_000, 0.7)},
+        hypercalls={SEND_IPI: Mix(260, 2_200, 0.5), KICK_CPU: Mix(40, 1_800, 0.4)},
+        requests={REQ_EVENT: 0.34, REQ_TLB_FLUSH: 0.03, REQ_CLOCK_UPDATE: 0.004, REQ_UNBLOCK: 0.05,
+                  REQ_TLB_FLUSH_CURRENT: 0.02},
+        period=37.0,
+    ),
+    Profile(  # a database: storage MMIO (virtio-blk notify), EPT faults while the buffer pool grows
+        names=("db-postgres", "mysql-replica", "mongo-shard"),
+        vcpus=(8, 6, 4),
+        reasons={
+            EPT_VIOLATION: Mix(3100, 4_200, 0.9, bursty=True),
+            EPT_MISCONFIG: Mix(2600, 5_600, 0.6),
+            EXTERNAL_INTERRUPT: Mix(2100, 1_500, 0.5),
+            HLT: Mix(1700, 420_000, 1.2),
+            MSR_WRITE: Mix(1900, 1_150, 0.35),
+            IO_INSTRUCTION: Mix(60, 11_000, 0.6),
+            PAUSE_INSTRUCTION: Mix(280, 650, 0.3, bursty=True),
+            XSETBV: Mix(12, 1_300, 0.2),
+        },
+        userspace={KVM_EXIT_MMIO: (0.12, 46_000, 0.8), KVM_EXIT_IO: (0.95, 21_000, 0.5)},
+        hypercalls={KICK_CPU: Mix(90, 1_900, 0.4), SCHED_YIELD: Mix(35, 2_600, 0.6)},
+        requests={REQ_EVENT: 0.22, REQ_TLB_FLUSH: 0.08, REQ_TLB_FLUSH_CURRENT: 0.05,
+                  REQ_CLOCK_UPDATE: 0.003, REQ_UNBLOCK: 0.04},
+        period=53.0,
+    ),
+    Profile(  # an idle desktop/utility VM: mostly HLT with long sleeps, timer ticks
+        names=("win11-desktop", "jump-host", "monitoring"),
+        vcpus=(2, 1, 2),
+        reasons={
+            HLT: Mix(620, 2_400_000, 1.1),
+            EXTERNAL_INTERRUPT: Mix(430, 1_600, 0.5),
+            MSR_WRITE: Mix(610, 1_050, 0.3),
+            APIC_WRITE: Mix(160, 1_400, 0.35),
+            EPT_MISCONFIG: Mix(45, 6_200, 0.6),
+            CR_ACCESS: Mix(30, 900, 0.3),
+            IO_INSTRUCTION: Mix(25, 14_000, 0.8),
+        },
+        userspace={KVM_EXIT_IO: (1.0, 31_000, 0.7), KVM_EXIT_MMIO: (0.2, 52_000, 0.8)},
+        hypercalls={},
+        requests={REQ_EVENT: 0.41, REQ_CLOCK_UPDATE: 0.02, REQ_UNBLOCK: 0.12},
+        period=71.0,
+    ),
+    Profile(  # an overcommitted build box: spinning vCPUs (PAUSE), PV spinlock kicks, yields
+        names=("ci-runner", "build-farm", "gitlab-worker"),
+        vcpus=(8, 8, 4),
+        reasons={
+            PAUSE_INSTRUCTION: Mix(5200, 700, 0.35, bursty=True),
+            EXTERNAL_INTERRUPT: Mix(3900, 1_450, 0.5),
+            EPT_VIOLATION: Mix(2600, 3_100, 1.0, bursty=True),
+            MSR_WRITE: Mix(2900, 1_100, 0.35),
+            HLT: Mix(900, 95_000, 1.4),
+            VMCALL: Mix(420, 2_300, 0.5),
+            PREEMPTION_TIMER: Mix(800, 950, 0.4),
+            CPUID: Mix(220, 880, 0.25),
+            EPT_MISCONFIG: Mix(300, 5_100, 0.6),
+        },
+        userspace={KVM_EXIT_MMIO: (0.04, 40_000, 0.7)},
+        hypercalls={KICK_CPU: Mix(310, 1_700, 0.45), SCHED_YIELD: Mix(120, 3_100, 0.6),
+                    SEND_IPI: Mix(90, 2_400, 0.5)},
+        requests={REQ_EVENT: 0.28, REQ_TLB_FLUSH: 0.11, REQ_TLB_FLUSH_CURRENT: 0.07,
+                  REQ_UNBLOCK: 0.06, REQ_STEAL_UPDATE: 0.01},
+        period=29.0,
+    ),
+    Profile(  # a Kubernetes node: timers, IPIs, a bit of everything
+        names=("k8s-node", "kube-worker", "etcd"),
+        vcpus=(4, 6, 2),
+        reasons={
+            MSR_WRITE: Mix(3300, 1_120, 0.35),
+            EXTERNAL_INTERRUPT: Mix(2700, 1_500, 0.5),
+            HLT: Mix(2100, 260_000, 1.3),
+            PREEMPTION_TIMER: Mix(1200, 920, 0.4),
+            EPT_VIOLATION: Mix(700, 3_800, 0.9),
+            EPT_MISCONFIG: Mix(500, 5_300, 0.6),
+            INTERRUPT_WINDOW: Mix(180, 800, 0.3),
+            MSR_READ: Mix(90, 1_000, 0.3),
+            RDTSCP: Mix(40, 700, 0.2),
+        },
+        userspace={KVM_EXIT_MMIO: (0.06, 36_000, 0.7)},
+        hypercalls={SEND_IPI: Mix(380, 2_100, 0.5), KICK_CPU: Mix(60, 1_900, 0.4)},
+        requests={REQ_EVENT: 0.3, REQ_TLB_FLUSH: 0.05, REQ_CLOCK_UPDATE: 0.006, REQ_NMI: 0.001,
+                  REQ_PMU: 0.002, REQ_UNBLOCK: 0.07},
+        period=43.0,
+    ),
+    Profile(  # a cache: small, hot, interrupt driven
+        names=("redis-cache", "memcached", "haproxy"),
+        vcpus=(2, 4, 2),
+        reasons={
+            EXTERNAL_INTERRUPT: Mix(4300, 1_350, 0.45, bursty=True),
+            MSR_WRITE: Mix(2500, 1_080, 0.3),
+            HLT: Mix(3100, 60_000, 1.2),
+            EPT_MISCONFIG: Mix(1300, 4_700, 0.55),
+            EOI_INDUCED: Mix(350, 1_250, 0.3),
+            IO_INSTRUCTION: Mix(20, 9_500, 0.6),
+        },
+        userspace={KVM_EXIT_IO: (1.0, 19_000, 0.5), KVM_EXIT_MMIO: (0.03, 34_000, 0.6)},
+        hypercalls={SEND_IPI: Mix(150, 2_000, 0.45)},
+        requests={REQ_EVENT: 0.37, REQ_CLOCK_UPDATE: 0.002, REQ_UNBLOCK: 0.09},
+        period=23.0,
+    ),
+)
+
+# Which exit reason feeds each userspace exit (an IO exit goes out as KVM_EXIT_IO...).
+_USERSPACE_FROM = {KVM_EXIT_IO: IO_INSTRUCTION, KVM_EXIT_MMIO: EPT_MISCONFIG, KVM_EXIT_X86_WRMSR: MSR_WRITE}
+
+
+# --------------------------------------------------------------------------- latency shapes
+
+
+def _phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@lru_cache(maxsize=None)
+def _shape(median_ns: float, sigma: float) -> tuple[tuple[int, float], ...]:
+    """(bucket, probability) of a log-normal over the histogram's buckets."""
+    mu = math.log(median_ns)
+    out = []
+    for i in range(histogram.NBUCKETS):
+        lo, hi = histogram.bucket_bounds(i)
+        if lo == 0:
+            continue
+        p = _phi((math.log(hi) - mu) / sigma) - _phi((math.log(lo) - mu) / sigma)
+        if p > 2e-6:
+            out.append((i, p))
+    total = sum(p for _, p in out)
+    return tuple((i, p / total) for i, p in out)
+
+
+def _quantize(n: int) -> int:
+    """Round to 2 significant digits (3 above 1,000), so latency shapes are shared."""
+    if n < 100:
+        return n
+    step = 10 ** (int(math.log10(n)) - (2 if n >= 1000 else 1))
+    return int(round(n / step) * step)
+
+
+@lru_cache(maxsize=200_000)
+def _latency(median_ns: float, sigma: float, n: int) -> Latency:
+    """A Latency of ``n`` events spread like the log-normal (deterministic rounding)."""
+    if n <= 0:
+        return Latency()
+    shape = _shape(median_ns, sigma)
+    counts = [[i, int(n * p), n * p - int(n * p)] for i, p in shape]
+    rest = n - sum(c[1] for c in counts)
+    for c in sorted(counts, key=lambda c: -c[2])[:rest]:
+        c[1] += 1
+    buckets = tuple((i, c) for i, c, _ in counts if c > 0)
+    total = 0
+    for i, c in buckets:
+        total += histogram.bucket_mid(i) * c
+    lo = histogram.bucket_bounds(buckets[0][0])[0]
+    hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
+    return Latency(count=n, sum=total, min=lo, max=hi, buckets=buckets)
+
+
+def _stat(mix_median: float, sigma: float, n: int) -> Stat:
+    n = _quantize(n)
+    return Stat(n, _latency(mix_median, sigma, n))
+
+
+# --------------------------------------------------------------------------- the source
+
+
+@dataclass(frozen=True)
+class _Vm:
+    index: int
+    profile: Profile
+    identity: VmIdentity
+    weight: float  # scales every rate of the VM
+    phase: float
+    vcpu_weight: tuple[float, ...]
+    born: int  # seq of its first interval
+
+
+class DemoSource:
+    """Synthetic KVM guests. ``vms`` guests of up to ``max_vcpus`` vCPUs each.
+
+    ``exits=False`` imitates a host where kvm_exit never fires (only userspace exits are
+    measured). ``churn`` > 0 replaces the last guest with a new one every ``churn`` intervals.
+    ``scale`` multiplies every rate; ``vcpus`` gives every guest that many vCPUs.
+    """
+
+    name = "demo"
+    paced = True
+
+    def __init__(self, seed: int = 0, vms: int = 6, *, max_vcpus: int = 8, interval_s: float = 1.0,
+                 exits: bool = True, churn: int = 0, scale: float = 1.0, vcpus: int | None = None,
+                 kernel: str = "6.18.0-demo"):
+        self.seed = seed
+        self.vm_count = max(0, vms)
+        self.max_vcpus = max(1, min(8, max_vcpus))
+        self.interval_s = interval_s
+        self.exits = exits
+        self.churn = churn
+        self.scale = scale
+        self.vcpus = vcpus  # every guest gets this many vCPUs (the benchmark's 1,000 x 8)
+        self.kernel = kernel
+        self.seq = 0
+        self._lock = threading.Lock()
+        self._vms = [self._make_vm(i, 0) for i in range(self.vm_count)]
+
+    # ------------------------------------------------------------------ Source protocol
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        """Counts are per interval already; the Feed's builder forgets the history."""
+
+    def next_interval(self) -> Interval:
+        with self._lock:
+            self.seq += 1
+            seq = self.seq
+            if self.churn and self._vms and seq % self.churn == 0:
+                self._vms[-1] = self._make_vm(self.vm_count - 1, seq // self.churn)
+            vms = list(self._vms)
+        rng = random.Random(self.seed * 1_000_003 + seq)
+        threads = []
+        for vm in vms:
+            threads.extend(self._threads(vm, seq, rng))
+        status = CollectorStatus(
+            poll_ms=round(0.35 + 0.00009 * len(threads) + rng.random() * 0.2, 2),
+            features={} if self.exits else {"exits": False, "requests": False, "hypercalls": False},
+            notes=() if self.exits else (NOTE_NO_EXITS,),
+        )
+        return Interval(
+            time=EPOCH + seq * self.interval_s,
+            interval_s=self.interval_s,
+            threads=tuple(threads),
+            vms={vm.identity.pid: vm.identity for vm in vms},
+            status=status,
+            kernel=self.kernel,
+        )
+
+    # ------------------------------------------------------------------ generation
+    def _make_vm(self, index: int, generation: int) -> _Vm:
+        r = random.Random((self.seed + 1) * 7919 + index * 104_729 + generation * 15_485_863)
+        profile = PROFILES[index % len(PROFILES)]
+        base = profile.names[(index // len(PROFILES)) % len(profile.names)]
+        number = index // (len(PROFILES) * len(profile.names)) + 1 + generation
+        name = f"{base}-{number:02d}"
+        nvcpu = self.vcpus or min(self.max_vcpus, profile.vcpus[(index // len(PROFILES)) % len(profile.vcpus)])
+        pid = 2100 + index * 97 + generation * 50_000 + r.randrange(0, 40)
+        tids = [pid + 12 + k for k in range(nvcpu)]
+        identity = VmIdentity(
+            pid=pid,
+            name=name,
+            start_time=360_000 + index * 1_250 + generation * 100_000,
+            vcpu_index={t: k for k, t in enumerate(tids)},
+            comms={t: f"CPU {k}/KVM" for k, t in enumerate(tids)},
+        )
+        weights = tuple(round((1.6 if k == 0 else 1.0) * r.uniform(0.45, 1.3), 3) for k in range(nvcpu))
+        return _Vm(index, profile, identity, r.uniform(0.4, 1.5), r.uniform(0, 2 * math.pi), weights,
+                   generation)
+
+    def _threads(self, vm: _Vm, seq: int, rng: random.Random) -> list[ThreadInterval]:
+        p = vm.profile
+        wave = 1.0 + 0.45 * math.sin(2 * math.pi * seq / p.period + vm.phase)
+        burst = round(1.8 + rng.random(), 1) if rng.random() < 0.06 else 1.0
+        out = []
+        pid = vm.identity.pid
+        for tid, index in vm.identity.vcpu_index.items():
+            level = self.scale * vm.weight * vm.vcpu_weight[index] * wave * rng.uniform(0.9, 1.1)
+            reasons, userspace, hypercalls, requests = _maps(
+                vm.index % len(PROFILES), _level(level), burst, self.interval_s, self.exits)
+            out.append(ThreadInterval(pid=pid, tid=tid, vcpu_id=index, reasons=reasons,
+                                      userspace=userspace, hypercalls=hypercalls, requests=requests))
+        return out
+
+
+def _level(x: float) -> float:
+    """Quantize a rate multiplier to 3% log steps, so a vCPU's maps can be shared."""
+    if x <= 0.01:
+        return 0.0
+    return round(math.exp(round(math.log(x) / 0.03) * 0.03), 4)
+
+
+@lru_cache(maxsize=50_000)
+def _maps(profile: int, level: float, burst: float, dt: float, exits: bool):
+    """The (reasons, userspace, hypercalls, requests) maps of one vCPU at one activity level.
+
+    The maps are shared between threads and intervals: nothing mutates them.
+    """
+    p = PROFILES[profile]
+    scale = level * dt
+    counts = {}
+    for code, mix in p.reasons.items():
+        n = int(mix.rate * scale * (burst if mix.bursty else 1.0))
+        if n > 0:
+            counts[code] = n
+    userspace = {}
+    for code, (share, median, sigma) in p.userspace.items():
+        n = int(counts.get(_USERSPACE_FROM[code], 0) * share)
+        if n > 0:
+            userspace[code] = _stat(median, sigma, n)
+    reasons, hypercalls, requests = {}, {}, {}
+    if exits:
+        for code, n in counts.items():
+            mix = p.reasons[code]
+            reasons[(ISA_VMX, code)] = _stat(mix.median_ns, mix.sigma, n)
+        total = sum(s.count for s in reasons.values())
+        for bit, share in p.requests.items():
+            n = int(total * share)
+            if n > 0:
+                requests[bit] = n
+        for nr, mix in p.hypercalls.items():
+            n = int(mix.rate * scale)
+            if n > 0:
+                hypercalls[nr] = _stat(mix.median_ns, mix.sigma, n)
+    return reasons, userspace, hypercalls, requests
+
+
+# --------------------------------------------------------------------------- a hand-driven feed
+
+
+class SteppedFeed:
+    """A Feed over a paced source that advances only when told (tests, screenshots, benchmarks).
+
+    The first ``next_snapshot`` returns at once, after ``warmup`` intervals of history;
+    later calls block until ``step()`` (one more interval each), ``reset()`` or ``stop()``.
+    Same surface as ``kvmtop.feed.Feed`` for a live source.
+    """
+
+    def __new__(cls, source, warmup: int = 60, interval_s: float = 1.0, history_len: int = 120):
+        from ..feed import Feed
+
+        class _Stepped(Feed):
+            def __init__(self) -> None:
+                super().__init__(source, interval_s=interval_s, history_len=history_len)
+                self._pending = max(1, warmup)
+                self._cv = threading.Condition()
+
+            def step(self, n: int = 1) -> None:
+                with self._cv:
+                    self._pending += n
+                    self._cv.notify_all()
+
+            def reset(self) -> None:
+                super().reset()
+                self.step(1)
+
+            def stop(self) -> None:
+                super().stop()
+                with self._cv:
+                    self._cv.notify_all()
+
+            def next_snapshot(self):
+                with self._cv:
+                    while not self.stopped and self._pending <= 0:
+                        self._cv.wait()
+                    if self.stopped:
+                        return None
+                    n, self._pending = self._pending, 0
+                self._apply_reset()
+                snap = None
+                for _ in range(n):
+                    snap = self.builder.build(self.source.next_interval())
+                return snap
+
+        return _Stepped()
+
+
+def demo_feed(seed: int = 0, vms: int = 6, warmup: int = 60, **kwargs):
+    """A SteppedFeed over a DemoSource: one snapshot with ``warmup`` intervals of history."""
+    return SteppedFeed(DemoSource(seed=seed, vms=vms, **kwargs), warmup=warmup)
