@@ -58,12 +58,13 @@ MAX_TEXT = 300  # characters of a bad line kept
 _CACHE_LIMIT = 4096
 
 # The common layout: [task [(tgid)]] [cpu] [flags] ts: event: payload. Group 1 is the
-# task with its tgid column, parsed once per distinct string (see _task).
+# task with its tgid column, parsed once per distinct string (see _task). The event may
+# also be followed by "(" (ftrace's syscall events) or a space (function tracer, "->").
 _LINE = re.compile(
-    r"(.*?)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]+)(?::\s*|\()(.*)"
+    r"(.*?)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)"
 )
 # No task, no cpu: the author stripped them (ts: event: payload).
-_BARE = re.compile(r"\s*(\d+)(?:\.(\d+))?:\s+([\w:]+)(?::\s*|\()(.*)")
+_BARE = re.compile(r"\s*(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)")
 # Looks like the start of a trace line: a damaged one of these is a bad line, not prose.
 _LOOKS = re.compile(
     r"[^\[]*\[\d{1,5}\](?:\s+(?:[^\s\d]\S{3,4}(?:\s+\d|\s*$)|\d)|\s*$)|\s*\d+\.\d+:(?:\s|$)"
