@@ -1,0 +1,35 @@
+"""Messages the feed worker posts to the app (thread-safe via post_message)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from ..filtering import ReasonFilter
+from ..model import Snapshot
+
+
+class SnapshotReady(Message):
+    """A new snapshot; a newer one replaces an older one still in the queue."""
+
+    def __init__(self, raw: Snapshot, shown: Snapshot, reason_filter: ReasonFilter | None,
+                 cells: dict) -> None:
+        super().__init__()
+        self.raw = raw
+        self.shown = shown  # ``raw`` with ``reason_filter`` applied (and its figures warmed)
+        self.reason_filter = reason_filter
+        self.cells = cells  # the VM table's cells of ``shown``, keyed by row
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady)
+
+
+class FeedFailed(Message):
+    """The source failed: the app ends with this one line."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+
+class FeedEnded(Message):
+    """The source has no more intervals (a stream ended); the last snapshot stays."""

@@ -1,0 +1,1 @@
+"""Screens: main (VM table), guest (a VM or one vCPU), filter picker, sort picker, help."""

@@ -1,0 +1,163 @@
+"""The main screen: header meters and one row per guest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
+
+from ...model import Snapshot
+from ...safe_text import printable
+from ..widgets.meters import Meters
+from ..widgets.vm_table import COLUMNS, ASCENDING, VmTable, vm_key
+from .sort import SortScreen
+
+COLUMN_KEYS = [c.key for c in COLUMNS]
+SORT = Binding.Group("Sort", compact=True)
+
+
+class MainScreen(Screen):
+    AUTO_FOCUS = "#vms"
+    BINDINGS = [
+        Binding("less_than_sign", "sort_step(-1)", "Sort column left", key_display="<", group=SORT),
+        Binding("greater_than_sign", "sort_step(1)", "Sort column right", key_display=">", group=SORT),
+        Binding("f6", "sort_pick", "Sort by"),
+        Binding("I", "sort_invert", "Invert", key_display="I"),
+        Binding("slash", "find", "Find", key_display="/"),
+        Binding("escape", "close_find", "Close find", show=False),
+    ]
+
+    sort_column: var[str] = var("exits")
+    sort_reverse: var[bool] = var(False)
+
+    def compose(self) -> ComposeResult:
+        yield Meters(id="meters")
+        yield Input(placeholder="find a VM by name (Enter: next match, Esc: close)", id="find")
+        yield VmTable(id="vms")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._show_snapshot, init=True)
+        self._publish_sort()
+
+    @property
+    def table(self) -> VmTable:
+        return self.query_one("#vms", VmTable)
+
+    def _show_snapshot(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        if not snapshot.collector.has("exits") and self.sort_column in ("exits", "top", "share", "p50", "p99", "max"):
+            self.sort_column = "user"  # nothing to sort exits by on this host
+        cells = getattr(self.app, "vm_cells", None)
+        if cells is None or any(vm_key(v) not in cells for v in snapshot.vms):
+            cells = None
+        self.table.show(snapshot, self.sort_column, self.sort_reverse, cells)
+
+    def _publish_sort(self) -> None:
+        col = next(c for c in COLUMNS if c.key == self.sort_column)
+        descending = (col.key not in ASCENDING) != self.sort_reverse
+        self.app.sort_label = f"{col.label} {'▼' if descending else '▲'}"  # type: ignore[attr-defined]
+
+    def _resort(self) -> None:
+        self._publish_sort()
+        snapshot = self.app.snapshot  # type: ignore[attr-defined]
+        if snapshot is not None:
+            self._show_snapshot(snapshot)
+
+    def watch_sort_column(self) -> None:
+        if self.is_mounted:
+            self._resort()
+
+    def watch_sort_reverse(self) -> None:
+        if self.is_mounted:
+            self._resort()
+
+    # ------------------------------------------------------------------ sorting
+    def action_sort_step(self, step: int) -> None:
+        i = COLUMN_KEYS.index(self.sort_column)
+        self.sort_reverse = False
+        self.sort_column = COLUMN_KEYS[(i + step) % len(COLUMN_KEYS)]
+
+    def action_sort_invert(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+
+    def action_sort_pick(self) -> None:
+        def done(column: str | None) -> None:
+            if column:
+                self.sort_by(column)
+
+        self.app.push_screen(SortScreen(self.sort_column), done)
+
+    def sort_by(self, column: str) -> None:
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_reverse = False
+            self.sort_column = column
+
+    @on(DataTable.HeaderSelected, "#vms")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+    # ------------------------------------------------------------------ drill down
+    @on(DataTable.RowSelected, "#vms")
+    def _open_guest(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        from .guest import GuestScreen
+
+        key = event.row_key.value
+        if key is not None:
+            self.app.push_screen(GuestScreen(key))
+
+    def action_open(self) -> None:
+        self.table.action_select_cursor()
+
+    # ------------------------------------------------------------------ find
+    def action_find(self) -> None:
+        box = self.query_one("#find", Input)
+        box.add_class("-visible")
+        box.focus()
+
+    def action_close_find(self) -> None:
+        box = self.query_one("#find", Input)
+        if box.has_class("-visible"):
+            box.remove_class("-visible")
+            self.table.focus()
+
+    def _find(self, text: str, after_cursor: bool) -> bool:
+        needle = text.strip().lower()
+        snapshot = self.app.snapshot  # type: ignore[attr-defined]
+        if not needle or snapshot is None:
+            return False
+        names = {vm_key(v): printable(v.name).lower() for v in snapshot.vms}
+        order = self.table.order
+        start = self.table.cursor_row + 1 if after_cursor else 0
+        for i in list(range(start, len(order))) + list(range(0, start)):
+            if needle in names.get(order[i], ""):
+                self.table.move_cursor(row=i, animate=False, scroll=True)
+                return True
+        return False
+
+    @on(Input.Changed, "#find")
+    def _find_changed(self, event: Input.Changed) -> None:
+        self._find(event.value, after_cursor=False)
+
+    @on(Input.Submitted, "#find")
+    def _find_next(self, event: Input.Submitted) -> None:
+        if not self._find(event.value, after_cursor=True):
+            self.notify(f"no VM matches {printable(event.value)!r}", severity="warning", markup=False)
+
+    # ------------------------------------------------------------------ palette
+    def commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Sort by…", "Choose the column to sort guests by", self.action_sort_pick)
+        yield SystemCommand("Invert sort order", "Flip the sort direction", self.action_sort_invert)
+        yield SystemCommand("Find a VM", "Jump to a guest by name", self.action_find)
+        yield SystemCommand("Open guest", "Show the selected guest's vCPUs, reasons and charts",
+                            lambda: self.table.action_select_cursor())

@@ -1,0 +1,1 @@
+"""Widgets of the dashboard: tables, meters, charts and panels."""

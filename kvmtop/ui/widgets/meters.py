@@ -1,0 +1,170 @@
+"""The htop-like header: host figures, a 2-minute sparkline, state, collector cost, notices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Static
+
+from ...model import Snapshot
+from .. import format as fmt
+
+SPARK_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Replay:
+    position: int
+    length: int
+    speed: float
+    paused: bool
+
+
+@dataclass(frozen=True, eq=False)
+class HeaderState:
+    """Everything the header shows; the app replaces it whenever any part changes."""
+
+    snapshot: Snapshot | None = None
+    filter_text: str = ""
+    paused: bool = False
+    interval_s: float = 1.0
+    source: str = ""
+    replay: Replay | None = None
+    sort_label: str = ""
+
+
+def _kv(text: Text, label: str, value: str, style: str = "bold") -> Text:
+    text.append(label, style="cyan")
+    text.append(" ")
+    text.append(value, style=style)
+    text.append("   ")
+    return text
+
+
+def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
+    """(line 1 right part, line 2, line 3, notice) — pure, for tests and the widget."""
+    snap = state.snapshot
+    host = snap.host if snap else None
+    status = snap.collector if snap else None
+    exits_ok = status.has("exits") if status else True
+
+    right = Text(no_wrap=True)
+    if host is not None and exits_ok:
+        lat = host.latency
+        _kv(right, "p50", fmt.duration(lat.p50) if lat.count else "—")
+        _kv(right, "p99", fmt.duration(lat.p99) if lat.count else "—", "bold yellow")
+        _kv(right, "max", fmt.duration(lat.max) if lat.count else "—")
+    elif host is not None:
+        _kv(right, "exit latency", fmt.NA, "dim")
+
+    line2 = Text(no_wrap=True, overflow="ellipsis")
+    if host is not None:
+        if status.has("userspace"):
+            _kv(line2, "Userspace", f"{fmt.rate(host.userspace_per_s)}/s", "bold magenta")
+            ul = host.userspace_latency
+            _kv(line2, "round trip p99", fmt.duration(ul.p99) if ul.count else "—")
+        else:
+            _kv(line2, "Userspace", fmt.NA, "dim")
+        _kv(line2, "Hypercalls", f"{fmt.rate(host.hypercalls_per_s)}/s" if status.has("hypercalls") else fmt.NA,
+            "bold" if status.has("hypercalls") else "dim")
+        _kv(line2, "VMs", str(host.vm_count))
+        _kv(line2, "vCPUs", str(host.vcpu_count))
+    else:
+        line2.append("waiting for the first interval…", style="dim italic")
+
+    line3 = Text(no_wrap=True, overflow="ellipsis")
+    _kv(line3, "Interval", fmt.interval(state.interval_s))
+    if state.replay is not None:
+        r = state.replay
+        _kv(line3, "Replay", f"{r.position}/{r.length} ×{r.speed:g}" + (" ⏸" if r.paused else " ▶"),
+            "bold reverse yellow" if r.paused else "bold green")
+    if state.paused:
+        line3.append(" PAUSED ", style="bold reverse yellow")
+        line3.append("   ")
+    else:
+        line3.append("● ", style="green")
+        line3.append(state.source or "live", style="green")
+        line3.append("   ")
+    if state.filter_text:
+        _kv(line3, "Filter", state.filter_text, "bold reverse magenta")
+    else:
+        _kv(line3, "Filter", "none", "dim")
+    if state.sort_label:
+        _kv(line3, "Sort", state.sort_label)
+    if status is not None:
+        _kv(line3, "Collector", f"{status.poll_ms:.1f} ms", "")
+        for label, n in (("drops", status.drops), ("unmatched exits", status.unmatched_exits),
+                         ("unmatched entries", status.unmatched_entries)):
+            if n:
+                _kv(line3, label, fmt.count(n), "bold red")
+    notice = None
+    if status is not None and status.notes:
+        notice = Text(" ⚠ " + "  ·  ".join(status.notes), no_wrap=True, overflow="ellipsis")
+    return right, line2, line3, notice
+
+
+class SparkText(Widget):
+    """A one-line sparkline as block characters, as wide as the widget (newest right)."""
+
+    DEFAULT_CSS = "SparkText { height: 1; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.values: list[float] = []
+
+    def set_values(self, values: list[float]) -> None:
+        self.values = values
+        self.refresh()
+
+    def render(self) -> Text:
+        width = self.size.width
+        return Text(fmt.spark(self.values, width, relative=False), style="green", no_wrap=True)
+
+
+class Meters(Vertical):
+    """Header meters; watches the app's ``header`` var."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="meter-top"):
+            yield Static(id="meter-rate")
+            yield SparkText(id="meter-spark")
+            yield Static(id="meter-lat")
+        yield Static(id="meter-line2")
+        yield Static(id="meter-line3")
+        yield Static(id="meter-notice")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "header", self.show, init=True)
+
+    def show(self, state: HeaderState | None) -> None:
+        if state is None:
+            return
+        snap = state.snapshot
+        exits_ok = snap.collector.has("exits") if snap else True
+        rate = Text(no_wrap=True)
+        if snap is None:
+            rate.append("Exits ", style="cyan").append("—", style="dim")
+            values: list[float] = []
+        elif exits_ok:
+            rate.append("Exits ", style="cyan").append(f"{fmt.rate(snap.host.exits_per_s)}/s", style="bold")
+            values = list(snap.host.history)
+        else:
+            rate.append("Exits ", style="cyan").append(fmt.NA, style="dim")
+            rate.append("  User ", style="cyan").append(f"{fmt.rate(snap.host.userspace_per_s)}/s",
+                                                        style="bold magenta")
+            values = list(snap.host.userspace_history)
+        keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
+        self.query_one("#meter-rate", Static).update(rate)
+        self.query_one("#meter-spark", SparkText).set_values(values[-keep:])
+        right, line2, line3, notice = summary_lines(state)
+        self.query_one("#meter-lat", Static).update(right)
+        self.query_one("#meter-line2", Static).update(line2)
+        self.query_one("#meter-line3", Static).update(line3)
+        box = self.query_one("#meter-notice", Static)
+        box.display = notice is not None
+        if notice is not None:
+            box.update(notice)

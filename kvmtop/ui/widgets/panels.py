@@ -1,0 +1,95 @@
+"""Small read-only panels of the guest screen: request bits, hypercalls, userspace exits.
+
+Each renders a Rich table from a Breakdown; with nothing to show it says why (no events
+this interval, or the collector note saying the tracepoint has no source).
+"""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ...model import Breakdown, CollectorStatus
+from .. import format as fmt
+
+
+def _table(*columns: tuple[str, str]) -> Table:
+    t = Table(box=None, pad_edge=False, expand=True, show_edge=False, padding=(0, 1),
+              header_style="bold")
+    for name, justify in columns:
+        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    return t
+
+
+def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
+    """Why a panel is empty: the collector's note when the feature has no source."""
+    if not status.has(feature):
+        note = next((n for n in status.notes), f"{feature}: no source on this host")
+        return Text(note, style="italic yellow")
+    return Text(f"no {what} this interval", style="dim italic")
+
+
+class Panel(Static):
+    """A bordered panel that re-renders from a Breakdown."""
+
+    DEFAULT_CLASSES = "panel"
+    TITLE = ""
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+
+    def show(self, b: Breakdown, status: CollectorStatus) -> None:
+        self.update(self.render_breakdown(b, status))
+
+    def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
+        raise NotImplementedError
+
+
+class RequestsPanel(Panel):
+    """vcpu->requests bits pending at exit: how often each bit was set."""
+
+    TITLE = "Requests pending at exit"
+    BAR = 8
+
+    def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
+        if not b.requests:
+            return why_empty(status, "requests", "request bits set at exit")
+        t = _table(("BIT", "right"), ("NAME", "left"), ("EXITS", "right"), ("SHARE", "right"), ("", "left"))
+        top = max(r.share for r in b.requests) or 1.0
+        for r in b.requests[:12]:
+            t.add_row(str(r.bit), Text(r.name, style="cyan"), fmt.count(r.count), fmt.share(r.share),
+                      Text(fmt.bar(r.share / top, self.BAR), style="blue"))
+        return t
+
+
+class HypercallPanel(Panel):
+    TITLE = "Hypercalls"
+
+    def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
+        if not b.hypercalls:
+            return why_empty(status, "hypercalls", "kvm_hypercall events")
+        t = _table(("NR", "right"), ("NAME", "left"), ("COUNT", "right"), ("RATE/s", "right"), ("P99", "right"))
+        for h in b.hypercalls[:8]:
+            name = h.name.removeprefix("KVM_HC_")
+            t.add_row(str(h.code), Text(name, style="cyan"), fmt.count(h.count), fmt.rate(h.per_s),
+                      fmt.duration(h.latency.p99) if h.latency.count else "—")
+        return t
+
+
+class UserspacePanel(Panel):
+    """KVM_EXIT_* exits to the VMM and their round trip (KVM_RUN return → next KVM_RUN)."""
+
+    TITLE = "Userspace exits (round trip)"
+
+    def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
+        if not b.userspace_exits:
+            return why_empty(status, "userspace", "kvm_userspace_exit events")
+        t = _table(("KVM_EXIT_", "left"), ("COUNT", "right"), ("RATE/s", "right"), ("P50", "right"), ("P99", "right"))
+        for u in b.userspace_exits[:8]:
+            lat = u.latency
+            t.add_row(Text(u.name.removeprefix("KVM_EXIT_"), style="magenta"), fmt.count(u.count),
+                      fmt.rate(u.per_s), fmt.duration(lat.p50) if lat.count else "—",
+                      Text(fmt.duration(lat.p99), style="yellow") if lat.count else "—")
+        return t

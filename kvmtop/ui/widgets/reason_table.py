@@ -1,0 +1,48 @@
+"""The guest screen's per-exit-reason table: counts, rate, share and latency percentiles."""
+
+from __future__ import annotations
+
+from ...model import Breakdown, ReasonStat
+from .. import format as fmt
+from .diff_table import Cells, Col, DiffTable, KeyedText
+from .vm_table import _r
+
+COLUMNS: tuple[Col, ...] = (
+    Col("reason", "EXIT REASON", 18, "left"),
+    Col("count", "COUNT", 8),
+    Col("rate", "RATE/s", 7),
+    Col("share", "SHARE", 5),
+    Col("p50", "P50", 6),
+    Col("p90", "P90", 6),
+    Col("p99", "P99", 6),
+    Col("p999", "P99.9", 6),
+    Col("max", "MAX", 6),
+)
+
+
+def reason_key(r: ReasonStat) -> str:
+    return f"{r.isa}:{r.code}"
+
+
+def reason_cells(r: ReasonStat, total: int) -> Cells:
+    lat = r.latency
+    d = fmt.duration
+    return (
+        KeyedText(r.name, reason_key(r), style="cyan"),
+        _r(fmt.count(r.count)),
+        _r(fmt.rate(r.per_s), "bold"),
+        _r(fmt.share(r.count / total if total else 0.0)),
+        _r(d(lat.p50)),
+        _r(d(lat.p90)),
+        _r(d(lat.p99), "yellow"),
+        _r(d(lat.p999)),
+        _r(d(lat.max)),
+    )
+
+
+class ReasonTable(DiffTable):
+    COLUMNS = COLUMNS
+
+    def show(self, b: Breakdown) -> None:
+        total = b.exits
+        self.sync([(reason_key(r), reason_cells(r, total)) for r in b.reasons])

@@ -1,0 +1,139 @@
+"""The main screen's table: one row per guest, sortable by any column."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.binding import Binding
+
+from ...model import CollectorStatus, Snapshot, VmStat
+from ...safe_text import safe_name
+from .. import format as fmt
+from .diff_table import Cells, Col, DiffTable, KeyedText
+
+TREND_WIDTH = 16
+
+COLUMNS: tuple[Col, ...] = (
+    Col("name", "NAME", 20, "left", "guest name (from the VMM's command line)"),
+    Col("pid", "PID", 7),
+    Col("vcpus", "vCPU", 4),
+    Col("exits", "EXITS/s", 8),
+    Col("top", "TOP REASON", 18, "left"),
+    Col("share", "%", 4),
+    Col("p50", "P50", 7),
+    Col("p99", "P99", 7),
+    Col("max", "MAX", 7),
+    Col("user", "USER/s", 7),
+    Col("hcall", "HCALL/s", 7),
+    Col("trend", "TREND", TREND_WIDTH, "left"),
+)
+
+# Which collector feature each column needs.
+NEEDS = {"exits": "exits", "top": "exits", "share": "exits", "p50": "exits", "p99": "exits",
+         "max": "exits", "user": "userspace", "hcall": "hypercalls"}
+
+SortKey = Callable[[VmStat], object]
+
+SORTS: dict[str, SortKey] = {
+    "name": lambda v: v.name.lower(),
+    "pid": lambda v: v.pid,
+    "vcpus": lambda v: len(v.vcpus),
+    "exits": lambda v: v.exits_per_s,
+    "top": lambda v: v.top_reason.name if v.top_reason else "",
+    "share": lambda v: v.top_reason_share,
+    "p50": lambda v: v.latency.p50,
+    "p99": lambda v: v.latency.p99,
+    "max": lambda v: v.latency.max,
+    "user": lambda v: v.userspace_per_s,
+    "hcall": lambda v: v.hypercalls_per_s,
+    "trend": lambda v: sum(v.history[-10:]),
+}
+# Text columns sort ascending by default, numbers descending (biggest first, as in htop).
+ASCENDING = {"name", "pid", "top"}
+
+NA = Text(fmt.NA, style="dim", justify="right")
+
+
+def vm_key(vm: VmStat) -> str:
+    return f"{vm.pid}:{vm.start_time}"
+
+
+def _r(text: str, style: str = "") -> Text:
+    return Text(text, style=style, justify="right", no_wrap=True)
+
+
+def _l(text: str, style: str = "") -> Text:
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
+    """One row, as Text (never markup: the name is untrusted)."""
+    key = vm_key(vm)
+    name = KeyedText(safe_name(vm.name, 40), key, style="bold")
+    exits_ok = status.has("exits")
+    if exits_ok:
+        lat = vm.latency
+        top = vm.top_reason
+        exit_cells = (
+            _r(fmt.rate(vm.exits_per_s), "bold"),
+            _l(top.name if top else "—", "cyan" if top else "dim"),
+            _r(fmt.share(vm.top_reason_share) if top else "", ""),
+            _r(fmt.duration(lat.p50) if lat.count else "—", "" if lat.count else "dim"),
+            _r(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
+            _r(fmt.duration(lat.max) if lat.count else "—", "" if lat.count else "dim"),
+        )
+        trend = vm.history
+    else:
+        exit_cells = (NA, _l(fmt.NA, "dim"), NA, NA, NA, NA)
+        trend = vm.userspace_history
+    user = _r(fmt.rate(vm.userspace_per_s), "magenta") if status.has("userspace") else NA
+    hcall = _r(fmt.rate(vm.hypercalls_per_s)) if status.has("hypercalls") else NA
+    return (
+        name,
+        _r(str(vm.pid), "dim"),
+        _r(str(len(vm.vcpus))),
+        *exit_cells,
+        user,
+        hcall,
+        _l(fmt.spark(trend, TREND_WIDTH), "green"),
+    )
+
+
+def all_cells(snapshot: Snapshot) -> dict[str, Cells]:
+    """Cells of every row (pure; the feed worker calls this off the UI thread)."""
+    return {vm_key(vm): vm_cells(vm, snapshot.collector) for vm in snapshot.vms}
+
+
+def sorted_vms(snapshot: Snapshot, column: str, reverse: bool) -> list[VmStat]:
+    """Rows in display order: ``reverse`` flips the column's natural direction."""
+    key = SORTS.get(column, SORTS["exits"])
+    descending = (column not in ASCENDING) != reverse
+    return sorted(snapshot.vms, key=lambda v: (key(v), -v.pid if descending else v.pid), reverse=descending)
+
+
+def labels(column: str, reverse: bool, status: CollectorStatus) -> dict[str, str]:
+    """Column labels with the sort mark and ``n/a`` marks for columns without a source."""
+    out = {}
+    for col in COLUMNS:
+        label = col.label
+        if col.key == "trend" and not status.has("exits"):
+            label = "TREND user/s"
+        descending = (col.key not in ASCENDING) != reverse
+        if col.key == column:
+            label = label + ("▼" if descending else "▲")
+        out[col.key] = label
+    return out
+
+
+class VmTable(DiffTable):
+    COLUMNS = COLUMNS
+    BINDINGS = [Binding("enter", "select_cursor", "Open")]
+
+    def show(self, snapshot: Snapshot, column: str, reverse: bool,
+             cells: dict[str, Cells] | None = None) -> None:
+        if cells is None:
+            cells = all_cells(snapshot)
+        order = sorted_vms(snapshot, column, reverse)
+        self.sync([(vm_key(vm), cells[vm_key(vm)]) for vm in order])
+        self.set_labels(labels(column, reverse, snapshot.collector))

@@ -1,0 +1,484 @@
+"""Pilot tests of the dashboard on the demo source (no root, no KVM)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from rich.text import Text
+
+from kvmtop.feed import Feed
+from kvmtop.filtering import ReasonFilter
+from kvmtop.model import Interval, ThreadInterval, VmIdentity
+from kvmtop.sources.base import SourceError
+from kvmtop.sources.demo import DemoSource, SteppedFeed, demo_feed
+from kvmtop.ui import format as fmt
+from kvmtop.ui.app import make_app
+from kvmtop.ui.screens.filter import FilterScreen
+from kvmtop.ui.screens.guest import GuestScreen
+from kvmtop.ui.screens.help import HelpScreen
+from kvmtop.ui.screens.main import MainScreen
+from kvmtop.ui.widgets.meters import Meters, summary_lines
+from kvmtop.ui.widgets.reason_table import ReasonTable
+from kvmtop.ui.widgets.vcpu_table import VcpuTable
+from kvmtop.ui.widgets.vm_table import VmTable, vm_key
+
+SIZE = (140, 42)
+
+
+async def wait_for(pilot, cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await pilot.pause(0.02)
+
+
+async def first_snapshot(pilot) -> None:
+    await wait_for(pilot, lambda: pilot.app.snapshot is not None)
+    await pilot.pause()
+
+
+def rows(app) -> list[list[str]]:
+    table = app.screen.query_one(VmTable)
+    return [[c.plain for c in table.get_row(key)] for key in table.order]
+
+
+def column(app, name: str) -> list[str]:
+    keys = [c.key for c in VmTable.COLUMNS]
+    return [r[keys.index(name)] for r in rows(app)]
+
+
+def header_text(app) -> str:
+    right, line2, line3, notice = summary_lines(app.header)
+    return " ".join(t.plain for t in (right, line2, line3, notice) if t is not None)
+
+
+# --------------------------------------------------------------------------- main screen
+
+
+async def test_main_screen_lists_every_guest_sorted_by_exits():
+    app = make_app(demo_feed(vms=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert isinstance(app.screen, MainScreen)
+        snap = app.snapshot
+        names = column(app, "name")
+        expected = [vm.name for vm in sorted(snap.vms, key=lambda v: -v.exits_per_s)]
+        assert names == expected
+        first = snap.vm(int(app.screen.query_one(VmTable).order[0].split(":")[0]))
+        assert column(app, "exits")[0] == fmt.rate(first.exits_per_s)
+        assert "VMs 6" in header_text(app)
+        assert "EXITS/s ▼" in header_text(app)
+
+
+async def test_sort_by_two_columns_changes_the_order():
+    app = make_app(demo_feed(vms=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        snap = app.snapshot
+        by_exits = column(app, "name")
+
+        # F6 picker -> NAME (first option): ascending names
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "SortScreen")
+        await pilot.press("home", "enter")
+        await pilot.pause()
+        by_name = column(app, "name")
+        assert by_name == sorted(by_name, key=str.lower) and by_name != by_exits
+        assert "NAME ▲" in header_text(app)
+
+        # I inverts
+        await pilot.press("I")
+        await pilot.pause()
+        assert column(app, "name") == list(reversed(by_name))
+
+        # > moves to the next column (PID), clicking the P99 header sorts by p99
+        await pilot.press("greater_than_sign")
+        await pilot.pause()
+        pids = [int(p) for p in column(app, "pid")]
+        assert pids == sorted(pids)
+        table = app.screen.query_one(VmTable)
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:7]) + 2
+        await pilot.click(VmTable, offset=(x, 0))
+        await pilot.pause()
+        order = [vm.name for vm in sorted(snap.vms, key=lambda v: (-v.latency.p99, v.pid))]
+        assert column(app, "name") == order != by_name
+        assert "P99 ▼" in header_text(app)
+
+
+async def test_cursor_stays_on_the_same_vm_when_rows_resort():
+    app = make_app(demo_feed(vms=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        await pilot.press("down", "down")
+        key = table.cursor_key
+        assert table.cursor_row == 2
+        await pilot.press("I")  # inverted: the VM moves to another row
+        await pilot.pause()
+        assert table.cursor_key == key and table.cursor_row == len(table.order) - 3
+
+
+async def test_rows_of_exited_vms_disappear():
+    feed = SteppedFeed(DemoSource(vms=4, churn=3), warmup=2)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        before = set(app.screen.query_one(VmTable).order)
+        feed.step()
+        await wait_for(pilot, lambda: app.snapshot.seq == 3)
+        await pilot.pause()
+        after = set(app.screen.query_one(VmTable).order)
+        assert len(after) == 4 and len(before - after) == 1
+        assert after == {vm_key(v) for v in app.snapshot.vms}
+
+
+async def test_find_moves_the_cursor_to_a_vm():
+    app = make_app(demo_feed(vms=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("slash", *"redis")
+        await pilot.pause()
+        table = app.screen.query_one(VmTable)
+        assert table.get_row(table.cursor_key)[0].plain.startswith("redis")
+        await pilot.press("escape")
+        assert app.focused is table
+
+
+# --------------------------------------------------------------------------- guest screen
+
+
+async def test_drill_into_guest_and_vcpu_and_back():
+    app = make_app(demo_feed(vms=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        key = table.cursor_key
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        guest = app.screen
+        assert guest.vm_key == key and guest.tid is None
+        vm = next(v for v in app.snapshot.vms if vm_key(v) == key)
+        reasons = guest.query_one(ReasonTable)
+        assert reasons.row_count == len(vm.reasons)
+        vcpus = guest.query_one(VcpuTable)
+        assert vcpus.row_count == len(vm.vcpus)
+
+        await pilot.press("tab")
+        assert app.focused is vcpus
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen) and app.screen.tid is not None)
+        scoped = app.screen
+        assert scoped.tid == vm.vcpus[1].tid
+        assert not scoped.query(VcpuTable)
+        assert scoped.query_one(ReasonTable).row_count == len(vm.vcpus[1].reasons)
+
+        await pilot.press("escape")
+        assert app.screen is guest
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_reason_highlight_drives_the_latency_chart():
+    app = make_app(demo_feed(vms=3))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        await pilot.pause()
+        guest = app.screen
+        from kvmtop.ui.widgets.charts import LatencyChart
+
+        chart = guest.query_one(LatencyChart)
+        vm = next(v for v in app.snapshot.vms if vm_key(v) == guest.vm_key)
+        assert vm.reasons[0].name in str(chart.border_title)
+        await pilot.press("down")
+        await pilot.pause()
+        assert vm.reasons[1].name in str(chart.border_title)
+
+
+# --------------------------------------------------------------------------- filter
+
+
+async def test_filter_applies_to_tables_and_header_and_clears():
+    app = make_app(demo_feed(vms=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        total = app.snapshot.host.exits_per_s
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilterScreen))
+        await pilot.press(*"hlt")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.pause()
+        assert app.reason_filter == ReasonFilter.of(["HLT"])
+        assert set(column(app, "top")) == {"HLT"}
+        assert {r.name for r in app.snapshot.host.reasons} == {"HLT"}
+        assert app.snapshot.host.exits_per_s < total
+        assert "Filter HLT" in header_text(app)
+        assert f"Exits {fmt.rate(app.snapshot.host.exits_per_s)}/s" in _rate_line(app)
+
+        # the filter follows into the guest screen
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        await pilot.pause()
+        assert app.screen.query_one(ReasonTable).row_count == 1
+        await pilot.press("escape", "c")
+        await pilot.pause()
+        assert app.reason_filter is None
+        assert len(set(column(app, "top"))) > 1
+        assert "Filter none" in header_text(app)
+        assert app.snapshot.host.exits_per_s == total
+
+
+def _rate_line(app) -> str:
+    return str(app.screen.query_one(Meters).query_one("#meter-rate").render())
+
+
+async def test_filter_picker_exclude_several():
+    app = make_app(demo_feed(vms=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilterScreen))
+        picker = app.screen
+        await pilot.press(*"ept")
+        await pilot.pause()
+        assert picker.visible("ept") == ["EPT_MISCONFIG", "EPT_VIOLATION"]
+        await pilot.press("down", "space", "down", "space", "ctrl+x", "ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.pause()
+        assert app.reason_filter == ReasonFilter.of(["EPT_MISCONFIG", "EPT_VIOLATION"], exclude=True)
+        names = {r.name for r in app.snapshot.host.reasons}
+        assert "EPT_VIOLATION" not in names and "EPT_MISCONFIG" not in names and "HLT" in names
+        assert "not EPT_MISCONFIG,EPT_VIOLATION" in header_text(app)
+
+
+async def test_filter_from_the_command_line():
+    app = make_app(demo_feed(vms=6), reason_filter=ReasonFilter.parse("MSR_WRITE"))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert set(column(app, "top")) == {"MSR_WRITE"}
+        assert "Filter MSR_WRITE" in header_text(app)
+
+
+# --------------------------------------------------------------------------- pause, reset, interval
+
+
+async def test_pause_freezes_display_and_reset_restarts_counts():
+    feed = Feed(DemoSource(vms=3), interval_s=0.1)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.seq >= 3)
+        await pilot.press("space")
+        frozen = app.snapshot
+        cells = rows(app)
+        await asyncio.sleep(0.5)
+        await pilot.pause()
+        assert app.snapshot is frozen and rows(app) == cells
+        assert app.raw.seq > frozen.seq  # collection went on
+        assert "PAUSED" in header_text(app)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.snapshot.seq > frozen.seq)
+        assert "PAUSED" not in header_text(app)
+
+        seq = app.snapshot.seq
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.snapshot.seq < seq)
+        assert len(app.snapshot.host.history) < seq
+
+
+async def test_interval_keys_change_the_feed():
+    feed = demo_feed(vms=2)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("plus")
+        assert feed.interval_s == 2.0
+        await pilot.press("minus", "minus")
+        assert feed.interval_s == 0.5
+        assert "Interval 0.5s" in header_text(app)
+
+
+async def test_help_and_quit_stops_the_feed():
+    feed = demo_feed(vms=2)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("q")
+        await pilot.pause()
+    assert feed.stopped
+    assert app.return_code == 0
+
+
+async def test_command_palette_lists_actions():
+    app = make_app(demo_feed(vms=2))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Pause / resume", "Filter by exit reason", "Clear filter", "Reset counters",
+                "Longer interval", "Shorter interval", "Sort by…", "Find a VM", "Keys", "Quit"} <= titles
+
+
+# --------------------------------------------------------------------------- no kvm_exit, names, errors
+
+
+async def test_without_kvm_exit_columns_say_na_and_a_notice_shows():
+    app = make_app(demo_feed(vms=4, exits=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert set(column(app, "exits")) == {"n/a"}
+        assert set(column(app, "p99")) == {"n/a"}
+        users = column(app, "user")
+        assert all(u not in ("n/a", "0") for u in users)
+        notice = app.screen.query_one("#meter-notice")
+        assert notice.display and "kvm_exit never fired" in str(notice.render())
+        assert "TREND user/s" in app.screen.query_one(VmTable).columns["trend"].label.plain
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        await pilot.pause()
+        reasons = app.screen.query_one(ReasonTable)
+        assert reasons.row_count == 0 and "kvm_exit" in str(reasons.border_subtitle)
+        hyper = app.screen.query_one("#hypercalls")
+        assert "kvm_exit never fired" in str(hyper.render())
+
+
+class NamedSource:
+    """One VM with a hostile name."""
+
+    name = "test"
+    paced = True
+
+    def __init__(self, vm_name: str):
+        self.vm_name = vm_name
+        self.seq = 0
+
+    def open(self): ...
+    def close(self): ...
+    def reset(self): ...
+
+    def next_interval(self):
+        self.seq += 1
+        from kvmtop.model import Latency, Stat
+
+        st = Stat(10, Latency.from_values([1000] * 10))
+        return Interval(time=1000.0 + self.seq, interval_s=1.0,
+                        threads=(ThreadInterval(pid=42, tid=43, reasons={(1, 12): st}, userspace={2: st}),),
+                        vms={42: VmIdentity(pid=42, name=self.vm_name, vcpu_index={43: 0},
+                                            comms={43: "CPU 0/KVM"})})
+
+
+@pytest.mark.parametrize("name,shown", [
+    ("[b]x[/b]", "[b]x[/b]"),
+    ("[red]evil[/red]\x1b[2J", "[red]evil[/red]\\x1b[2J"),
+    ("bell\x07tab\tnl\n", "bell\\x07tab\\x09nl\\x0a"),
+])
+async def test_untrusted_names_are_shown_literally(name, shown):
+    app = make_app(SteppedFeed(NamedSource(name), warmup=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert column(app, "name") == [shown]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        await pilot.pause()
+        title = app.screen.query_one("#guest-title").render()
+        assert shown in (title.plain if isinstance(title, Text) else str(title))
+
+
+async def test_long_names_are_truncated():
+    app = make_app(SteppedFeed(NamedSource("x" * 500), warmup=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        (name,) = column(app, "name")
+        assert len(name) <= 40 and name.endswith("…")
+
+
+class FailingSource(NamedSource):
+    def next_interval(self):
+        if self.seq >= 1:
+            raise SourceError("kvm_exit tracepoint vanished [detached]")
+        return super().next_interval()
+
+
+async def test_source_error_ends_the_app_with_one_line():
+    feed = Feed(FailingSource("vm"), interval_s=0.1)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.error is not None)
+        await pilot.pause()
+    assert app.return_code == 1
+    assert app.error == "kvm_exit tracepoint vanished [detached]"
+    assert feed.stopped
+
+
+class CrashingSource(NamedSource):
+    def next_interval(self):
+        raise RuntimeError("boom\nsecond line")
+
+
+async def test_unexpected_error_is_one_line_too():
+    app = make_app(Feed(CrashingSource("vm"), interval_s=0.1))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.error is not None)
+    assert app.return_code == 1 and app.error == "RuntimeError: boom"
+
+
+# --------------------------------------------------------------------------- replay
+
+
+class Recorded:
+    name = "recording"
+    paced = False
+
+    def __init__(self, n: int):
+        src = DemoSource(vms=3)
+        self.intervals = [src.next_interval() for _ in range(n)]
+
+    def open(self): ...
+    def close(self): ...
+    def reset(self): ...
+
+    def next_interval(self):
+        return None
+
+
+async def test_replay_keys_step_seek_and_speed():
+    feed = Feed(Recorded(30), speed=1000.0)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.seq == 30)
+        await pilot.pause()
+        assert "Replay 30/30" in header_text(app)
+        await pilot.press("space")  # pause advancing
+        assert feed.paused and "⏸" in header_text(app)
+        await pilot.press("left_square_bracket")
+        await wait_for(pilot, lambda: app.snapshot.seq == 20)
+        await pilot.press("full_stop")
+        await wait_for(pilot, lambda: app.snapshot.seq == 21)
+        await pilot.press("comma")
+        await wait_for(pilot, lambda: app.snapshot.seq == 20)
+        await pilot.press("home")
+        await wait_for(pilot, lambda: feed.position == 1)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: feed.position == 30)
+        await pilot.press("left_curly_bracket")
+        assert feed.speed == 64.0
+        await pilot.press("right_curly_bracket")
+        assert feed.speed == 64.0 * 1  # 1000 was off the ladder: down to 64, back up to 64 max
+
+
+async def test_replay_keys_are_inactive_for_live_feeds():
+    feed = demo_feed(vms=2)
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert app.check_action("step", ()) is False
+        await pilot.press("full_stop", "right_square_bracket")
+        assert "Replay" not in header_text(app)
