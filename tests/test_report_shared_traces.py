@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -228,7 +229,15 @@ def test_gzip_capture_imports_and_a_recording_is_refused(tmp_path, capsys):
     import gzip
 
     gz = tmp_path / "trace.txt.gz"
-    gz.write_bytes(gzip.compress(open(LKML, "rb").read()))
+    gz.write_bytes(gzip.compress(Path(LKML).read_bytes()))
+    assert report_json(str(gz))["events"] == 25
+    # a gzip stream cut short imports as far as it goes and says so
+    data = gz.read_bytes()
+    gz.write_bytes(data[: len(data) // 2])
+    d = report_json(str(gz))
+    assert 0 < d["events"] < 25 and "stops early" in d["read_error"]
+    # gzip magic on something else: read as it is
+    gz.write_bytes(b"\x1f\x8b not gzip\n" + Path(LKML).read_bytes())
     assert report_json(str(gz))["events"] == 25
     from kvmtop.offline.recording import RecordingWriter
 

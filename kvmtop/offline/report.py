@@ -20,7 +20,8 @@ any content imports; a gzip-compressed capture is read through gzip.
 is the fraction of the exits that carried a ``requests`` field. ``vcpu`` is the index of a
 ``CPU N/KVM`` comm, else the ``vcpu N`` of kvm_exit/kvm_entry, else null. Extensions (added,
 never renamed): ``lines``, ``joined_lines``, ``bad_line_count`` (``bad_lines`` keeps the
-first 100), ``lost_events``, ``unmatched_userspace_exits``, ``pio``, ``mmio``; per reason
+first 100), ``lost_events``, ``read_error`` (a gzip stream cut short, else null),
+``unmatched_userspace_exits``, ``pio``, ``mmio``; per reason
 ``spellings`` when the capture spells one reason several ways; per thread ``pid`` (tgid,
 when the capture shows it), ``vcpu_id`` and ``latency_ns``.
 """
@@ -31,6 +32,7 @@ import gzip
 import io
 import json
 import sys
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -58,29 +60,72 @@ class TraceImport:
     windows: list[tuple[int, Aggregates]] = field(default_factory=list)  # (index, agg), in file order
     tids: set[int] = field(default_factory=set)  # threads that had at least one event
     source: str = ""
+    read_error: str | None = None  # why reading stopped before the end of the file
 
 
-def open_text(path: str) -> IO[str]:
-    """A capture as text lines (bytes decoded as UTF-8 with errors="replace"; gzip undone).
+class _TolerantGzip(io.RawIOBase):
+    """A gzip stream that ends, instead of raising, where the compressed data is damaged
+    or cut short; ``problem`` then says why."""
 
-    Raises OSError when unreadable, NotATrace for a kvmtop recording.
+    def __init__(self, raw: IO[bytes], owns_raw: bool = True):
+        super().__init__()
+        self._raw = raw if owns_raw else None
+        self._gz = gzip.GzipFile(fileobj=raw)
+        self.problem: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gz.close()
+            if self._raw is not None:
+                self._raw.close()
+        super().close()
+
+    def readinto(self, b) -> int:
+        if self.problem is not None:
+            return 0
+        try:
+            data = self._gz.read1(len(b))
+        except (EOFError, OSError, zlib.error) as exc:
+            self.problem = f"the compressed data stops early: {exc or type(exc).__name__}"
+            return 0
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def open_text(path: str) -> tuple[IO[str], _TolerantGzip | None]:
+    """A capture as text lines (bytes decoded as UTF-8 with errors="replace"; gzip undone,
+    as far as it goes), and the gzip reader when there is one (its ``problem``).
+
+    Raises OSError when unreadable, NotATrace for a kvmtop recording. A file that starts
+    like gzip but is not is read as it is.
     """
     raw = open(path, "rb")  # noqa: SIM115 - handed to the caller
     try:
-        head = raw.read(2)
-        raw.seek(0)
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if head == GZIP_MAGIC else raw
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace")  # type: ignore[arg-type]
-        first = text.readline()
-        if first.startswith(RECORDING_PREFIX):
+        head = bytearray(64)
+        gz: _TolerantGzip | None = None
+        if raw.read(2) == GZIP_MAGIC:
+            raw.seek(0)
+            probe = _TolerantGzip(raw, owns_raw=False)
+            n = probe.readinto(head)
+            if n or probe.problem is None:
+                gz = probe  # replaced by a fresh reader below
+        else:
+            raw.seek(0)
+            n = raw.readinto(head)
+        if bytes(head[:n]).startswith(RECORDING_PREFIX.encode()):
             raise NotATrace(f"{path} is a kvmtop recording (open it with kvmtop replay)")
-        text.seek(0)
-        return text
-    except (OSError, EOFError, ValueError) as exc:
+        raw.seek(0)
+        if gz is not None:
+            gz = _TolerantGzip(raw)
+        stream = io.BufferedReader(gz) if gz is not None else raw
+        return io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), gz  # type: ignore[arg-type]
+    except BaseException:
         raw.close()
-        if isinstance(exc, OSError):
-            raise
-        raise OSError(str(exc)) from exc
+        raise
 
 
 def import_lines(lines: Iterable[str], window_s: float | None = None, source: str = "") -> TraceImport:
@@ -100,12 +145,14 @@ def import_lines(lines: Iterable[str], window_s: float | None = None, source: st
 
 
 def import_file(path: str, window_s: float | None = None) -> TraceImport:
-    """Import a capture file, streaming. Raises OSError (NotATrace) when it cannot."""
-    with open_text(path) as f:
-        try:
-            return import_lines(f, window_s, source=path)
-        except EOFError as exc:  # a truncated gzip stream
-            raise OSError(f"{path}: {exc}") from exc
+    """Import a capture file, streaming. Raises OSError (NotATrace) when it cannot be
+    opened; damage inside (bad lines, a cut gzip stream) is reported, never raised."""
+    text, gz = open_text(path)
+    with text:
+        imp = import_lines(text, window_s, source=path)
+    if gz is not None:
+        imp.read_error = gz.problem
+    return imp
 
 
 # --------------------------------------------------------------------------- JSON
@@ -194,6 +241,7 @@ def report_to_dict(imp: TraceImport) -> dict[str, Any]:
         "joined_lines": p.joined,
         "bad_line_count": p.bad_count,
         "lost_events": p.lost_events,
+        "read_error": imp.read_error,
         "unmatched_userspace_exits": agg.unmatched_userspace,
         "pio": [{"port": port, "dir": d, "name": f"{port:#x}:P{d}", "count": acc[0],
                  "latency_ns": acc_latency(acc).to_json()}
@@ -291,6 +339,8 @@ def format_report(imp: TraceImport, data: dict[str, Any] | None = None) -> str:
                f"(not KVM trace events), {d['joined_lines']} joined (wrapped events), "
                f"{d['bad_line_count']} bad.")
     out.append(summary)
+    if d["read_error"]:
+        out.append(f"Reading stopped early: {printable(d['read_error'])}.")
     if d["lost_events"]:
         out.append(f"The capture says {d['lost_events']} events were lost.")
     if d["bad_lines"]:

@@ -116,6 +116,8 @@ def _status(imp: TraceImport, path: str, window_s: float) -> tuple[dict[str, boo
         notes.append("the capture has no kvm_userspace_exit events")
     if p.bad_count:
         notes.append(f"{p.bad_count} bad lines were left out (see kvmtop report)")
+    if imp.read_error:
+        notes.append(f"reading stopped early: {imp.read_error}")
     return features, tuple(notes)
 
 

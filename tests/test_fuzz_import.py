@@ -1,0 +1,69 @@
+"""Property-based: the importer never raises, whatever the text or bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kvmtop.offline.report import format_report, import_file, import_lines, report_main, report_to_dict
+from kvmtop.sources.trace import build_intervals
+
+# Fragments of real lines, so the fuzzer reaches deep into the parser as well as the prose path.
+FRAGMENTS = [
+    " qemu-system-x86-8397    [002] d....  1404.389366: ", "<...>-35787 [038] ....  2825.959082: ",
+    "CPU 0/KVM-1234 (  1200) [001] d..1 ", " 220.696238: ", "    [001]   770.850287: ", "qemu 12/34 [000] ",
+    "10:31:07.123456 ", "kvm_exit: ", "kvm:kvm_exit: ", "kvm_entry: ", "kvm_userspace_exit: ",
+    "kvm_hypercall: ", "kvm_pio: ", "kvm_mmio: ", "sys_ioctl(", "sys_enter: ", "vcpu 1 ", "reason ",
+    "EXIT_MSR", "npf", "GP excp", "HLT", "0x4c", "FAILED_VMENTRY", " rip 0x4015c2", " info 0 0",
+    " info1 0x0000000000000000 info2 0x0000000000000000", " intr_info 0x00000000 error_code 0x00000000",
+    " requests 0x0000000000000a01", "vcpu 0, rip 0x1", "KVM_EXIT_IO (2)", "restart (4)", "error (-14)",
+    "nr 0x5 a0 0x0", "pio_read at 0xc13e size 2 count 1", "mmio read len 4 gpa 0xfee000b0 val 0x0",
+    "fd: c, cmd: ae80, arg: 0)", "NR 16 (c, ae80, 0)", "CPU:2 [LOST 17 EVENTS]", "#", ">", "\n", "\r\n",
+    "\r", "\t", " ", "[", "]", "(", ")", ":", "-", ".", "0", "99999999999999999999", "\x00", "\ufffd", "é",
+]
+
+line_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=30).map("".join)
+capture = st.lists(line_text, max_size=25).map("\n".join)
+
+
+def check(imp) -> None:
+    d = report_to_dict(imp)
+    json.dumps(d)
+    format_report(imp, d)
+    assert d["lines"] == d["events"] + d["skipped_lines"] + d["bad_line_count"] + d["joined_lines"]
+    assert d["bad_line_count"] >= len(d["bad_lines"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(capture)
+def test_importer_never_raises_on_text(text):
+    check(import_lines(io.StringIO(text)))
+    imp = import_lines(io.StringIO(text), window_s=0.001)
+    check(imp)
+    build_intervals(imp, 0.001)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000))
+def test_importer_never_raises_on_bytes(tmp_path_factory, data):
+    path = os.path.join(tmp_path_factory.mktemp("fuzz"), "capture.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    check(import_file(path))
+    out = io.StringIO()
+    assert report_main(path, True, out) == 0
+    json.loads(out.getvalue())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=40).map("".join).map(str.encode))
+def test_importer_never_raises_on_gzip_lookalikes(tmp_path_factory, data):
+    # gzip magic followed by junk: unreadable, but an OSError (exit 1), never a traceback
+    path = os.path.join(tmp_path_factory.mktemp("fuzz"), "capture.gz")
+    with open(path, "wb") as f:
+        f.write(b"\x1f\x8b" + data)
+    assert report_main(path, False, io.StringIO()) in (0, 1)
