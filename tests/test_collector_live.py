@@ -12,14 +12,11 @@ import pytest
 from kvmtop import histogram
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX
-from kvmtop.collector import NOTE_NO_EXITS, LiveSource
+from kvmtop.collector import NOTE_NO_EXITS, LiveSource, build_threads
 from kvmtop.model import Interval
 from kvmtop.sources import Source, SourceError
 
-pytestmark = [pytest.mark.bpf, pytest.mark.kvm]
-
-if os.geteuid() != 0:
-    pytest.skip("the live source needs root", allow_module_level=True)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live source needs root")
 
 KVM_EXIT_IO, KVM_EXIT_HLT, KVM_EXIT_MMIO = 2, 5, 6
 CODES = {"KVM_EXIT_IO": KVM_EXIT_IO, "KVM_EXIT_MMIO": KVM_EXIT_MMIO, "KVM_EXIT_HLT": KVM_EXIT_HLT}
@@ -45,6 +42,9 @@ def threads_of(iv: Interval, pid: int):
     return {t.tid: t for t in iv.threads if t.pid == pid}
 
 
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
 def test_guest_userspace_exits_counted_exactly(live, kvm_guest):
     src = live()
     src.next_interval()  # start clean
@@ -82,6 +82,8 @@ def test_guest_userspace_exits_counted_exactly(live, kvm_guest):
     assert st.poll_ms > 0
 
 
+@pytest.mark.bpf
+@needs_root
 def test_interval_fields(live):
     src = live()
     assert isinstance(src, Source) and src.name == "live" and src.paced
@@ -94,6 +96,9 @@ def test_interval_fields(live):
     assert set(iv.status.features) == {"exits", "requests", "hypercalls", "userspace"}
 
 
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
 def test_vm_that_exits_mid_run_disappears_cleanly(live, kvm_guest):
     src = live()
     g = kvm_guest("kvmtop-leaving", pio=1, loop=True)
@@ -110,6 +115,9 @@ def test_vm_that_exits_mid_run_disappears_cleanly(live, kvm_guest):
     assert not threads_of(iv, g.pid)
 
 
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
 def test_idle_vm_is_listed(live, kvm_guest):
     g = kvm_guest("kvmtop-idle")  # VM and vCPU created, never run
     src = live()
@@ -118,6 +126,9 @@ def test_idle_vm_is_listed(live, kvm_guest):
     assert not threads_of(iv, g.pid)
 
 
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
 def test_pid_filter(live, kvm_guest):
     a = kvm_guest("kvmtop-a", pio=4)
     b = kvm_guest("kvmtop-b", pio=6)
@@ -131,6 +142,9 @@ def test_pid_filter(live, kvm_guest):
     assert threads_of(iv, a.pid)[a.tid].userspace[KVM_EXIT_IO].count == 5
 
 
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
 def test_reset_forgets_counts(live, kvm_guest):
     src = live()
     g = kvm_guest("kvmtop-reset", pio=3)
@@ -141,6 +155,9 @@ def test_reset_forgets_counts(live, kvm_guest):
     assert not threads_of(iv, g.pid)
 
 
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
 def test_full_stats_map_reports_drops(live, kvm_guest):
     g = kvm_guest("kvmtop-drops", pio=2, mmio=2, hlt=2)
     src = live(pid=g.pid, max_keys=1)
@@ -154,6 +171,8 @@ def test_full_stats_map_reports_drops(live, kvm_guest):
     assert iv.status.drops == 0  # deltas, not totals
 
 
+@pytest.mark.bpf
+@needs_root
 def test_map_rows_become_thread_intervals(live):
     """Every kind of row, written into the maps from here, comes back grouped per thread."""
     pid, tid = os.getpid(), threading.get_native_id()
@@ -203,6 +222,8 @@ def test_map_rows_become_thread_intervals(live):
     assert not threads_of(src.next_interval(), pid)
 
 
+@pytest.mark.bpf
+@needs_root
 def test_close_twice_and_use_after_close():
     src = LiveSource(max_keys=64)
     with pytest.raises(SourceError):
@@ -212,3 +233,62 @@ def test_close_twice_and_use_after_close():
     src.close()
     with pytest.raises(SourceError):
         src.next_interval()
+
+
+# --------------------------------------------------------------------------- pure grouping (no root)
+
+
+def _rows(dtype, rows):
+    a = np.zeros(len(rows), dtype)
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            a[i][name] = value
+    return a
+
+
+def test_build_threads_groups_rows_per_thread():
+    sk = _rows(maps.STAT_KEY, [
+        {"pid": 1, "tid": 11, "kind": KIND_VMX, "code": 30},
+        {"pid": 1, "tid": 12, "kind": KIND_VMX, "code": 30},
+        {"pid": 1, "tid": 11, "kind": KIND_USERSPACE, "code": 2},
+        {"pid": 2, "tid": 21, "kind": 2, "code": 0x7B},
+    ])
+    sv = _rows(maps.STAT_VAL, [
+        {"count": 4, "sum_ns": 700, "min_ns": 100, "max_ns": 400},
+        {"count": 1, "sum_ns": 0, "min_ns": 2**64 - 1, "max_ns": 0},  # counted, not paired yet
+        {"count": 2, "sum_ns": 30, "min_ns": 10, "max_ns": 20},
+        {"count": 1, "sum_ns": 5000, "min_ns": 5000, "max_ns": 5000},
+    ])
+    b = histogram.bucket_index
+    hist = [(1, 11, KIND_VMX, 30, b(100), 1), (1, 11, KIND_VMX, 30, b(200), 2), (1, 11, KIND_VMX, 30, b(400), 1),
+            (1, 11, KIND_USERSPACE, 2, b(10), 1), (1, 11, KIND_USERSPACE, 2, b(20), 1),
+            (2, 21, 2, 0x7B, b(5000), 1),
+            (1, 12, KIND_HYPERCALL, 5, b(3000), 2)]  # its stats value was dropped
+    hk = _rows(maps.HIST_KEY, [dict(zip(("pid", "tid", "kind", "code", "bucket"), h[:5])) for h in reversed(hist)])
+    hv = np.array([h[5] for h in reversed(hist)], maps.COUNT)
+    rk = _rows(maps.REQ_KEY, [{"pid": 2, "tid": 21, "bit": 3}, {"pid": 3, "tid": 31, "bit": 40}])
+    rv = np.array([5, 1], maps.COUNT)
+
+    threads = build_threads(sk, sv, hk, hv, rk, rv)
+    assert set(threads) == {(1, 11), (1, 12), (2, 21), (3, 31)}
+    t11 = threads[(1, 11)]
+    lat = t11.reasons[(KIND_VMX, 30)].latency
+    assert t11.reasons[(KIND_VMX, 30)].count == 4
+    assert (lat.count, lat.sum, lat.min, lat.max) == (4, 700, 100, 400)
+    assert lat.buckets == tuple(sorted({b(100): 1, b(200): 2, b(400): 1}.items()))
+    assert t11.userspace[2].latency.buckets == ((b(10), 1), (b(20), 1))
+    t12 = threads[(1, 12)]
+    assert t12.reasons[(KIND_VMX, 30)].count == 1 and t12.reasons[(KIND_VMX, 30)].latency.count == 0
+    dropped = t12.hypercalls[5]
+    assert dropped.count == 0 and dropped.latency.count == 2
+    lo, hi = histogram.bucket_bounds(b(3000))
+    assert lo <= dropped.latency.min <= dropped.latency.max < hi
+    assert threads[(2, 21)].reasons[(2, 0x7B)].latency.p50 == 5000
+    assert threads[(2, 21)].requests == {3: 5}
+    assert threads[(3, 31)].requests == {40: 1} and not threads[(3, 31)].reasons
+
+
+def test_build_threads_empty():
+    empty = build_threads(np.zeros(0, maps.STAT_KEY), np.zeros(0, maps.STAT_VAL), np.zeros(0, maps.HIST_KEY),
+                          np.zeros(0, maps.COUNT), np.zeros(0, maps.REQ_KEY), np.zeros(0, maps.COUNT))
+    assert empty == {}
