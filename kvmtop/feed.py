@@ -36,6 +36,7 @@ class Feed:
         self.intervals: list[Interval] | None = list(getattr(source, "intervals", None) or []) or None
         self.position = 0  # index of the next recorded interval
         self.paused = False
+        self.hold_at_end = False  # a dashboard keeps a finished replay open (to seek back)
         self._steps = 0
         self._seek_to: int | None = None
 
@@ -134,8 +135,9 @@ class Feed:
             if seek is not None:
                 return self._rebuild_at(seek)
             if self.position >= len(self.intervals):
-                if self._steps:
-                    self._steps = 0
+                if not self.hold_at_end:
+                    return None
+                self._steps = 0
                 self._wake.wait()
                 self._wake.clear()
                 continue

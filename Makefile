@@ -1,0 +1,27 @@
+# kvmtop: `sudo make run` and `sudo make test` do all set-up on a fresh Debian/Ubuntu machine.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.kvmtop-setup
+
+.PHONY: setup run test bench screenshots clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/kvmtop $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+screenshots: setup
+	$(PY) scripts/screenshots.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

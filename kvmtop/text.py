@@ -1,0 +1,89 @@
+"""Plain-text front end: ``--once`` and ``--batch`` tables (like ``kvm_stat -1`` / ``top -b``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from . import units
+from .model import Breakdown, Latency, Snapshot, VmStat
+from .safe_text import safe_name
+
+LAT_HEAD = f"{'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8}"
+
+
+def _lat(lat: Latency, available: bool = True) -> str:
+    if not available or not lat.count:
+        return " ".join(f"{'—':>8}" for _ in range(5))
+    return " ".join(f"{units.ns(v):>8}" for v in (lat.p50, lat.p90, lat.p99, lat.p999, lat.max))
+
+
+def _table(title: str, header: str, rows: Sequence[str]) -> list[str]:
+    return [f"  {title:<28}{header}", *(f"  {r}" for r in rows)] if rows else []
+
+
+def render_breakdown(b: Breakdown, exits_ok: bool) -> list[str]:
+    lines: list[str] = []
+    exits = b.exits
+    lines += _table(
+        "Exit reason", f"{'count':>9} {'/s':>8} {'share':>6} {LAT_HEAD}",
+        [f"{safe_name(r.name, 27):<28}{r.count:>9} {units.rate(r.per_s):>8} "
+         f"{units.share(r.count / exits if exits else 0):>6} {_lat(r.latency)}" for r in b.reasons],
+    )
+    lines += _table(
+        "Userspace exit (round trip)", f"{'count':>9} {'/s':>8} {'':>6} {LAT_HEAD}",
+        [f"{u.name:<28}{u.count:>9} {units.rate(u.per_s):>8} {'':>6} {_lat(u.latency)}" for u in b.userspace_exits],
+    )
+    lines += _table(
+        "Hypercall", f"{'count':>9} {'/s':>8} {'':>6} {LAT_HEAD}",
+        [f"{h.name:<28}{h.count:>9} {units.rate(h.per_s):>8} {'':>6} {_lat(h.latency)}" for h in b.hypercalls],
+    )
+    lines += _table(
+        "Request bit at exit", f"{'exits':>9} {'share':>8}",
+        [f"{f'{r.bit:>2} {r.name}':<28}{r.count:>9} {units.share(r.share):>8}" for r in b.requests],
+    )
+    return lines
+
+
+def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
+    exits = f"{units.rate(vm.exits_per_s)} exits/s" if exits_ok else "exits n/a"
+    lines = [
+        f"VM {safe_name(vm.name)} (pid {vm.pid})  {len(vm.vcpus)} vCPUs  {exits}  "
+        f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {units.rate(vm.hypercalls_per_s)}/s"
+    ]
+    lines += render_breakdown(vm, exits_ok)
+    if vm.vcpus:
+        lines.append(f"  {'vCPU':<6}{'tid':>8} {'vcpu_id':>8} {'exits/s':>9} {'usr/s':>8}  top reason")
+        for v in vm.vcpus:
+            top = v.top_reason
+            lines.append(
+                f"  {v.index if v.index is not None else '?':<6}{v.tid:>8} "
+                f"{v.vcpu_id if v.vcpu_id is not None else '—':>8} "
+                f"{units.rate(v.exits_per_s) if exits_ok else 'n/a':>9} {units.rate(v.userspace_per_s):>8}  "
+                f"{safe_name(top.name, 30) + f' {units.share(v.top_reason_share)}' if top else '—'}"
+            )
+    return lines
+
+
+def render(snap: Snapshot) -> str:
+    """One interval as a readable text block."""
+    h = snap.host
+    c = snap.collector
+    exits_ok = c.has("exits")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
+    exits = f"exits {units.rate(h.exits_per_s)}/s  p99 {units.ns(h.latency.p99) if h.latency.count else '—'}" \
+        if exits_ok else "exits n/a"
+    lines = [
+        f"kvmtop {stamp}  interval {snap.interval_s:.2f}s  VMs {h.vm_count}  vCPUs {h.vcpu_count}  "
+        f"{exits}  userspace {units.rate(h.userspace_per_s)}/s  hypercalls {units.rate(h.hypercalls_per_s)}/s",
+    ]
+    counters = [f"{k} {v}" for k, v in (("drops", c.drops), ("unmatched exits", c.unmatched_exits),
+                                          ("unmatched entries", c.unmatched_entries)) if v]
+    lines.append(f"collector poll {c.poll_ms:.1f} ms" + (f"  {'  '.join(counters)}" if counters else ""))
+    lines += [f"note: {n}" for n in c.notes]
+    if not snap.vms:
+        lines.append("no KVM guests running")
+    for vm in sorted(snap.vms, key=lambda v: (-v.exits, -v.userspace_count, v.pid)):
+        lines.append("")
+        lines += render_vm(vm, exits_ok)
+    return "\n".join(lines)

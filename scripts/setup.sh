@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Set up kvmtop on a Debian/Ubuntu machine, as root. Re-running is fast and harmless.
+# Says every change it makes to the system.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (sudo make setup): it installs packages and loads BPF programs" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in python3-bpfcc python3-venv tmux; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+
+release=$(uname -r)
+if [ ! -e "/lib/modules/$release/build" ]; then
+  # Headers for the running kernel if the distribution has them, else its generic ones
+  # (tracepoint programs only need them to compile; layouts come from tracefs).
+  if ! dpkg -s "linux-headers-$release" >/dev/null 2>&1; then
+    apt_updated=1
+    echo "setup: apt-get update"
+    apt-get update -qq
+    if apt-cache show "linux-headers-$release" >/dev/null 2>&1; then
+      missing+=("linux-headers-$release")
+    else
+      generic="linux-headers-$(dpkg --print-architecture)"
+      dpkg -s "$generic" >/dev/null 2>&1 || missing+=("$generic")
+    fi
+  fi
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  [ -n "${apt_updated:-}" ] || { echo "setup: apt-get update"; apt-get update -qq; }
+  echo "setup: installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv from /usr/bin/python3 (system site-packages, for bcc)"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+echo "setup: installing kvmtop and its test extras into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# A private header tree pointed at through BCC_KERNEL_SOURCE, when the running kernel has none.
+.venv/bin/python -m kvmtop.bpf.headers
+
+if ! [ -d /sys/kernel/tracing/events ] && ! [ -d /sys/kernel/debug/tracing/events ]; then
+  echo "setup: mounting tracefs at /sys/kernel/tracing"
+  mount -t tracefs nodev /sys/kernel/tracing
+fi
+
+launcher=/usr/local/bin/kvmtop
+want="#!/bin/sh
+exec \"$top/.venv/bin/kvmtop\" \"\$@\""
+if [ "$(cat "$launcher" 2>/dev/null)" != "$want" ]; then
+  echo "setup: writing $launcher (runs $top/.venv/bin/kvmtop)"
+  printf '%s\n' "$want" > "$launcher"
+  chmod 755 "$launcher"
+fi
+echo "setup: done"
