@@ -98,6 +98,7 @@ class KvmtopApp(App[int]):
     def run_feed(self) -> None:
         worker = get_current_worker()
         feed = self.feed
+        feed.hold_at_end = True  # a finished replay stays open so it can be sought back
         try:
             while not worker.is_cancelled and not feed.stopped:
                 raw = feed.next_snapshot()
