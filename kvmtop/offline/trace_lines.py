@@ -52,6 +52,7 @@ KIND_NAMES = ("kvm_exit", "kvm_entry", "kvm_userspace_exit", "kvm_hypercall", "k
 
 ANON_TID = 0
 COMMENT = -2  # the task cache's mark for a commented-out line
+GARBLED = -3  # ... and for a task column that makes no sense
 KVM_RUN_CMD = 0xAE80
 MAX_BAD = 100
 MAX_TEXT = 300  # characters of a bad line kept
@@ -61,10 +62,14 @@ _CACHE_LIMIT = 4096
 # task with its tgid column, parsed once per distinct string (see _task). The event may
 # also be followed by "(" (ftrace's syscall events) or a space (function tracer, "->").
 _LINE = re.compile(
-    r"(.*?)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)"
+    r"([^\[]*)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A
+)
+# The same for a task that contains "[" (slower: the hot loop tries _LINE first).
+_LINE_ANY = re.compile(
+    r"(.*?)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A
 )
 # No task, no cpu: the author stripped them (ts: event: payload).
-_BARE = re.compile(r"\s*(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)")
+_BARE = re.compile(r"\s*(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
 # Looks like the start of a trace line: a damaged one of these is a bad line, not prose.
 _LOOKS = re.compile(
     r"[^\[]*\[\d{1,5}\](?:\s+(?:[^\s\d]\S{3,4}(?:\s+\d|\s*$)|\d)|\s*$)|\s*\d+\.\d+:(?:\s|$)"
@@ -77,14 +82,15 @@ _FTRACE_TASK = re.compile(r"(.*)-(\d+)")
 _PERF_TASK = re.compile(r"(?:(.*?)\s+)?(\d+)(?:/(\d+))?")
 
 _HEX = r"[0-9a-fA-F]"
+# Old formats end after "info A B" (or right after the rip); >= 5.10 ones must reach a complete
+# error_code (and requests, when there), so a line cut short is not taken for an old one.
 _EXIT = re.compile(
-    r"(?:vcpu (\d+) )?reason (.+?) rip (?:0x)?" + _HEX + r"+"
-    r"(?: info " + _HEX + r"+ " + _HEX + r"+"
-    r"| info1 0x" + _HEX + r"+ info2 0x" + _HEX + r"+"
-    r"(?: intr_info 0x" + _HEX + r"{8} error_code 0x" + _HEX + r"{8}"
-    r"(?: requests 0x(" + _HEX + r"{16}))?)?)?\s*$"
+    r"(?:vcpu (\d+) )?reason (.+?) rip \S+"
+    r"(?: info \S+ \S+"
+    r"| info1 \S+ info2 \S+ intr_info \S+ error_code 0x" + _HEX + r"{8}(?: requests 0x(" + _HEX + r"{16}))?"
+    r")?\s*$", re.A
 )
-_ENTRY = re.compile(r"vcpu (\d+)(?:, rip 0x" + _HEX + r"+(?: .*)?)?\s*$")
+_ENTRY = re.compile(r"vcpu (\d+)(?:, rip 0x" + _HEX + r"+(?: .*)?)?\s*$", re.A)
 _USERSPACE = re.compile(r"reason (\S+) \((-?\d+)\)\s*$")
 _HYPERCALL = re.compile(r"nr 0x(" + _HEX + r"+)(?: |$)")
 _PIO = re.compile(r"pio_(read|write) at 0x(" + _HEX + r"+) size \d+ count \d+")
@@ -98,38 +104,9 @@ _KINDS = {
     "kvm_hypercall": HYPERCALL, "kvm_pio": PIO, "kvm_mmio": MMIO,
     "sys_enter_ioctl": RUN, "sys_ioctl": RUN, "sys_enter": RUN,
 }
+_FAST = {"kvm_exit": EXIT, "kvm:kvm_exit": EXIT, "kvm_entry": ENTRY, "kvm:kvm_entry": ENTRY}
 _SCALE = tuple(10 ** (9 - n) for n in range(10))
 _VCPU_COMM = re.compile(r"CPU (\d+)/\w+$")
-
-
-class ThreadMeta:
-    """What the capture tells about one thread."""
-
-    __slots__ = ("tid", "comm", "tgid", "vcpu_id")
-
-    def __init__(self, tid: int, comm: str, tgid: int | None):
-        self.tid = tid
-        self.comm = comm
-        self.tgid = tgid
-        self.vcpu_id: int | None = None
-
-    @property
-    def vcpu_index(self) -> int | None:
-        """The VMM's vCPU number from a ``CPU N/KVM`` comm, else KVM's vcpu_id."""
-        m = _VCPU_COMM.match(self.comm)
-        return int(m.group(1)) if m else self.vcpu_id
-
-    def __repr__(self) -> str:
-        return f"ThreadMeta({self.tid}, {self.comm!r}, tgid={self.tgid}, vcpu_id={self.vcpu_id})"
-
-
-def parse_ts(sec: str, frac: str | None) -> int:
-    """Exact ns of ``sec.frac`` (a timestamp without fraction is already ns)."""
-    if frac is None:
-        return int(sec)
-    if len(frac) > 9:
-        frac = frac[:9]
-    return int(sec) * 1_000_000_000 + int(frac) * _SCALE[len(frac)]
 
 
 class ThreadMeta:
@@ -193,8 +170,9 @@ class TraceParser:
         self.reason_spellings: dict[tuple[int, int], list[str]] = {}
         self.userspace_names: dict[int, str] = {}
         self.isa_hint: int | None = None
-        self._tasks: dict[str, int | None] = {}
+        self._tasks: dict[str, int] = {}
         self._reasons: dict[tuple[str, int | None], tuple[int, int] | None] = {}
+        self._rcache: dict[str, tuple[int, int] | None] = {}  # name -> key under the current hint
         self._vcpu_known: set[int] = set()
 
     def has(self, kind: int) -> bool:
@@ -206,15 +184,15 @@ class TraceParser:
         """Yield event tuples; the counters are final once the iterator is exhausted."""
         carry: tuple[int, str] | None = None
         lineno = self.lines
-        events = skipped = 0
+        events = skipped = exits = entries = 0
         match_line = _LINE.match
         exit_match = _EXIT.match
         entry_match = _ENTRY.match
-        kinds_get = _KINDS.get
+        kinds = _KINDS
+        fast_get = _FAST.get
         tasks_get = self._tasks.get
-        reasons_get = self._reasons.get
+        rcache_get = self._rcache.get
         vcpu_known = self._vcpu_known
-        counts = self.counts
         scale = _SCALE
         process = self._process
         try:
@@ -233,22 +211,18 @@ class TraceParser:
                 m = match_line(line)
                 if m is not None:
                     head, _cpu, sec, frac, name, payload = m.groups()
-                    kind = kinds_get(name)
-                    if kind is None and ":" not in name:
-                        skipped += 1
-                        continue
-                    tid = tasks_get(head, -1)
-                    if kind is not None and kind <= ENTRY and tid is not None and tid >= 0 \
-                            and frac is not None and len(frac) <= 9:
-                        ts = int(sec) * 1_000_000_000 + int(frac) * scale[len(frac)]
-                        if kind == EXIT:
+                    # the two events that make up most of a capture, inline
+                    fast = fast_get(name)
+                    if fast == EXIT:
+                        if tasks_get(head, -1) >= 0 and frac and len(frac) < 10:
                             e = exit_match(payload)
                             if e is not None:
                                 vcpu, rname, req = e.groups()
-                                key = reasons_get((rname, self.isa_hint), 0)
+                                key = rcache_get(rname, 0)
                                 if key == 0:
                                     key = self._reason(rname)
                                 if key is not None:
+                                    tid = tasks_get(head)
                                     if vcpu is not None:
                                         vcpu = int(vcpu)
                                         if tid not in vcpu_known:
@@ -256,20 +230,25 @@ class TraceParser:
                                     if req is not None:
                                         req = int(req, 16)
                                         self.requests_seen += 1
-                                    counts[EXIT] += 1
+                                    exits += 1
                                     events += 1
-                                    yield (EXIT, tid, ts, key, vcpu, req)
+                                    yield (EXIT, tid, int(sec + frac) * scale[len(frac)], key, vcpu, req)
                                     continue
-                        else:
+                    elif fast == ENTRY:
+                        tid = tasks_get(head, -1)
+                        if tid >= 0 and frac and len(frac) < 10:
                             e = entry_match(payload)
                             if e is not None:
                                 vcpu = int(e.group(1))
                                 if tid not in vcpu_known:
                                     self._set_vcpu(tid, vcpu)
-                                counts[ENTRY] += 1
+                                entries += 1
                                 events += 1
-                                yield (ENTRY, tid, ts, vcpu)
+                                yield (ENTRY, tid, int(sec + frac) * scale[len(frac)], vcpu)
                                 continue
+                    elif name not in kinds and ":" not in name:
+                        skipped += 1
+                        continue
                 res = process(line, m)
                 if res is _SKIP:
                     skipped += 1
@@ -285,13 +264,15 @@ class TraceParser:
             self.lines = lineno
             self.events += events
             self.skipped += skipped
+            self.counts[EXIT] += exits
+            self.counts[ENTRY] += entries
 
     # ------------------------------------------------------------------ the general path
 
     def _process(self, line: str, m: re.Match | None = None):
         """One line, any layout: an event tuple, _SKIP or _DAMAGED."""
         if m is None:
-            m = _LINE.match(line)
+            m = _LINE_ANY.match(line)
         if m is not None:
             head, _cpu, sec, frac, name, payload = m.groups()
             tid = -1
@@ -317,7 +298,7 @@ class TraceParser:
             tid = self._tasks.get(head, -1)
             if tid == -1:
                 tid = self._task(head)
-            if tid is None:
+            if tid == GARBLED:
                 return _DAMAGED
             if tid == COMMENT:
                 return _SKIP
@@ -336,7 +317,7 @@ class TraceParser:
             if e is None:
                 return None
             vcpu, rname, req = e.groups()
-            key = self._reasons.get((rname, self.isa_hint), 0)
+            key = self._rcache.get(rname, 0)
             if key == 0:
                 key = self._reason(rname)
             if key is None:
@@ -404,7 +385,7 @@ class TraceParser:
         lineno, first = carry
         text = line.strip()
         if text and text[0] not in "#>" and _LOOKS.match(line) is None and _BARE.match(line) is None \
-                and _LINE.match(line) is None:
+                and _LINE_ANY.match(line) is None:
             res = self._process(first.rstrip() + " " + text)
             if res is not _DAMAGED:
                 self.joined += 1
@@ -428,8 +409,8 @@ class TraceParser:
         if meta is not None and meta.vcpu_id is None:
             meta.vcpu_id = vcpu
 
-    def _task(self, head: str) -> int | None:
-        """tid of a task column (registering the thread); None when it is garbled, COMMENT
+    def _task(self, head: str) -> int:
+        """tid of a task column (registering the thread); GARBLED when it makes no sense, COMMENT
         for a line that starts with ``#`` (ftrace's header, a comment quoting a trace line)."""
         text = head.strip()
         if text.startswith("#"):
@@ -445,7 +426,7 @@ class TraceParser:
         w = _WALLCLOCK.match(text)
         if w:
             text = text[w.end():]
-        tid: int | None
+        tid: int
         comm = ""
         if not text:
             tid = ANON_TID
@@ -458,8 +439,8 @@ class TraceParser:
             else:
                 tid = int(p.group(2))
         else:
-            tid = None
-        if tid is not None:
+            tid = GARBLED
+        if tid >= 0:
             meta = self.threads.get(tid)
             if meta is None:
                 self.threads[tid] = ThreadMeta(tid, comm, tgid)
@@ -476,16 +457,22 @@ class TraceParser:
     def _reason(self, name: str) -> tuple[int, int] | None:
         """(isa, code) of a reason as printed; the last named reason's ISA hints the next."""
         hint = self.isa_hint
-        key = decode.parse_exit_reason(name, hint)
-        if len(self._reasons) >= _CACHE_LIMIT:
-            self._reasons.clear()
-        self._reasons[(name, hint)] = key
+        key = self._reasons.get((name, hint), 0)
+        if key == 0:
+            key = decode.parse_exit_reason(name, hint)
+            if len(self._reasons) >= _CACHE_LIMIT:
+                self._reasons.clear()
+            self._reasons[(name, hint)] = key
         if key is not None:
-            if not name[:1].isdigit():
+            if not name[:1].isdigit() and key[0] != hint:
                 self.isa_hint = key[0]
+                self._rcache.clear()  # cleared in place: the hot loop holds its get
             if len(self.reason_names) < _CACHE_LIMIT:
                 self.reason_names.setdefault(key, name)
                 spellings = self.reason_spellings.setdefault(key, [])
                 if name not in spellings and len(spellings) < 8:
                     spellings.append(name)
+        if len(self._rcache) >= _CACHE_LIMIT:
+            self._rcache.clear()
+        self._rcache[name] = key
         return key
