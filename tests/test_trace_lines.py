@@ -81,6 +81,8 @@ def test_timestamp_from_a_line_is_exact():
     # perf script with flags and a leading wall-clock time
     f"10:31:07.123456 qemu-system-x86  8397 [002] d..1  1404.389366: kvm:kvm_exit: {MODERN}",
     f"2023-03-30 10:31:07.123456 qemu-system-x86  8397 [002] 1404.389366: kvm:kvm_exit: {MODERN}",
+    # perf script without the cpu column
+    f" qemu-system-x86  8397  1404.389366: kvm:kvm_exit: {MODERN}",
 ])
 def test_every_layout_gives_the_same_event(line):
     p, events = parse(line + "\n")
@@ -252,9 +254,11 @@ def test_prose_comments_tables_and_other_events_are_skipped():
         " 220.696238: kvm_apic_ipi: dst b0 vec 176 (Fixed|physical|assert|edge|self)\n"
         "CPU:2 [LOST 17 EVENTS]\n"
         "          <idle>-0     [000] d...   123.456789: rcu_idle_exit <-cpu_idle\n"
+        "The exit at 12.5: kvm_exit: was slow.\n"
+        "qemu 1234 770.850287: kvm:kvm_fpu: unload\n"
     )
     assert events == []
-    assert p.skipped == 17 and p.bad_count == 0 and p.lines == 17
+    assert p.skipped == 19 and p.bad_count == 0 and p.lines == 19
     assert p.lost_events == 17
 
 

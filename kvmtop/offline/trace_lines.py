@@ -8,7 +8,7 @@ Accepted layouts (one physical line per event; see ``TraceParser`` for wrapped l
 * ``trace-cmd report`` (a padded event column, ``<...>`` for an unknown comm);
 * ``perf script``: ``comm tid [cpu] ts: kvm:kvm_exit: ...`` or ``comm pid/tid``,
   optionally with flags and a leading wall-clock time (``12:00:01.123456`` or
-  ``2024-06-01 12:00:01.123456``);
+  ``2024-06-01 12:00:01.123456``), or without the ``[cpu]`` column;
 * no task column at all (``[cpu] ts: ...`` or ``ts: ...``): one anonymous thread,
   tid ``ANON_TID`` (0; the idle task never fires KVM events) with an empty comm.
 
@@ -70,6 +70,8 @@ _LINE_ANY = re.compile(
 )
 # No task, no cpu: the author stripped them (ts: event: payload).
 _BARE = re.compile(r"\s*(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
+# perf script without the cpu column (comm tid ts: event: payload): tried last, events of interest only.
+_NOCPU = re.compile(r"(.*?\S)\s+(\d+)\.(\d+):\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
 # Looks like the start of a trace line: a damaged one of these is a bad line, not prose.
 _LOOKS = re.compile(
     r"[^\[]*\[\d{1,5}\](?:\s+(?:[^\s\d]\S{3,4}(?:\s+\d|\s*$)|\d)|\s*$)|\s*\d+\.\d+:(?:\s|$)"
@@ -283,7 +285,9 @@ class TraceParser:
                 if lost is not None:
                     self.lost_events += int(lost.group(1))
                     return _SKIP
-                return _DAMAGED if _LOOKS.match(line) else _SKIP
+                if _LOOKS.match(line):
+                    return _DAMAGED
+                return self._no_cpu(line)
             sec, frac, name, payload = b.groups()
             tid = ANON_TID
         kind = _KINDS.get(name)
@@ -302,6 +306,33 @@ class TraceParser:
                 return _DAMAGED
             if tid == COMMENT:
                 return _SKIP
+        ev = self._decode(kind, tid, parse_ts(sec, frac), name, payload)
+        if ev is None:
+            return _DAMAGED
+        if ev is False:
+            return _SKIP
+        self.counts[kind] += 1
+        return ev
+
+    def _no_cpu(self, line: str):
+        """``comm tid ts: event: payload`` (perf script without the cpu column), for events of
+        interest with a sensible task only; anything else is prose."""
+        m = _NOCPU.match(line)
+        if m is None:
+            return _SKIP
+        head, sec, frac, name, payload = m.groups()
+        kind = _KINDS.get(name)
+        if kind is None and ":" in name:
+            kind = _KINDS.get(name.rpartition(":")[2])
+        if kind is None:
+            return _SKIP
+        tid = self._tasks.get(head, -1)
+        if tid == -1:
+            if _FTRACE_TASK.fullmatch(head.strip()) is None and _PERF_TASK.fullmatch(head.strip()) is None:
+                return _SKIP
+            tid = self._task(head)
+        if tid < 0:
+            return _SKIP
         ev = self._decode(kind, tid, parse_ts(sec, frac), name, payload)
         if ev is None:
             return _DAMAGED
