@@ -59,6 +59,26 @@ def test_importer_never_raises_on_bytes(tmp_path_factory, data):
     json.loads(out.getvalue())
 
 
+def test_giant_numbers_are_no_crash():
+    big = "9" * 5000
+    lines = [
+        f"qemu-{big} [000] d....  1.000001: kvm_entry: vcpu 0\n",
+        f"qemu-1 ({big}) [000] d....  1.000001: kvm_entry: vcpu 0\n",
+        f"qemu-1 [000] d....  {big}.000001: kvm_entry: vcpu 0\n",
+        f"qemu-1 [000] d....  1.{big}: kvm_entry: vcpu {big}\n",
+        f"qemu-1 [000] d....  1.000002: kvm_exit: vcpu {big} reason {big} rip 0x1 info 0 0\n",
+        f"qemu-1 [000] d....  1.000003: kvm_exit: reason HLT rip 0x1 info 0 0\n",
+        f"qemu-1 [000] d....  1.000004: kvm_userspace_exit: reason KVM_EXIT_IO ({big})\n",
+        f"qemu-1 [000] d....  1.000005: kvm_hypercall: nr 0x{big} a0 0x0\n",
+        f"qemu-1 [000] d....  1.000006: sys_enter: NR {big} (c, ae80, 0)\n",
+        f"CPU:1 [LOST {big} EVENTS]\n",
+        f"{big} qemu 1 1.000007: kvm:kvm_entry: vcpu 0\n",
+    ]
+    imp = import_lines(lines)
+    check(imp)
+    assert imp.parser.events >= 2
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=40).map("".join).map(str.encode))
 def test_importer_never_raises_on_gzip_lookalikes(tmp_path_factory, data):

@@ -62,44 +62,45 @@ _CACHE_LIMIT = 4096
 # task with its tgid column, parsed once per distinct string (see _task). The event may
 # also be followed by "(" (ftrace's syscall events) or a space (function tracer, "->").
 _LINE = re.compile(
-    r"([^\[]*)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A
+    r"([^\[]*)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d{1,20})(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A
 )
 # The same for a task that contains "[" (slower: the hot loop tries _LINE first).
 _LINE_ANY = re.compile(
-    r"(.*?)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A
+    r"(.*?)\[(\d+)\]\s+(?:[^\s\d]\S{3,4}\s+)?(\d{1,20})(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A
 )
 # No task, no cpu: the author stripped them (ts: event: payload).
-_BARE = re.compile(r"\s*(\d+)(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
+_BARE = re.compile(r"\s*(\d{1,20})(?:\.(\d+))?:\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
 # perf script without the cpu column (comm tid ts: event: payload): tried last, events of interest only.
-_NOCPU = re.compile(r"(.*?\S)\s+(\d+)\.(\d+):\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
+_NOCPU = re.compile(r"(.*?\S)\s+(\d{1,20})\.(\d+):\s+([\w:]*\w)(?::\s*|\(|\s+|$)(.*)", re.A)
 # Looks like the start of a trace line: a damaged one of these is a bad line, not prose.
 _LOOKS = re.compile(
     r"[^\[]*\[\d{1,5}\](?:\s+(?:[^\s\d]\S{3,4}(?:\s+\d|\s*$)|\d)|\s*$)|\s*\d+\.\d+:(?:\s|$)"
 )
-_LOST = re.compile(r"\s*CPU:?\s*\d+\s*\[LOST (\d+) EVENTS\]")
+_LOST = re.compile(r"\s*CPU:?\s*\d+\s*\[LOST (\d{1,18}) EVENTS\]", re.A)
 
-_TGID = re.compile(r"(.*?)\s*\(\s*(\d+|-+)\s*\)$")
-_WALLCLOCK = re.compile(r"(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:\.\d+)?(?:\s+|$)")
-_FTRACE_TASK = re.compile(r"(.*)-(\d+)")
-_PERF_TASK = re.compile(r"(?:(.*?)\s+)?(\d+)(?:/(\d+))?")
+_TGID = re.compile(r"(.*?)\s*\(\s*(\d{1,10}|-+)\s*\)$", re.A)
+_WALLCLOCK = re.compile(r"(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:\.\d+)?(?:\s+|$)", re.A)
+_FTRACE_TASK = re.compile(r"(.*)-(\d{1,10})", re.A)
+_PERF_TASK = re.compile(r"(?:(.*?)\s+)?(\d{1,10})(?:/(\d{1,10}))?", re.A)
 
 _HEX = r"[0-9a-fA-F]"
 # Old formats end after "info A B" (or right after the rip); >= 5.10 ones must reach a complete
 # error_code (and requests, when there), so a line cut short is not taken for an old one.
 _EXIT = re.compile(
-    r"(?:vcpu (\d+) )?reason (.+?) rip \S+"
+    r"(?:vcpu (\d{1,10}) )?reason (.+?) rip \S+"
     r"(?: info \S+ \S+"
     r"| info1 \S+ info2 \S+ intr_info \S+ error_code 0x" + _HEX + r"{8}(?: requests 0x(" + _HEX + r"{16}))?"
     r")?\s*$", re.A
 )
-_ENTRY = re.compile(r"vcpu (\d+)(?:, rip 0x" + _HEX + r"+(?: .*)?)?\s*$", re.A)
-_USERSPACE = re.compile(r"reason (\S+) \((-?\d+)\)\s*$")
-_HYPERCALL = re.compile(r"nr 0x(" + _HEX + r"+)(?: |$)")
-_PIO = re.compile(r"pio_(read|write) at 0x(" + _HEX + r"+) size \d+ count \d+")
-_MMIO = re.compile(r"mmio (unsatisfied-read|read|write) len \d+ gpa 0x(" + _HEX + r"+)")
-_IOCTL = re.compile(r"fd: (?:0x)?" + _HEX + r"+, cmd: (?:0x)?(" + _HEX + r"+)")
-_RAW_ENTER = re.compile(r"NR (\d+) \((?:0x)?" + _HEX + r"+, (?:0x)?(" + _HEX + r"+)")
+_ENTRY = re.compile(r"vcpu (\d{1,10})(?:, rip 0x" + _HEX + r"+(?: .*)?)?\s*$", re.A)
+_USERSPACE = re.compile(r"reason (\S+) \((-?\d{1,10})\)\s*$", re.A)
+_HYPERCALL = re.compile(r"nr 0x(" + _HEX + r"{1,16})(?: |$)")
+_PIO = re.compile(r"pio_(read|write) at 0x(" + _HEX + r"{1,8}) size \d+ count \d+")
+_MMIO = re.compile(r"mmio (unsatisfied-read|read|write) len \d+ gpa 0x(" + _HEX + r"{1,16})")
+_IOCTL = re.compile(r"fd: (?:0x)?" + _HEX + r"+, cmd: (?:0x)?(" + _HEX + r"{1,16})")
+_RAW_ENTER = re.compile(r"NR (\d{1,6}) \((?:0x)?" + _HEX + r"+, (?:0x)?(" + _HEX + r"{1,16})", re.A)
 _X86_64_IOCTL = 16
+# Numbers are bounded (u32/u64 fields, at most 20 decimal digits): int() refuses huge ones.
 
 _KINDS = {
     "kvm_exit": EXIT, "kvm_entry": ENTRY, "kvm_userspace_exit": USERSPACE,
@@ -108,7 +109,7 @@ _KINDS = {
 }
 _FAST = {"kvm_exit": EXIT, "kvm:kvm_exit": EXIT, "kvm_entry": ENTRY, "kvm:kvm_entry": ENTRY}
 _SCALE = tuple(10 ** (9 - n) for n in range(10))
-_VCPU_COMM = re.compile(r"CPU (\d+)/\w+$")
+_VCPU_COMM = re.compile(r"CPU (\d{1,10})/\w+$", re.A)
 
 
 class ThreadMeta:
@@ -490,7 +491,9 @@ class TraceParser:
         hint = self.isa_hint
         key = self._reasons.get((name, hint), 0)
         if key == 0:
-            key = decode.parse_exit_reason(name, hint)
+            # no reason is spelled in more than a few dozen characters (and int() refuses
+            # numbers of thousands of digits)
+            key = decode.parse_exit_reason(name, hint) if len(name) <= 80 else None
             if len(self._reasons) >= _CACHE_LIMIT:
                 self._reasons.clear()
             self._reasons[(name, hint)] = key
