@@ -87,3 +87,16 @@ def test_importer_never_raises_on_gzip_lookalikes(tmp_path_factory, data):
     with open(path, "wb") as f:
         f.write(b"\x1f\x8b" + data)
     assert report_main(path, False, io.StringIO()) in (0, 1)
+
+
+def test_overlong_lines_are_cut_not_held(tmp_path):
+    path = tmp_path / "long.txt"
+    with open(path, "w") as f:
+        f.write("x" * 3_000_000 + "\n")  # one 3 MB line of junk
+        f.write("qemu-1 [000] d....  1.000001: kvm_exit: reason HLT rip 0x1 info 0 0" + " " * 200_000 + "y\n")
+        f.write("qemu-1 [000] d....  1.000002: kvm_entry: vcpu 0\n")
+        f.write("z" * 200_000)  # and no newline at the end
+    imp = import_file(str(path))
+    p = imp.parser
+    assert (p.lines, p.events, p.skipped, p.bad_count) == (4, 1, 2, 1)
+    assert p.bad[0][0] == 2 and len(p.bad[0][1]) <= 300

@@ -33,7 +33,7 @@ import io
 import json
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -45,6 +45,7 @@ from .trace_lines import ANON_TID, EXIT, TraceParser
 SCHEMA = "kvmtop.report/1"
 RECORDING_PREFIX = '{"schema": "kvmtop.recording/'
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_LINE = 1 << 16  # characters of a line kept; no trace line comes near
 
 
 class NotATrace(OSError):
@@ -128,6 +129,22 @@ def open_text(path: str) -> tuple[IO[str], _TolerantGzip | None]:
         raise
 
 
+def bounded_lines(f: IO[str], limit: int = MAX_LINE) -> Iterator[str]:
+    """The lines of ``f``, each cut to ``limit`` characters (the rest of an overlong line is
+    read and dropped), so that memory stays bounded whatever the file holds."""
+    readline = f.readline
+    while True:
+        line = readline(limit)
+        if not line:
+            return
+        if len(line) == limit and line[-1] != "\n":
+            while True:
+                rest = readline(limit)
+                if not rest or rest[-1] == "\n":
+                    break
+        yield line
+
+
 def import_lines(lines: Iterable[str], window_s: float | None = None, source: str = "") -> TraceImport:
     """Import a capture given as lines. With ``window_s``, aggregates are cut into windows
     of that much trace time (see ``Pairing.run``)."""
@@ -149,7 +166,7 @@ def import_file(path: str, window_s: float | None = None) -> TraceImport:
     opened; damage inside (bad lines, a cut gzip stream) is reported, never raised."""
     text, gz = open_text(path)
     with text:
-        imp = import_lines(text, window_s, source=path)
+        imp = import_lines(bounded_lines(text), window_s, source=path)
     if gz is not None:
         imp.read_error = gz.problem
     return imp
