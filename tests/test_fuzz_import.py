@@ -93,7 +93,7 @@ def test_overlong_lines_are_cut_not_held(tmp_path):
     path = tmp_path / "long.txt"
     with open(path, "w") as f:
         f.write("x" * 3_000_000 + "\n")  # one 3 MB line of junk
-        f.write("qemu-1 [000] d....  1.000001: kvm_exit: reason HLT rip 0x1 info 0 0" + " " * 200_000 + "y\n")
+        f.write("qemu-1 [000] d....  1.000001: kvm_exit: reason HLT rip 0x1 info 0 0 " + "y" * 200_000 + "\n")
         f.write("qemu-1 [000] d....  1.000002: kvm_entry: vcpu 0\n")
         f.write("z" * 200_000)  # and no newline at the end
     imp = import_file(str(path))
