@@ -324,7 +324,7 @@ def format_report(imp: TraceImport, data: dict[str, Any] | None = None) -> str:
         out += _table("THREAD", rows, ("vCPU",), extra)
         out.append("")
     if d["userspace_exits"]:
-        out.append("Userspace exits (kvm_userspace_exit → next kvm_entry / KVM_RUN):")
+        out.append("Userspace exits (kvm_userspace_exit -> next kvm_entry / KVM_RUN):")
         out.append("")
         out += _table("KVM_EXIT", [(u["name"], u["count"], u["latency_ns"]) for u in d["userspace_exits"]])
         out.append("")
@@ -335,7 +335,7 @@ def format_report(imp: TraceImport, data: dict[str, Any] | None = None) -> str:
         out.append("")
     for key, title, label in (("pio", "IO Port Access", "kvm_pio"), ("mmio", "MMIO Access", "kvm_mmio")):
         if d[key]:
-            out.append(f"{label} → next kvm_entry:")
+            out.append(f"{label} -> next kvm_entry:")
             out.append("")
             out += _table(title, [(r["name"], r["count"], r["latency_ns"]) for r in d[key]])
             out.append("")
