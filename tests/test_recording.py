@@ -326,9 +326,14 @@ def test_record_main_source_that_cannot_start_creates_no_file(tmp_path):
     with pytest.raises(SourceError):
         record_main(Broken([]), str(path), 0.1, 1.0, io.StringIO())
     assert not path.exists()
+    src = FakeLive([])
+    with pytest.raises(SourceError, match="cannot write"):
+        record_main(src, str(tmp_path / "no" / "such" / "dir.kvmtop"), 0.1, 1.0, io.StringIO())
+    assert not src.opened  # the path is checked before the source starts
 
 
-def test_record_main_stops_cleanly_on_sigterm(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_record_main_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path, sig):
     path = str(tmp_path / "term.kvmtop")
     script = textwrap.dedent(f"""
         import sys
@@ -342,7 +347,7 @@ def test_record_main_stops_cleanly_on_sigterm(tmp_path):
     try:
         for _ in range(2):
             assert path in proc.stdout.readline()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         rest, _ = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:

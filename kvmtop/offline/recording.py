@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from .. import __version__
@@ -296,13 +296,12 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
                 out: IO[str] | None = None) -> int:
     """``kvmtop record -o FILE``: drive a Feed over ``source`` with the writer as its tap,
     one line per interval on ``out``; stop after ``duration_s`` (None: at Ctrl-C or
-    SIGTERM, both handled as a clean stop). Returns 0. A source that cannot start raises
-    SourceError before the file is created."""
+    SIGTERM, both handled as a clean stop). Returns 0. An unwritable path, or a source that
+    cannot start, raises SourceError (one line) and leaves no file behind."""
     from ..feed import Feed  # the feed imports the builder; keep this module light to import
 
     out = out if out is not None else sys.stdout
     feed = Feed(source, interval_s)
-    feed.open()
     meta = {
         "source": getattr(source, "name", type(source).__name__),
         "interval_s": feed.interval_s,
@@ -311,11 +310,23 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
         "kernel": platform.release(),
         "kvmtop": __version__,
     }
-    writer = RecordingWriter(path, meta)
+    try:
+        writer = RecordingWriter(path, meta)  # first: a bad path fails before BPF is loaded
+    except OSError as exc:
+        raise SourceError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        feed.open()
+    except BaseException:
+        writer.close()
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        raise
     feed.tap = writer.write
     # the number of intervals: ceil(duration / interval), at least one
     limit = None if duration_s is None else max(1, math.ceil(duration_s / feed.interval_s - 1e-9))
-    restore = _on_sigterm()
+    restore = _stop_on_signals(feed)
     n = 0
     try:
         while limit is None or n < limit:
@@ -339,16 +350,24 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
     return 0
 
 
-def _on_sigterm():
-    """Turn SIGTERM into KeyboardInterrupt while recording (main thread only); returns the undo."""
+def _stop_on_signals(feed) -> Callable[[], None]:
+    """While recording, Ctrl-C and SIGTERM stop the feed (so no record is cut in the middle
+    of being written); main thread only. Returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        feed.stop()
 
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, old)
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore
