@@ -36,11 +36,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..histogram import MAX_EXP, NBUCKETS, SUB, SUB_BITS
+from ..histogram import bucket_index
 from ..model import EMPTY_LATENCY, Latency, Stat
 from .trace_lines import ENTRY, EXIT, HYPERCALL, MMIO, PIO, RUN, USERSPACE
-
-_SHIFT0 = SUB_BITS - 1
 
 
 def new_acc() -> list:
@@ -58,11 +56,7 @@ def add_latency(acc: list, v: int) -> None:
         acc[3] = acc[4] = v
     acc[1] += 1
     acc[2] += v
-    if v < SUB:
-        i = v
-    else:
-        e = v.bit_length() - 1
-        i = NBUCKETS - 1 if e >= MAX_EXP else (e - _SHIFT0) * SUB + (v >> (e - SUB_BITS)) - SUB
+    i = bucket_index(v)
     h = acc[5]
     h[i] = h.get(i, 0) + 1
 
