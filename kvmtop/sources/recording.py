@@ -24,8 +24,10 @@ class RecordingSource:
     def __init__(self, path: str):
         self.path = path
         self.name = f"recording {os.path.basename(path)}"
-        self.meta, self.intervals, self.warning = read_recording(path)
-        self.intervals: list[Interval]
+        meta, intervals, warning = read_recording(path)
+        self.meta: dict = meta
+        self.intervals: list[Interval] = intervals
+        self.warning: str | None = warning  # set when the file's tail was cut off
         self._pos = 0
 
     def open(self) -> None:
