@@ -67,7 +67,7 @@ def test_giant_numbers_are_no_crash():
         f"qemu-1 [000] d....  {big}.000001: kvm_entry: vcpu 0\n",
         f"qemu-1 [000] d....  1.{big}: kvm_entry: vcpu {big}\n",
         f"qemu-1 [000] d....  1.000002: kvm_exit: vcpu {big} reason {big} rip 0x1 info 0 0\n",
-        f"qemu-1 [000] d....  1.000003: kvm_exit: reason HLT rip 0x1 info 0 0\n",
+        "qemu-1 [000] d....  1.000003: kvm_exit: reason HLT rip 0x1 info 0 0\n",
         f"qemu-1 [000] d....  1.000004: kvm_userspace_exit: reason KVM_EXIT_IO ({big})\n",
         f"qemu-1 [000] d....  1.000005: kvm_hypercall: nr 0x{big} a0 0x0\n",
         f"qemu-1 [000] d....  1.000006: sys_enter: NR {big} (c, ae80, 0)\n",
