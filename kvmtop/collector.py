@@ -199,11 +199,14 @@ class LiveSource:
             now = time.monotonic()
             interval_s, self._last_t = now - self._last_t, now
             r = self._readers
-            sk, sv = r["stats"].drain()
-            hk, hv = r["hist"].drain()
-            rk, rv = r["requests"].drain()
-            ik, iv = r["info"].read()
-            totals = self.program.counters()
+            try:
+                sk, sv = r["stats"].drain()
+                hk, hv = r["hist"].drain()
+                rk, rv = r["requests"].drain()
+                ik, iv = r["info"].read()
+                totals = self.program.counters()
+            except OSError as e:
+                raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
             with _gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
                 threads = build_threads(sk, sv, hk, hv, rk, rv)
             self._tid_info.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist(),

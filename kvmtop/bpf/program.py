@@ -163,7 +163,6 @@ class Program:
         self.max_keys, self.pid, self.test = max_keys, pid, test
         self.hist_keys = hist_keys or max_keys * HIST_FACTOR
         self.pending_keys = pending_keys or max(max_keys, MIN_PENDING_KEYS)
-        self._features = features
         self.features: Features | None = features
         self.cflags: list[str] = []
         self.bpf = None
