@@ -145,6 +145,12 @@ async def test_find_moves_the_cursor_to_a_vm():
         assert table.get_row(table.cursor_key)[0].plain.startswith("redis")
         await pilot.press("escape")
         assert app.focused is table
+        await pilot.press("slash", *"win11", "enter")
+        await pilot.pause()
+        assert app.focused is table
+        assert table.get_row(table.cursor_key)[0].plain.startswith("win11")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
 
 
 # --------------------------------------------------------------------------- guest screen

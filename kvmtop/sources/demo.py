@@ -331,7 +331,7 @@ class DemoSource:
             vcpu_index={t: k for k, t in enumerate(tids)},
             comms={t: f"CPU {k}/KVM" for k, t in enumerate(tids)},
         )
-        weights = tuple(round((1.6 if k == 0 else 1.0) * r.uniform(0.45, 1.3), 3) for k in range(nvcpu))
+        weights = tuple(round(r.uniform(0.45, 1.3), 3) for k in range(nvcpu))
         return _Vm(index, profile, identity, r.uniform(0.4, 1.5), r.uniform(0, 2 * math.pi), weights,
                    generation)
 
@@ -344,7 +344,7 @@ class DemoSource:
         for tid, index in vm.identity.vcpu_index.items():
             level = self.scale * vm.weight * vm.vcpu_weight[index] * wave * rng.uniform(0.9, 1.1)
             reasons, userspace, hypercalls, requests = _maps(
-                vm.index % len(PROFILES), _level(level), burst, self.interval_s, self.exits)
+                vm.index % len(PROFILES), _level(level), burst, self.interval_s, self.exits, index == 0)
             out.append(ThreadInterval(pid=pid, tid=tid, vcpu_id=index, reasons=reasons,
                                       userspace=userspace, hypercalls=hypercalls, requests=requests))
         return out
@@ -357,8 +357,12 @@ def _level(x: float) -> float:
     return round(math.exp(round(math.log(x) / 0.03) * 0.03), 4)
 
 
+# vCPU 0 takes most device interrupts and port I/O (as with an unbalanced guest irqbalance).
+_PRIMARY = {EXTERNAL_INTERRUPT: 2.2, IO_INSTRUCTION: 3.0, EPT_MISCONFIG: 1.6}
+
+
 @lru_cache(maxsize=50_000)
-def _maps(profile: int, level: float, burst: float, dt: float, exits: bool):
+def _maps(profile: int, level: float, burst: float, dt: float, exits: bool, primary: bool):
     """The (reasons, userspace, hypercalls, requests) maps of one vCPU at one activity level.
 
     The maps are shared between threads and intervals: nothing mutates them.
@@ -367,7 +371,8 @@ def _maps(profile: int, level: float, burst: float, dt: float, exits: bool):
     scale = level * dt
     counts = {}
     for code, mix in p.reasons.items():
-        n = int(mix.rate * scale * (burst if mix.bursty else 1.0))
+        boost = _PRIMARY.get(code, 1.0) if primary else 1.0
+        n = int(mix.rate * scale * boost * (burst if mix.bursty else 1.0))
         if n > 0:
             counts[code] = n
     userspace = {}

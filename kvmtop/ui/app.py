@@ -8,6 +8,7 @@ watch it. Nothing here touches the source directly: the Feed is the only door.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 from rich.text import Text
@@ -77,6 +78,9 @@ class KvmtopApp(App[int]):
         self.vm_cells: dict[str, Cells] = {}  # VM table cells of ``snapshot``
         self.reasons_seen: set[str] = set()
         self.error: str | None = None
+        # Snapshots the UI let go of. A snapshot of 1,000 VMs is ~10^6 objects: freeing it
+        # on the UI thread would stall a frame, so the feed thread drops them (drain_retired).
+        self._retired: deque[object] = deque()
         self.set_reactive(KvmtopApp.reason_filter, reason_filter)
 
     # ------------------------------------------------------------------ lifecycle
@@ -101,6 +105,7 @@ class KvmtopApp(App[int]):
         feed.hold_at_end = True  # a finished replay stays open so it can be sought back
         try:
             while not worker.is_cancelled and not feed.stopped:
+                self.drain_retired()
                 raw = feed.next_snapshot()
                 if raw is None:
                     if not feed.stopped:
@@ -115,8 +120,15 @@ class KvmtopApp(App[int]):
             self.post_message(FeedFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]))
 
     # ------------------------------------------------------------------ feed messages
+    def drain_retired(self) -> None:
+        """Free snapshots the UI no longer shows (called on the feed thread)."""
+        retired = self._retired
+        while retired:
+            retired.popleft()
+
     @on(SnapshotReady)
     def _on_snapshot(self, message: SnapshotReady) -> None:
+        self._retired.append(self.raw)
         self.raw = message.raw
         self.reasons_seen.update(message.raw.reasons_seen())
         if self.display_paused:
@@ -137,6 +149,7 @@ class KvmtopApp(App[int]):
         self.notify("The source has no more intervals.", title="End of data")
 
     def _show(self, shown: Snapshot, cells: dict[str, Cells]) -> None:
+        self._retired.append((self.snapshot, self.vm_cells))
         self.vm_cells = cells
         self.snapshot = shown
         self._update_header()

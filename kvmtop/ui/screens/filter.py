@@ -48,7 +48,7 @@ class FilterScreen(ModalScreen[ReasonFilter | None | bool]):
             yield Input(placeholder="type to narrow…", id="filter-search")
             yield SelectionList[str](id="filter-list")
             yield Checkbox("Exclude the ticked reasons (show all others)", self.exclude, id="filter-exclude")
-            yield Static(Text("Space toggle · Enter apply · Ctrl+X include/exclude · Esc cancel", style="dim"),
+            yield Static(Text("Space tick · Enter apply · Ctrl+X exclude · Esc cancel", style="dim"),
                          id="filter-hint")
             with Horizontal(id="filter-buttons"):
                 yield Button("Apply", variant="primary", id="filter-apply")

@@ -28,7 +28,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("F6", "choose the sort column"),
         ("I", "invert the sort order"),
         ("click a header", "sort by it (again: invert)"),
-        ("/", "find a VM by name (Enter: next match)"),
+        ("/", "find a VM by name as you type (Enter: back to the table)"),
     )),
     ("Guest screen", (
         ("Tab", "switch between the reason and vCPU tables"),

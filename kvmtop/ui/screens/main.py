@@ -37,7 +37,7 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Meters(id="meters")
-        yield Input(placeholder="find a VM by name (Enter: next match, Esc: close)", id="find")
+        yield Input(placeholder="find a VM by name (Enter or Esc: back to the table)", id="find")
         yield VmTable(id="vms")
         yield Footer()
 
@@ -150,9 +150,11 @@ class MainScreen(Screen):
         self._find(event.value, after_cursor=False)
 
     @on(Input.Submitted, "#find")
-    def _find_next(self, event: Input.Submitted) -> None:
-        if not self._find(event.value, after_cursor=True):
+    def _find_done(self, event: Input.Submitted) -> None:
+        """Enter: stay on the match and go back to the table (as htop's search)."""
+        if event.value.strip() and not self._find(event.value, after_cursor=False):
             self.notify(f"no VM matches {printable(event.value)!r}", severity="warning", markup=False)
+        self.action_close_find()
 
     # ------------------------------------------------------------------ palette
     def commands(self) -> Iterable[SystemCommand]:

@@ -105,6 +105,8 @@ class DiffTable(DataTable):
                 if stale:
                     gone = set(stale)
                     self._order = [k for k in self._order if k not in gone]
+            changed = 0
+            data = getattr(self, "_data", None)
             for key, cells in rows:
                 sig = tuple((c.plain, c.style) for c in cells)
                 old = self._sigs.get(key)
@@ -112,11 +114,20 @@ class DiffTable(DataTable):
                     self.add_row(*cells, key=key)
                     self._order.append(key)
                 elif old != sig:
+                    row = data.get(RowKey(key)) if data is not None else None
                     for ck, new, now, was in zip(col_keys, cells, sig, old):
                         if now != was:
-                            self.update_cell(key, ck, new)
+                            if row is not None and ck in row:
+                                # update_cell() without its per-call refresh: one refresh below
+                                row[ck] = new
+                                changed += 1
+                            else:
+                                self.update_cell(key, ck, new)
                 self._cells[key] = cells
                 self._sigs[key] = sig
+            if changed:
+                self._update_count += 1
+                self.refresh()
             if self._order != keys:
                 rank = {k: i for i, k in enumerate(keys)}
                 self.sort(key=lambda values: rank[values[0].row_key])

@@ -121,8 +121,17 @@ class SparkText(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        width = self.size.width
-        return Text(fmt.spark(self.values, width, relative=False), style="green", no_wrap=True)
+        """Scaled between the window's min and max, which are printed after it."""
+        values = self.values
+        text = Text(no_wrap=True)
+        if not values:
+            return text
+        lo, hi = min(values), max(values)
+        span = f" {fmt.rate(lo)}–{fmt.rate(hi)}/s"
+        width = max(1, self.size.width - len(span))
+        text.append(fmt.spark(values, width), style="green")
+        text.append(span, style="dim")
+        return text
 
 
 class Meters(Vertical):

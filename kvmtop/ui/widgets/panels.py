@@ -16,16 +16,24 @@ from .. import format as fmt
 
 
 def _table(*columns: tuple[str, str]) -> Table:
+    """A borderless table; the first left-aligned column gives way when space is short."""
     t = Table(box=None, pad_edge=False, expand=True, show_edge=False, padding=(0, 1),
               header_style="bold")
-    for name, justify in columns:
-        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    flexible = next((i for i, (_, j) in enumerate(columns) if j == "left"), None)
+    for i, (name, justify) in enumerate(columns):
+        if i == flexible:
+            t.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1)  # type: ignore[arg-type]
+        else:
+            t.add_column(name, justify=justify, no_wrap=True, min_width=len(name))  # type: ignore[arg-type]
     return t
 
 
 def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
-    """Why a panel is empty: the collector's note when the feature has no source."""
-    if not status.has(feature):
+    """Why a panel is empty: the collector's note when the feature has no source.
+
+    Request bits are read at kvm_exit, so they have no source when exits have none.
+    """
+    if not status.has(feature) or (feature == "requests" and not status.has("exits")):
         note = next((n for n in status.notes), f"{feature}: no source on this host")
         return Text(note, style="italic yellow")
     return Text(f"no {what} this interval", style="dim italic")
@@ -51,16 +59,16 @@ class RequestsPanel(Panel):
     """vcpu->requests bits pending at exit: how often each bit was set."""
 
     TITLE = "Requests pending at exit"
-    BAR = 8
+    BAR = 6
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
         if not b.requests:
             return why_empty(status, "requests", "request bits set at exit")
-        t = _table(("BIT", "right"), ("NAME", "left"), ("EXITS", "right"), ("SHARE", "right"), ("", "left"))
+        t = _table(("BIT", "right"), ("NAME", "left"), ("EXITS", "right"), ("SHARE", "right"), ("", "right"))
         top = max(r.share for r in b.requests) or 1.0
         for r in b.requests[:12]:
             t.add_row(str(r.bit), Text(r.name, style="cyan"), fmt.count(r.count), fmt.share(r.share),
-                      Text(fmt.bar(r.share / top, self.BAR), style="blue"))
+                      Text(fmt.bar(r.share / top, self.BAR), style="blue", no_wrap=True))
         return t
 
 

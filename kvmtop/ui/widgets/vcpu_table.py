@@ -10,7 +10,7 @@ from .. import format as fmt
 from .diff_table import Cells, Col, DiffTable, KeyedText
 from .vm_table import NA, _l, _r
 
-TREND_WIDTH = 10
+TREND_WIDTH = 8
 
 COLUMNS: tuple[Col, ...] = (
     Col("vcpu", "vCPU", 5, "left"),
@@ -18,7 +18,7 @@ COLUMNS: tuple[Col, ...] = (
     Col("exits", "EXITS/s", 8),
     Col("top", "TOP REASON", 18, "left"),
     Col("p99", "P99", 6),
-    Col("req", "TOP REQUEST", 14, "left"),
+    Col("req", "TOP REQUEST", 13, "left"),
     Col("user", "USER/s", 6),
     Col("trend", "TREND", TREND_WIDTH, "left"),
 )

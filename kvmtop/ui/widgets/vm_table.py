@@ -78,7 +78,7 @@ def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
         exit_cells = (
             _r(fmt.rate(vm.exits_per_s), "bold"),
             _l(top.name if top else "—", "cyan" if top else "dim"),
-            _r(fmt.share(vm.top_reason_share) if top else "", ""),
+            _r(fmt.share(vm.top_reason_share) if top else "—", "" if top else "dim"),
             _r(fmt.duration(lat.p50) if lat.count else "—", "" if lat.count else "dim"),
             _r(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
             _r(fmt.duration(lat.max) if lat.count else "—", "" if lat.count else "dim"),
