@@ -256,10 +256,9 @@ class LiveSource:
                 vms[pid] = last  # exited during this interval: its last counts still count
         if gone:
             self._scanned = [p for p in self._scanned if p not in gone]
-            self._prune({p for p in gone})
-            threads = {k: t for k, t in threads.items() if k[0] in vms}
+            self._prune(gone)
         self._last_vms = {p: v for p, v in vms.items() if p not in gone}
-        return vms, threads
+        return vms, {k: t for k, t in threads.items() if k[0] in vms}
 
     def _name_threads(self, ident: VmIdentity, tids) -> VmIdentity:
         """Fill in vCPU names /proc no longer has from the comm BPF saw (a thread that ran

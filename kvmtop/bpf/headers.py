@@ -114,9 +114,17 @@ def build_farm(packages: tuple[str, str], cache_dir: str = CACHE_DIR) -> str:
         _overlay(tree, tmp)
     with open(os.path.join(tmp, STAMP), "w", encoding="utf-8") as f:
         f.write("\n".join(packages) + "\n")
+    if _farm_ready(path, packages):  # another kvmtop built it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        return path
     if os.path.isdir(path):
-        shutil.rmtree(path)  # a stale or half-built tree of symlinks
-    os.rename(tmp, path)
+        shutil.rmtree(path)  # a stale tree of symlinks (other packages)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _farm_ready(path, packages):
+            raise
     return path
 
 
