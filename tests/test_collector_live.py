@@ -189,10 +189,10 @@ def test_map_rows_become_thread_intervals(live):
         keys[i]["pid"], keys[i]["tid"], keys[i]["code"], keys[i]["kind"] = p, t, code, kind
         vals[i] = v
     assert r["stats"].update(keys, vals) == len(stat_rows)
-    hist_rows = [((30, KIND_VMX, histogram.bucket_index(100)), 1), ((30, KIND_VMX, histogram.bucket_index(900)), 1),
-                 ((30, KIND_VMX, histogram.bucket_index(2000)), 1), ((6, KIND_USERSPACE, histogram.bucket_index(20)), 1),
-                 ((6, KIND_USERSPACE, histogram.bucket_index(30)), 1),
-                 ((5, KIND_HYPERCALL, histogram.bucket_index(2000)), 1)]
+    b = histogram.bucket_index
+    hist_rows = [((30, KIND_VMX, b(100)), 1), ((30, KIND_VMX, b(900)), 1), ((30, KIND_VMX, b(2000)), 1),
+                 ((6, KIND_USERSPACE, b(20)), 1), ((6, KIND_USERSPACE, b(30)), 1),
+                 ((5, KIND_HYPERCALL, b(2000)), 1)]
     hk = np.zeros(len(hist_rows), maps.HIST_KEY)
     for i, ((code, kind, bucket), _) in enumerate(hist_rows):
         hk[i]["pid"], hk[i]["tid"], hk[i]["code"], hk[i]["kind"], hk[i]["bucket"] = pid, tid, code, kind, bucket
