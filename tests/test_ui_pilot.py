@@ -488,3 +488,32 @@ async def test_replay_keys_are_inactive_for_live_feeds():
         assert app.check_action("step", ()) is False
         await pilot.press("full_stop", "right_square_bracket")
         assert "Replay" not in header_text(app)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def test_number_and_duration_formats():
+    assert [fmt.rate(x) for x in (0, 0.5, 5, 12.4, 950, 12_345, 4_560_000)] == \
+        ["0", "0.5", "5.0", "12", "950", "12.3k", "4.56M"]
+    assert [fmt.duration(x) for x in (0, 850, 12_300, 4_560_000, 1_230_000_000)] == \
+        ["0", "850ns", "12.3µs", "4.56ms", "1.23s"]
+    assert [fmt.share(x) for x in (0, 0.004, 0.5)] == ["0%", "<1%", "50%"]
+    assert fmt.count(9_876) == "9,876" and fmt.count(12_345) == "12.3k"
+    assert fmt.spark([], 4) == ""
+    assert fmt.spark([1, 2, 3, 4], 4) == "▁▃▆█"
+    assert fmt.spark([0, 0], 4) == "  ▁▁"
+    assert fmt.bar(0.5, 4) == "██  "
+
+
+async def test_no_kvm_exit_sort_default_does_not_override_the_user():
+    app = make_app(demo_feed(vms=4, exits=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert app.screen.sort_column == "user"
+        await pilot.press("less_than_sign", "less_than_sign", "less_than_sign", "less_than_sign",
+                          "less_than_sign", "less_than_sign")
+        assert app.screen.sort_column == "exits"
+        app.feed.step()
+        await wait_for(pilot, lambda: app.snapshot.seq == 61)
+        assert app.screen.sort_column == "exits"

@@ -23,6 +23,7 @@ from ..feed import Feed
 from ..filtering import ReasonFilter
 from ..model import Snapshot
 from ..sources.base import SourceError
+from .gc_policy import GcPolicy
 from .messages import FeedEnded, FeedFailed, SnapshotReady
 from .prepare import prepare
 from .screens.filter import FilterScreen
@@ -81,6 +82,7 @@ class KvmtopApp(App[int]):
         # Snapshots the UI let go of. A snapshot of 1,000 VMs is ~10^6 objects: freeing it
         # on the UI thread would stall a frame, so the feed thread drops them (drain_retired).
         self._retired: deque[object] = deque()
+        self.gc_policy = GcPolicy()
         self.set_reactive(KvmtopApp.reason_filter, reason_filter)
 
     # ------------------------------------------------------------------ lifecycle
@@ -114,10 +116,14 @@ class KvmtopApp(App[int]):
                 flt = self.reason_filter
                 shown, cells = prepare(raw, flt)
                 self.post_message(SnapshotReady(raw, shown, flt, cells))
+                self.gc_policy.after_snapshot(raw)
+                del raw, shown, cells  # hold nothing while waiting for the next one
         except SourceError as exc:
             self.post_message(FeedFailed(str(exc) or type(exc).__name__))
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
             self.post_message(FeedFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        finally:
+            self.gc_policy.close()
 
     # ------------------------------------------------------------------ feed messages
     def drain_retired(self) -> None:

@@ -48,7 +48,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 def help_table() -> Table:
     t = Table(box=None, show_header=False, padding=(0, 2), expand=True)
-    t.add_column(style="bold cyan", no_wrap=True)
+    t.add_column(style="bold cyan", no_wrap=True, width=16)
     t.add_column()
     for group, keys in KEYS:
         t.add_row(Text(group, style="bold underline"), "")

@@ -14,11 +14,12 @@ from textual.widgets import DataTable, Footer, Input
 from ...model import Snapshot
 from ...safe_text import printable
 from ..widgets.meters import Meters
-from ..widgets.vm_table import COLUMNS, ASCENDING, VmTable, vm_key
+from ..widgets.vm_table import ASCENDING, COLUMNS, NEEDS, VmTable, vm_key
 from .sort import SortScreen
 
 COLUMN_KEYS = [c.key for c in COLUMNS]
 SORT = Binding.Group("Sort", compact=True)
+NEEDS_EXITS = frozenset(k for k, feature in NEEDS.items() if feature == "exits")
 
 
 class MainScreen(Screen):
@@ -34,6 +35,10 @@ class MainScreen(Screen):
 
     sort_column: var[str] = var("exits")
     sort_reverse: var[bool] = var(False)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sort_chosen = False  # set once the user (or the no-kvm_exit default) picked a column
 
     def compose(self) -> ComposeResult:
         yield Meters(id="meters")
@@ -52,8 +57,10 @@ class MainScreen(Screen):
     def _show_snapshot(self, snapshot: Snapshot | None) -> None:
         if snapshot is None:
             return
-        if not snapshot.collector.has("exits") and self.sort_column in ("exits", "top", "share", "p50", "p99", "max"):
-            self.sort_column = "user"  # nothing to sort exits by on this host
+        if not self._sort_chosen and not snapshot.collector.has("exits"):
+            self._sort_chosen = True
+            if self.sort_column in NEEDS_EXITS:
+                self.sort_column = "user"  # nothing to sort exits by on this host
         cells = getattr(self.app, "vm_cells", None)
         if cells is None or any(vm_key(v) not in cells for v in snapshot.vms):
             cells = None
@@ -80,6 +87,7 @@ class MainScreen(Screen):
 
     # ------------------------------------------------------------------ sorting
     def action_sort_step(self, step: int) -> None:
+        self._sort_chosen = True
         i = COLUMN_KEYS.index(self.sort_column)
         self.sort_reverse = False
         self.sort_column = COLUMN_KEYS[(i + step) % len(COLUMN_KEYS)]
@@ -95,6 +103,7 @@ class MainScreen(Screen):
         self.app.push_screen(SortScreen(self.sort_column), done)
 
     def sort_by(self, column: str) -> None:
+        self._sort_chosen = True
         if column == self.sort_column:
             self.sort_reverse = not self.sort_reverse
         else:

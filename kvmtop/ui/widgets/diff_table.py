@@ -17,6 +17,11 @@ from textual.widgets.data_table import RowKey
 Cells = tuple[Text, ...]
 
 
+def signature(cells: Cells) -> tuple:
+    """What a row looks like (text and style of each cell): rows are diffed by this."""
+    return tuple((c.plain, c.style) for c in cells)
+
+
 class KeyedText(Text):
     """The first cell of a row: carries the row's key so the table can be ordered by it."""
 
@@ -84,7 +89,8 @@ class DiffTable(DataTable):
     def order(self) -> list[str]:
         return list(self._order)
 
-    def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
+    def sync(self, rows: Sequence[tuple[str, Cells]], sigs: dict[str, tuple] | None = None) -> None:
+        """Mirror ``rows`` (key, cells) in this order; ``sigs`` may carry precomputed signatures."""
         cursor = self.cursor_key
         scroll_y = self.scroll_y
         wanted = {key: cells for key, cells in rows}
@@ -108,7 +114,9 @@ class DiffTable(DataTable):
             changed = 0
             data = getattr(self, "_data", None)
             for key, cells in rows:
-                sig = tuple((c.plain, c.style) for c in cells)
+                sig = sigs.get(key) if sigs is not None else None
+                if sig is None:
+                    sig = signature(cells)
                 old = self._sigs.get(key)
                 if old is None:
                     self.add_row(*cells, key=key)

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from ...model import CollectorStatus, Snapshot, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
-from .diff_table import Cells, Col, DiffTable, KeyedText
+from .diff_table import Cells, Col, DiffTable, KeyedText, signature
 
 TREND_WIDTH = 16
 
@@ -100,9 +100,17 @@ def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
     )
 
 
-def all_cells(snapshot: Snapshot) -> dict[str, Cells]:
-    """Cells of every row (pure; the feed worker calls this off the UI thread)."""
-    return {vm_key(vm): vm_cells(vm, snapshot.collector) for vm in snapshot.vms}
+class RowCells(dict):
+    """key -> cells of every VM row, plus ``sigs`` (key -> signature) for the diff."""
+
+    sigs: dict[str, tuple]
+
+
+def all_cells(snapshot: Snapshot) -> RowCells:
+    """Cells and signatures of every row (pure; the feed worker calls this off the UI thread)."""
+    out = RowCells((vm_key(vm), vm_cells(vm, snapshot.collector)) for vm in snapshot.vms)
+    out.sigs = {key: signature(cells) for key, cells in out.items()}
+    return out
 
 
 def sorted_vms(snapshot: Snapshot, column: str, reverse: bool) -> list[VmStat]:
@@ -135,5 +143,6 @@ class VmTable(DiffTable):
         if cells is None:
             cells = all_cells(snapshot)
         order = sorted_vms(snapshot, column, reverse)
-        self.sync([(vm_key(vm), cells[vm_key(vm)]) for vm in order])
+        keys = [vm_key(vm) for vm in order]
+        self.sync([(k, cells[k]) for k in keys], getattr(cells, "sigs", None))
         self.set_labels(labels(column, reverse, snapshot.collector))
