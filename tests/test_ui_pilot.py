@@ -517,3 +517,14 @@ async def test_no_kvm_exit_sort_default_does_not_override_the_user():
         app.feed.step()
         await wait_for(pilot, lambda: app.snapshot.seq == 61)
         assert app.screen.sort_column == "exits"
+
+
+async def test_home_end_scroll_the_table_when_not_replaying():
+    app = make_app(demo_feed(vms=60))
+    async with app.run_test(size=(140, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: table.cursor_row == 59 and table.scroll_y > 0)
+        await pilot.press("home")
+        await wait_for(pilot, lambda: table.cursor_row == 0 and table.scroll_y == 0)

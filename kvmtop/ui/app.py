@@ -58,8 +58,9 @@ class KvmtopApp(App[int]):
         Binding("full_stop", "step", "Step", key_display=".", group=STEP),
         Binding("left_square_bracket", "seek(-10)", "Back 10", key_display="[", group=SEEK),
         Binding("right_square_bracket", "seek(10)", "Forward 10", key_display="]", group=SEEK),
-        Binding("home", "seek_to(0)", "Start", show=False, priority=True),
-        Binding("end", "seek_to(-1)", "End", show=False, priority=True),
+        # Tables hand Home/End to these while replaying (DiffTable.action_scroll_home/end).
+        Binding("home", "seek_to(0)", "Start", show=False),
+        Binding("end", "seek_to(-1)", "End", show=False),
         Binding("left_curly_bracket", "speed(-1)", "Slower replay", key_display="{", group=SPEED),
         Binding("right_curly_bracket", "speed(1)", "Faster replay", key_display="}", group=SPEED),
     ]

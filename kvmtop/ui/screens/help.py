@@ -23,6 +23,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("Guests (main screen)", (
         ("↑ ↓ PgUp PgDn", "move"),
+        ("Home / End", "first / last guest"),
         ("Enter", "open the guest: vCPUs, reasons, latency, requests, hypercalls"),
         ("< / >", "sort by the previous / next column"),
         ("F6", "choose the sort column"),

@@ -58,6 +58,25 @@ class DiffTable(DataTable):
         for col in self.COLUMNS:
             self.add_column(self._label(col, ""), key=col.key, width=col.width)
 
+    # ------------------------------------------------------------------ Home/End
+    def _replaying(self) -> bool:
+        feed = getattr(self.app, "feed", None)
+        return bool(feed is not None and feed.seekable)
+
+    def action_scroll_home(self) -> None:
+        """Home: the first row (as in htop); in a replay, seek to the first interval instead."""
+        if self._replaying():
+            self.app.action_seek_to(0)  # type: ignore[attr-defined]
+        else:
+            self.action_scroll_top()
+
+    def action_scroll_end(self) -> None:
+        """End: the last row (as in htop); in a replay, seek to the last interval instead."""
+        if self._replaying():
+            self.app.action_seek_to(-1)  # type: ignore[attr-defined]
+        else:
+            self.action_scroll_bottom()
+
     # ------------------------------------------------------------------ labels
     def _label(self, col: Col, mark: str) -> Text:
         text = col.label + mark
