@@ -131,8 +131,9 @@ class LiveSource:
     paced = True
 
     def __init__(self, pid: int | None = None, max_keys: int = DEFAULT_MAX_KEYS,
-                 scan_every_s: float = SCAN_EVERY_S):
+                 scan_every_s: float = SCAN_EVERY_S, raw: bool = True):
         self.pid = pid
+        self.raw = raw  # raw tracepoints where the kernel allows (False: classic ones only)
         self.max_keys = max_keys
         self.scan_every_s = scan_every_s
         self.program: Program | None = None
@@ -152,7 +153,7 @@ class LiveSource:
     def open(self) -> None:
         if self.program is not None:
             return
-        program = Program(max_keys=self.max_keys, pid=self.pid).load()
+        program = Program(max_keys=self.max_keys, pid=self.pid, raw=self.raw).load()
         try:
             maps.check_layout(program)
         except ValueError as e:
@@ -330,6 +331,8 @@ class LiveSource:
         since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
         exits_ok = not (since["seen_userspace"] > 0 and since["seen_exits"] == 0)
         notes = ([] if exits_ok else [NOTE_NO_EXITS]) + list(feats.notes())
+        if self.program.fallback:
+            notes.append(self.program.fallback)
         return CollectorStatus(
             drops=sum(drops_by_map.values()),
             unmatched_exits=delta["unmatched_exits"],

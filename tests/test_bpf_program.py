@@ -3,6 +3,7 @@ failure is one line; the kernel-header fallback (kvmtop.bpf.headers)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from kvmtop import histogram, tracefs
 from kvmtop.bpf import headers, maps, program
-from kvmtop.bpf.program import Features, Program, build_cflags, detect_features
+from kvmtop.bpf.program import CLASSIC, RAW, Features, Program, build_cflags, detect_features, plan_probes
 from kvmtop.sources import SourceError
 
 pytestmark = pytest.mark.bpf
@@ -27,25 +28,168 @@ def one_line(err: SourceError) -> str:
 # --------------------------------------------------------------------------- compile, load, attach
 
 
+def prog_name(event: str, kind: str) -> str:
+    cat, name = event.split(":")
+    return f"raw_tracepoint__{name}" if kind == RAW else f"tracepoint__{cat}__{name}"
+
+
+def assert_attached(p: Program) -> None:
+    """Exactly the probes p.probes names are loaded and attached, each as it says."""
+    assert set(p.prog_fds()) == {prog_name(e, k) for e, k in p.probes.items()}
+    assert all(fd > 0 for fd in p.prog_fds().values())
+    assert p.bpf.num_open_tracepoints() == sum(k == CLASSIC for k in p.probes.values())
+    assert set(p.bpf.raw_tracepoint_fds) == {e.split(":")[1].encode() for e, k in p.probes.items() if k == RAW}
+
+
 @needs_root
 def test_compiles_loads_and_attaches_on_this_kernel():
     p = Program(max_keys=1024).load()
     try:
-        progs = p.prog_fds()
-        expect = {"tracepoint__kvm__kvm_exit", "tracepoint__kvm__kvm_entry", "tracepoint__kvm__kvm_userspace_exit"}
+        expect = {"kvm:kvm_exit", "kvm:kvm_entry", "kvm:kvm_userspace_exit"}
         if p.features.hypercalls:
-            expect.add("tracepoint__kvm__kvm_hypercall")
+            expect.add("kvm:kvm_hypercall")
         if p.features.ioctl:
-            expect.add("tracepoint__syscalls__sys_enter_ioctl")
-        assert set(progs) == expect
-        assert all(fd > 0 for fd in progs.values())
-        assert p.bpf.num_open_tracepoints() == len(expect)
+            expect.add("syscalls:sys_enter_ioctl")
+        assert set(p.probes) == expect
+        assert_attached(p)
+        assert p.probes["kvm:kvm_exit"] == CLASSIC  # its values come from the vcpu struct
+        assert p.fallback == ""
         maps.check_layout(p)  # the numpy dtypes match the C structs
         assert set(p.maps) == {"stats", "hist", "requests", "pending", "info", "counters"}
         assert p.counters()["drop_stats"] == 0
     finally:
         p.close()
         p.close()  # safe twice
+
+
+@needs_root
+@pytest.mark.parametrize("raw", [True, False])
+def test_raw_and_classic_variants_both_load_here(raw):
+    p = Program(max_keys=64, raw=raw).load()
+    try:
+        f = p.features
+        assert f.raw_userspace_exit and f.raw_entry  # this kernel's formats are the expected ones
+        assert p.probes["kvm:kvm_userspace_exit"] == (RAW if raw else CLASSIC)
+        assert p.probes["kvm:kvm_entry"] == (RAW if raw else CLASSIC)
+        if f.hypercalls:
+            assert p.probes["kvm:kvm_hypercall"] == (RAW if raw and f.raw_hypercall else CLASSIC)
+        assert p.probes["kvm:kvm_exit"] == CLASSIC
+        if f.ioctl:
+            assert p.probes["syscalls:sys_enter_ioctl"] == CLASSIC
+        assert ("-DRAW_USERSPACE_EXIT" in p.cflags) == raw
+        assert ("-DRAW_ENTRY" in p.cflags) == raw
+        assert_attached(p)
+        # detach() and attach() leave the same probes attached
+        p.detach()
+        assert p.bpf.num_open_tracepoints() == 0 and not p.bpf.raw_tracepoint_fds
+        p.attach()
+        assert_attached(p)
+    finally:
+        p.close()
+
+
+def _fields_with(monkeypatch, event: str, change):
+    real = tracefs.fields
+
+    def fields(cat, ev, root=None):
+        out = real(cat, ev, root)
+        return change(out) if ev == event else out
+
+    monkeypatch.setattr(tracefs, "fields", fields)
+
+
+@pytest.mark.parametrize("change", [
+    lambda f: {k: f[k] for k in reversed(list(f))},                      # fields in another order
+    lambda f: {**f, "extra": f["reason"]},                               # a field more
+    lambda f: {"vcpu_id": f["reason"], **f},                             # a field before them
+], ids=["reordered", "extra", "inserted"])
+def test_raw_userspace_exit_needs_the_expected_fields(monkeypatch, change):
+    _fields_with(monkeypatch, "kvm_userspace_exit", change)
+    feats = detect_features()
+    assert not feats.raw_userspace_exit
+    plan = plan_probes(feats)
+    assert plan["kvm:kvm_userspace_exit"] == CLASSIC
+    assert "-DRAW_USERSPACE_EXIT" not in build_cflags(feats)
+
+
+def test_raw_hypercall_needs_the_expected_fields(monkeypatch):
+    _fields_with(monkeypatch, "kvm_hypercall", lambda f: {k: v for k, v in f.items() if k != "a3"})
+    feats = detect_features()
+    assert feats.hypercalls and not feats.raw_hypercall
+    assert plan_probes(feats)["kvm:kvm_hypercall"] == CLASSIC
+    assert "-DRAW_HYPERCALL" not in build_cflags(feats) and "-DHAVE_HYPERCALL" in build_cflags(feats)
+
+
+def test_raw_choices_on_this_kernel_follow_tracefs():
+    us = program.event_args(tracefs.fields("kvm", "kvm_userspace_exit"))
+    feats = detect_features()
+    assert feats.raw_userspace_exit == (us == ("reason", "errno"))
+    assert feats.raw_entry  # kvm_entry's raw probe reads no argument
+    assert plan_probes(feats, raw=False) == {e: CLASSIC for e in plan_probes(feats)}
+
+
+@needs_root
+def test_failed_raw_attach_falls_back_to_classic(monkeypatch):
+    from bcc import BPF
+
+    made = []
+    real_init = BPF.__init__
+
+    def init(self, *a, **k):
+        made.append(self)
+        real_init(self, *a, **k)
+
+    def refuse(self, tp=b"", fn_name=b""):
+        raise Exception("Failed to attach BPF to raw tracepoint")
+
+    monkeypatch.setattr(BPF, "__init__", init)
+    monkeypatch.setattr(BPF, "attach_raw_tracepoint", refuse)
+    p = Program(max_keys=64).load()
+    try:
+        assert set(p.probes.values()) == {CLASSIC}
+        assert "raw tracepoint" in p.fallback and "\n" not in p.fallback
+        assert not any(f.startswith("-DRAW_") for f in p.cflags)
+        assert_attached(p)
+        # the half-attached first build was detached, not left running
+        assert len(made) == 2 and made[0] is not p.bpf
+        assert not made[0].tracepoint_fds and not made[0].raw_tracepoint_fds
+    finally:
+        p.close()
+
+
+@needs_root
+@pytest.mark.kvm
+@pytest.mark.parametrize("raw", [True, False])
+def test_real_userspace_exits_are_decoded_alike_raw_or_classic(raw):
+    """A real vCPU in this thread: an errno exit (immediate_exit: KVM_RUN returns -EINTR)
+    and PIO exits give the same stats keys through the raw probe as through the classic one."""
+    if not os.path.exists("/dev/kvm"):
+        pytest.skip("/dev/kvm is absent: this host has no KVM")
+    import ctypes
+    import threading
+
+    from kvm_guest import KVM_RUN, Vm, guest_code
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    p = Program(max_keys=64, pid=os.getpid(), raw=raw).load()
+    vm = Vm(guest_code(pio=3, mmio=0, hlt=0))
+    try:
+        assert p.probes["kvm:kvm_userspace_exit"] == (RAW if raw else CLASSIC)
+        vm._run[1] = 1  # struct kvm_run.immediate_exit
+        assert libc.ioctl(vm.vcpu_fd, KVM_RUN, 0) == -1 and ctypes.get_errno() == errno.EINTR
+        vm._run[1] = 0
+        assert vm.run()["KVM_EXIT_IO"] == 4  # 3 PIO exits + the DONE_PORT marker
+        keys, vals = maps.HashReader(p.map_fd("stats"), maps.STAT_KEY, maps.STAT_VAL, p.max_keys).drain()
+        tid = threading.get_native_id()
+        got = {(int(k["kind"]), int(k["code"])): (int(v["count"]), int(v["min_ns"]) <= int(v["max_ns"]))
+               for k, v in zip(keys, vals) if k["tid"] == tid}
+        # (count, has a latency): the EINTR exit and 3 of the 4 IO exits were answered with KVM_RUN
+        assert got == {(program.KIND_USERSPACE, program.ERRNO_FLAG | errno.EINTR): (1, True),
+                       (program.KIND_USERSPACE, 2): (4, True)}
+        assert p.counters()["seen_userspace"] == 5
+    finally:
+        vm.close()
+        p.close()
 
 
 @needs_root
@@ -144,7 +288,8 @@ def test_loads_without_hypercall_tracepoint(monkeypatch):
     _hide_event(monkeypatch, "kvm_hypercall")
     p = Program(max_keys=64).load()
     try:
-        assert "tracepoint__kvm__kvm_hypercall" not in p.prog_fds()
+        assert not {"tracepoint__kvm__kvm_hypercall", "raw_tracepoint__kvm_hypercall"} & set(p.prog_fds())
+        assert "kvm:kvm_hypercall" not in p.probes
         assert not p.features.hypercalls
     finally:
         p.close()

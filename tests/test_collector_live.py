@@ -11,7 +11,7 @@ import pytest
 
 from kvmtop import histogram
 from kvmtop.bpf import maps
-from kvmtop.bpf.program import KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX
+from kvmtop.bpf.program import CLASSIC, KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX, RAW
 from kvmtop.collector import NOTE_NO_EXITS, LiveSource, build_threads
 from kvmtop.model import Interval
 from kvmtop.sources import Source, SourceError
@@ -45,8 +45,10 @@ def threads_of(iv: Interval, pid: int):
 @pytest.mark.bpf
 @pytest.mark.kvm
 @needs_root
-def test_guest_userspace_exits_counted_exactly(live, kvm_guest):
-    src = live()
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "classic"])
+def test_guest_userspace_exits_counted_exactly(live, kvm_guest, raw):
+    src = live(raw=raw)
+    assert src.program.probes["kvm:kvm_userspace_exit"] == (RAW if raw else CLASSIC)
     src.next_interval()  # start clean
     g = kvm_guest("kvmtop-test", pio=5, mmio=3, hlt=2, mmio_sleep_ms=MMIO_SLEEP_MS)
     g.go()

@@ -4,6 +4,11 @@ Field layouts come from the tracepoint formats at run time (BCC's TRACEPOINT_PRO
 optional fields and events are detected in tracefs and switch code on with cflags, so
 nothing is guessed from kernel versions or struct offsets. Every failure a user can meet
 is a SourceError with one line.
+
+Events whose prototype is plain values (or whose arguments are not needed) are attached
+as raw tracepoints (ctx->args[], no trace record to fill: cheaper per event) when their
+tracefs fields are still the expected ones (RAW_ARGS); otherwise, or when the raw attach
+fails, the classic probe is compiled instead. ``Program.probes`` says which was used.
 """
 
 from __future__ import annotations
@@ -52,6 +57,16 @@ OPTIONAL = {
 }
 TEST_PROGRAMS = ("test_exit", "test_entry", "test_hypercall", "test_userspace_exit", "test_ioctl")
 
+# Raw tracepoints: the TP_PROTO arguments the raw probe reads from ctx->args[], which must be
+# exactly the event's tracefs fields in this order (a changed prototype shows there too);
+# None: the probe reads no argument (kvm_entry's are a vcpu pointer [+ a bool from 6.9]).
+RAW_ARGS = {
+    ("kvm", "kvm_userspace_exit"): ("reason", "errno"),          # (__u32 reason, int errno)
+    ("kvm", "kvm_entry"): None,
+    ("kvm", "kvm_hypercall"): ("nr", "a0", "a1", "a2", "a3"),    # (unsigned long nr, a0..a3)
+}
+RAW, CLASSIC = "raw_tracepoint", "tracepoint"
+
 
 @dataclass(frozen=True)
 class Features:
@@ -61,6 +76,9 @@ class Features:
     exit_vcpu_id: bool = False    # kvm_exit has `vcpu_id`
     hypercalls: bool = False      # kvm:kvm_hypercall exists
     ioctl: bool = False           # syscalls:sys_enter_ioctl exists (KVM_RUN ends a round trip)
+    raw_userspace_exit: bool = False  # kvm_userspace_exit's fields are (reason, errno)
+    raw_entry: bool = False           # kvm_entry exists (its raw probe reads no argument)
+    raw_hypercall: bool = False       # kvm_hypercall's fields are (nr, a0, a1, a2, a3)
 
     def notes(self) -> tuple[str, ...]:
         out = []
@@ -73,6 +91,22 @@ class Features:
             out.append("tracepoint syscalls:sys_enter_ioctl is missing: "
                        "userspace round trips end at the next kvm_entry")
         return tuple(out)
+
+
+def event_args(fields: dict) -> tuple[str, ...]:
+    """The event's own field names in format order (common_* left out)."""
+    return tuple(n for n in fields if not n.startswith("common_"))
+
+
+def raw_ok(cat: str, event: str, root: str | None = None) -> bool:
+    """Whether the raw probe of ``cat:event`` may be used: the event exists and its fields
+    are exactly the prototype RAW_ARGS expects."""
+    try:
+        fields = tracefs.fields(cat, event, root)
+    except tracefs.TracefsError:
+        return False
+    expected = RAW_ARGS[(cat, event)]
+    return expected is None or event_args(fields) == expected
 
 
 def detect_features(root: str | None = None) -> Features:
@@ -104,12 +138,30 @@ def detect_features(root: str | None = None) -> Features:
         exit_vcpu_id="vcpu_id" in exit_fields,
         hypercalls=optional["kvm_hypercall"],
         ioctl=optional["sys_enter_ioctl"],
+        raw_userspace_exit=raw_ok("kvm", "kvm_userspace_exit", root),
+        raw_entry=raw_ok("kvm", "kvm_entry", root),
+        raw_hypercall=optional["kvm_hypercall"] and raw_ok("kvm", "kvm_hypercall", root),
     )
+
+
+def plan_probes(features: Features, raw: bool = True) -> dict[str, str]:
+    """Which probe each event gets: "cat:event" -> RAW or CLASSIC (``raw`` False: the
+    classic tracepoints everywhere, as before raw tracepoints were used)."""
+    plan = {
+        "kvm:kvm_exit": CLASSIC,
+        "kvm:kvm_entry": RAW if raw and features.raw_entry else CLASSIC,
+        "kvm:kvm_userspace_exit": RAW if raw and features.raw_userspace_exit else CLASSIC,
+    }
+    if features.hypercalls:
+        plan["kvm:kvm_hypercall"] = RAW if raw and features.raw_hypercall else CLASSIC
+    if features.ioctl:  # KVM_RUN's start: see kvmtop.bpf.c for why not kvm_fpu or raw sys_enter
+        plan["syscalls:sys_enter_ioctl"] = CLASSIC
+    return plan
 
 
 def build_cflags(features: Features, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None,
                  test: bool = False, hist_keys: int | None = None,
-                 pending_keys: int | None = None) -> list[str]:
+                 pending_keys: int | None = None, probes: dict[str, str] | None = None) -> list[str]:
     if max_keys < 1:
         raise SourceError(f"--max-keys must be at least 1 (got {max_keys})")
     flags = histogram.c_defines() + [
@@ -120,6 +172,12 @@ def build_cflags(features: Features, max_keys: int = DEFAULT_MAX_KEYS, pid: int 
     for on, name in ((features.requests, "HAVE_REQUESTS"), (features.exit_vcpu_id, "HAVE_EXIT_VCPU_ID"),
                      (features.hypercalls, "HAVE_HYPERCALL"), (features.ioctl, "HAVE_IOCTL")):
         if on:
+            flags.append(f"-D{name}")
+    if probes is None:
+        probes = plan_probes(features)
+    for event, name in (("kvm:kvm_userspace_exit", "RAW_USERSPACE_EXIT"), ("kvm:kvm_entry", "RAW_ENTRY"),
+                        ("kvm:kvm_hypercall", "RAW_HYPERCALL")):
+        if probes.get(event) == RAW:
             flags.append(f"-D{name}")
     if pid is not None:
         flags.append(f"-DFILTER_PID={int(pid)}")
@@ -153,14 +211,30 @@ def _first_error(log: str, default: str) -> str:
     return lines[0] if lines else default
 
 
+def _new_bpf(BPF, text: bytes, cflags: list[str]):
+    """BPF(text, cflags), detaching what it attached when it fails part way (BCC itself would
+    leave those probes running until the process exits)."""
+    bpf = BPF.__new__(BPF)
+    try:
+        bpf.__init__(text=text, cflags=cflags)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            bpf.cleanup()
+        raise
+    return bpf
+
+
 class Program:
     """kvmtop.bpf.c compiled for this kernel: ``load()`` attaches it (or, with ``test``,
     loads the raw-tracepoint test wrappers instead, attached to nothing)."""
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None, test: bool = False,
                  features: Features | None = None, hist_keys: int | None = None,
-                 pending_keys: int | None = None):
+                 pending_keys: int | None = None, raw: bool = True):
         self.max_keys, self.pid, self.test = max_keys, pid, test
+        self.raw = raw         # False: classic tracepoints only
+        self.probes: dict[str, str] = {}   # "cat:event" -> RAW or CLASSIC, as attached
+        self.fallback = ""     # why the raw probes were given up for the classic ones
         self.hist_keys = hist_keys or max_keys * HIST_FACTOR
         self.pending_keys = pending_keys or max(max_keys, MIN_PENDING_KEYS)
         self.features: Features | None = features
@@ -186,20 +260,15 @@ class Program:
             raise SourceError(str(e)) from None
         if path:
             os.environ["BCC_KERNEL_SOURCE"] = path
-        self.cflags = build_cflags(self.features, self.max_keys, self.pid, self.test,
-                                   self.hist_keys, self.pending_keys)
+        probes = {} if self.test else plan_probes(self.features, self.raw)
         with open(SOURCE_PATH, encoding="utf-8") as f:
             text = f.read()
-        with _captured_stderr() as out:
-            try:
-                self.bpf = BPF(text=text.encode(), cflags=self.cflags)
-                if self.test:
-                    for name in TEST_PROGRAMS:
-                        self.test_fds[name] = self.bpf.load_func(name.encode(), BPF.RAW_TRACEPOINT).fd
-                err = None
-            except Exception as e:  # noqa: BLE001 - bcc raises bare Exceptions
-                err = e
-        self.log = out["text"]
+        err = self._build(BPF, text, probes)
+        if err is not None and RAW in probes.values():
+            # a raw attach (or an old BCC's RAW_TRACEPOINT_PROBE) failed: the classic probes
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            self.fallback = f"raw tracepoints unavailable ({why}): classic tracepoints used"
+            err = self._build(BPF, text, plan_probes(self.features, raw=False))
         if err is not None:
             self.close()
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -213,6 +282,42 @@ class Program:
                 raise SourceError(f"cannot attach: {msg}") from None
             raise SourceError(f"BPF setup failed: {msg}") from None
         return self
+
+    def _build(self, BPF, text: str, probes: dict[str, str]) -> Exception | None:
+        """Compile, load and attach with ``probes``; the exception BCC raised, if any."""
+        self.close()
+        self.cflags = build_cflags(self.features, self.max_keys, self.pid, self.test,
+                                   self.hist_keys, self.pending_keys, probes)
+        with _captured_stderr() as out:
+            try:
+                self.bpf = _new_bpf(BPF, text.encode(), self.cflags)
+                if self.test:
+                    for name in TEST_PROGRAMS:
+                        self.test_fds[name] = self.bpf.load_func(name.encode(), BPF.RAW_TRACEPOINT).fd
+                err = None
+            except Exception as e:  # noqa: BLE001 - bcc raises bare Exceptions
+                err = e
+        self.log = out["text"]
+        self.probes = {} if err is not None else dict(probes)
+        return err
+
+    def detach(self) -> None:
+        """Detach every probe; the programs and maps stay loaded (``attach()`` resumes)."""
+        for event, kind in self.probes.items():
+            cat, name = event.split(":")
+            if kind == RAW and name.encode() in self.bpf.raw_tracepoint_fds:
+                self.bpf.detach_raw_tracepoint(name.encode())
+            elif kind == CLASSIC and event.encode() in self.bpf.tracepoint_fds:
+                self.bpf.detach_tracepoint(event.encode())
+
+    def attach(self) -> None:
+        """Attach the probes ``detach()`` removed (those attached stay as they are)."""
+        for event, kind in self.probes.items():
+            cat, name = event.split(":")
+            if kind == RAW and name.encode() not in self.bpf.raw_tracepoint_fds:
+                self.bpf.attach_raw_tracepoint(tp=name.encode(), fn_name=f"raw_tracepoint__{name}".encode())
+            elif kind == CLASSIC and event.encode() not in self.bpf.tracepoint_fds:
+                self.bpf.attach_tracepoint(tp=event.encode(), fn_name=f"tracepoint__{cat}__{name}".encode())
 
     # ------------------------------------------------------------------ maps
 
@@ -230,7 +335,8 @@ class Program:
         return {n: self.table(n) for n in ("stats", "hist", "requests", "pending", "info", "counters")}
 
     def prog_fds(self) -> dict[str, int]:
-        """Loaded program name -> fd (attached probes, or the test wrappers)."""
+        """Loaded program name -> fd (attached probes, or the test wrappers): BCC names them
+        tracepoint__CAT__EVENT and raw_tracepoint__EVENT."""
         if self.bpf is None:
             return {}
         return {fn.name.decode() if isinstance(fn.name, bytes) else fn.name: fn.fd
