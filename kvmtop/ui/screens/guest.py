@@ -93,7 +93,7 @@ class GuestScreen(Screen):
             return
         self.gone = False
         status = snapshot.collector
-        self.query_one("#guest-title", Static).update(self._title(vm, b, snapshot))
+        self.query_one("#guest-title", Static).update(self._title(vm, b, snapshot), layout=False)
         reasons = self.query_one("#reasons", ReasonTable)
         reasons.show(b)
         if not b.reasons:

@@ -134,6 +134,14 @@ class SparkText(Widget):
         return text
 
 
+def set_text(static: Static, text: Text) -> None:
+    """Update a one-line Static; re-layout only when its width may change."""
+    previous = getattr(static, "_kvmtop_len", None)
+    length = text.cell_len
+    static._kvmtop_len = length  # type: ignore[attr-defined]
+    static.update(text, layout=previous != length)
+
+
 class Meters(Vertical):
     """Header meters; watches the app's ``header`` var."""
 
@@ -167,13 +175,13 @@ class Meters(Vertical):
                                                         style="bold magenta")
             values = list(snap.host.userspace_history)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
-        self.query_one("#meter-rate", Static).update(rate)
+        set_text(self.query_one("#meter-rate", Static), rate)
         self.query_one("#meter-spark", SparkText).set_values(values[-keep:])
         right, line2, line3, notice = summary_lines(state)
-        self.query_one("#meter-lat", Static).update(right)
-        self.query_one("#meter-line2", Static).update(line2)
-        self.query_one("#meter-line3", Static).update(line3)
+        set_text(self.query_one("#meter-lat", Static), right)
+        self.query_one("#meter-line2", Static).update(line2, layout=False)
+        self.query_one("#meter-line3", Static).update(line3, layout=False)
         box = self.query_one("#meter-notice", Static)
         box.display = notice is not None
         if notice is not None:
-            box.update(notice)
+            box.update(notice, layout=False)

@@ -49,7 +49,7 @@ class Panel(Static):
         self.border_title = self.TITLE
 
     def show(self, b: Breakdown, status: CollectorStatus) -> None:
-        self.update(self.render_breakdown(b, status))
+        self.update(self.render_breakdown(b, status), layout=False)  # fixed-size panel
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
         raise NotImplementedError
