@@ -1,6 +1,6 @@
 """The dashboard in a real terminal (tmux) against a real KVM guest, as root.
 
-tmux runs ``python -m kvmtop``; we poll ``capture-pane`` (with a deadline, never fixed
+tmux runs ``kvmtop`` (the venv's console script, or ``python -m kvmtop``); we poll ``capture-pane`` (with a deadline, never fixed
 sleeps) for the guest's row, open its guest screen, and quit with ``q``.
 On hosts where kvm_exit never fires, the non-zero rate in the row is USER/s.
 """
@@ -19,6 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+# The installed console script when there is one (``make setup``), else the module.
+KVMTOP = [str(ROOT / ".venv" / "bin" / "kvmtop")] if (ROOT / ".venv" / "bin" / "kvmtop").exists() \
+    else [PYTHON, "-m", "kvmtop"]
 
 pytestmark = [
     pytest.mark.kvm,
@@ -82,7 +85,7 @@ def tmux_kvmtop(tmp_path):
     sessions: list[Tmux] = []
 
     def start(*args: str) -> Tmux:
-        command = " ".join([PYTHON, "-m", "kvmtop", *args])
+        command = " ".join([*KVMTOP, *args])
         t = Tmux("kvmtop-ui", command, tmp_path)
         sessions.append(t)
         return t
