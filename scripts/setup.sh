@@ -19,15 +19,15 @@ release=$(uname -r)
 if [ ! -e "/lib/modules/$release/build" ]; then
   # Headers for the running kernel if the distribution has them, else its generic ones
   # (tracepoint programs only need them to compile; layouts come from tracefs).
-  if ! dpkg -s "linux-headers-$release" >/dev/null 2>&1; then
+  generic="linux-headers-$(dpkg --print-architecture)"
+  if ! dpkg -s "linux-headers-$release" >/dev/null 2>&1 && ! dpkg -s "$generic" >/dev/null 2>&1; then
     apt_updated=1
     echo "setup: apt-get update"
     apt-get update -qq
     if apt-cache show "linux-headers-$release" >/dev/null 2>&1; then
       missing+=("linux-headers-$release")
     else
-      generic="linux-headers-$(dpkg --print-architecture)"
-      dpkg -s "$generic" >/dev/null 2>&1 || missing+=("$generic")
+      missing+=("$generic")
     fi
   fi
 fi
@@ -56,7 +56,13 @@ fi
 launcher=/usr/local/bin/kvmtop
 want="#!/bin/sh
 exec \"$top/.venv/bin/kvmtop\" \"\$@\""
-if [ "$(cat "$launcher" 2>/dev/null)" != "$want" ]; then
+current_target=$(sed -n 's/^exec "\(.*\)" "\$@"$/\1/p' "$launcher" 2>/dev/null || true)
+if [ "$(cat "$launcher" 2>/dev/null)" = "$want" ]; then
+  :
+elif [ -n "$current_target" ] && [ -x "$current_target" ]; then
+  # Another checkout's launcher that still works (e.g. CI in a scratch clone): leave it.
+  echo "setup: keeping $launcher (runs $current_target)"
+else
   echo "setup: writing $launcher (runs $top/.venv/bin/kvmtop)"
   printf '%s\n' "$want" > "$launcher"
   chmod 755 "$launcher"
