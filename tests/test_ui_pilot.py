@@ -35,6 +35,15 @@ async def wait_for(pilot, cond, timeout: float = 10.0) -> None:
         await pilot.pause(0.02)
 
 
+async def wait_plain(cond, timeout: float = 10.0) -> None:
+    """Wait without the pilot (for an app that is about to exit on its own)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.02)
+
+
 async def first_snapshot(pilot) -> None:
     await wait_for(pilot, lambda: pilot.app.snapshot is not None)
     await pilot.pause()
@@ -416,9 +425,8 @@ class FailingSource(NamedSource):
 async def test_source_error_ends_the_app_with_one_line():
     feed = Feed(FailingSource("vm"), interval_s=0.1)
     app = make_app(feed)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.error is not None)
-        await pilot.pause()
+    async with app.run_test(size=SIZE):
+        await wait_plain(lambda: app.error is not None and app.return_code == 1)
     assert app.return_code == 1
     assert app.error == "kvm_exit tracepoint vanished [detached]"
     assert feed.stopped
@@ -431,8 +439,8 @@ class CrashingSource(NamedSource):
 
 async def test_unexpected_error_is_one_line_too():
     app = make_app(Feed(CrashingSource("vm"), interval_s=0.1))
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.error is not None)
+    async with app.run_test(size=SIZE):
+        await wait_plain(lambda: app.error is not None and app.return_code == 1)
     assert app.return_code == 1 and app.error == "RuntimeError: boom"
 
 
