@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from . import decode, history
+from .gc_pause import gc_paused
 from .history import HistoryStore
 from .model import (
     CodeStat,
@@ -83,6 +84,10 @@ class SnapshotBuilder:
         self.seq = 0
 
     def build(self, interval: Interval) -> Snapshot:
+        with gc_paused():
+            return self._build(interval)
+
+    def _build(self, interval: Interval) -> Snapshot:
         dt = interval.interval_s
         self.seq += 1
         self.store.advance()

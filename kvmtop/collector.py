@@ -8,8 +8,6 @@ time the read took, which measurements have a source here). No Textual in here.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import threading
 import time
@@ -21,6 +19,7 @@ from . import histogram
 from .bpf import maps
 from .bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
                           NO_VCPU_ID, Program)
+from .gc_pause import gc_paused
 from .identity import IdentityCache, scan_kvm_processes, vcpu_index
 from .model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 from .sources.base import SourceError
@@ -208,7 +207,7 @@ class LiveSource:
                 totals = self.program.counters()
             except OSError as e:
                 raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
-            with _gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
+            with gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
                 threads = build_threads(sk, sv, hk, hv, rk, rv)
             self._tid_info.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist(),
                                                        [c.decode(errors="replace") for c in iv["comm"].tolist()])))
@@ -342,17 +341,6 @@ class LiveSource:
                       "userspace": True},
             notes=tuple(notes),
         )
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _with_poll_ms(status: CollectorStatus, poll_ms: float) -> CollectorStatus:

@@ -17,26 +17,73 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from . import histogram, history
 from .history import EMPTY_VIEW, HistoryView
 
-ReasonKey = tuple[int, int]  # (isa, exit_reason) as the kvm_exit tracepoint reports them
+ReasonKey = tuple[int, int]
+
+
+class cached_property:  # noqa: N801 - functools' name and meaning, without its lock (Python < 3.12)
+    """Computed on first access, then stored in the instance (immutable objects only)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value  # (isa, exit_reason) as the kvm_exit tracepoint reports them
 
 
 # --------------------------------------------------------------------------- latency
 
 
-@dataclass(frozen=True)
 class Latency:
-    """Durations in ns: exact count/sum/min/max and a sparse log-linear histogram."""
+    """Durations in ns: exact count/sum/min/max and a sparse log-linear histogram.
 
-    count: int = 0
-    sum: int = 0
-    min: int = 0
-    max: int = 0
-    buckets: tuple[tuple[int, int], ...] = ()  # sorted (bucket index, count), count > 0
+    Immutable. A merged Latency keeps its parts and sums their buckets only when a
+    percentile or the buckets are asked for: roll-ups of thousands of vCPUs are built
+    every interval, but only the few on screen are ever read.
+    """
+
+    __slots__ = ("count", "sum", "min", "max", "_buckets", "_parts", "__dict__")
+
+    def __init__(self, count: int = 0, sum: int = 0, min: int = 0, max: int = 0,  # noqa: A002
+                 buckets: tuple[tuple[int, int], ...] = ()):
+        # sorted (bucket index, count) pairs, count > 0
+        for name, value in (("count", count), ("sum", sum), ("min", min), ("max", max),
+                            ("_buckets", buckets), ("_parts", None)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Latency is immutable ({name})")
+
+    @property
+    def buckets(self) -> tuple[tuple[int, int], ...]:
+        if self._buckets is None:
+            merged = histogram.merge(*(dict(p.buckets) for p in self._parts))
+            object.__setattr__(self, "_buckets", tuple(sorted(merged.items())))
+            object.__setattr__(self, "_parts", None)
+        return self._buckets
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Latency):
+            return NotImplemented
+        return (self.count, self.sum, self.min, self.max, self.buckets) == \
+            (other.count, other.sum, other.min, other.max, other.buckets)
+
+    def __hash__(self) -> int:
+        return hash((self.count, self.sum, self.min, self.max))
+
+    def __repr__(self) -> str:
+        return f"Latency(count={self.count}, sum={self.sum}, min={self.min}, max={self.max}, buckets={self.buckets})"
 
     @classmethod
     def from_values(cls, values: Iterable[int]) -> Latency:
@@ -56,13 +103,15 @@ class Latency:
             return EMPTY_LATENCY
         if len(parts) == 1:
             return parts[0]
-        return cls(
+        merged = cls(
             count=sum(x.count for x in parts),
             sum=sum(x.sum for x in parts),
             min=min(x.min for x in parts),
             max=max(x.max for x in parts),
-            buckets=tuple(sorted(histogram.merge(*(dict(x.buckets) for x in parts)).items())),
+            buckets=None,  # type: ignore[arg-type]
         )
+        object.__setattr__(merged, "_parts", tuple(parts))
+        return merged
 
     def percentile(self, q: float) -> int:
         if not self.count:

@@ -9,6 +9,8 @@ lowercase VMX names such as ``apic_access``).
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -141,6 +143,7 @@ def _hex(value: int) -> str:
     return f"{value:#x}"
 
 
+@functools.lru_cache(maxsize=8192)
 def exit_reason_name(isa: int, code: int) -> str:
     """The reason as ftrace prints it, e.g. ``HLT``, ``npf``, ``0x5 FAILED_VMENTRY``."""
     code &= 0xFFFFFFFF

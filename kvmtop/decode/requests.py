@@ -7,6 +7,8 @@ name needs the traced kernel's version; without one the latest numbering is used
 
 from __future__ import annotations
 
+import functools
+
 import re
 
 Version = tuple[int, int]
@@ -48,6 +50,7 @@ def parse_release(kernel: str | None) -> Version:
     return (int(m.group(1)), int(m.group(2))) if m else LATEST
 
 
+@functools.lru_cache(maxsize=8192)
 def request_bit_name(bit: int, kernel: str | None = None) -> str:
     """Name without ``KVM_REQ_`` (``TLB_FLUSH``); ``bit<N>`` when unused in that release."""
     version = parse_release(kernel)
