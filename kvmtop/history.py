@@ -8,6 +8,7 @@ few reasons x 120 intervals is tens of MB, not hundreds as Python floats would b
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable, Iterable
 
 import numpy as np
@@ -22,31 +23,55 @@ SeriesKey = tuple[str, object]  # (kind, code)
 
 
 class HistoryView:
-    """An immutable copy of the store at one interval; series come out oldest first."""
+    """The store as it was at one interval; series come out oldest first.
 
-    __slots__ = ("_data", "_rows", "_pos", "_filled")
+    Copy-on-write: a view shares the store's matrix, and the store saves, into every live
+    view, a column before it overwrites it and a row before it clears it. A view held
+    for one interval costs one column, not a copy of the whole matrix.
+    """
+
+    __slots__ = ("_data", "_rows", "_pos", "_filled", "_cols", "_saved_rows", "__weakref__")
 
     def __init__(self, data: np.ndarray, rows: dict[Entity, dict[SeriesKey, int]], pos: int, filled: int):
         self._data = data
         self._rows = rows
         self._pos = pos
         self._filled = filled
+        self._cols: dict[int, np.ndarray] = {}  # column -> its values when this view was made
+        self._saved_rows: dict[int, np.ndarray] = {}  # row -> its values when this view was made
 
     @property
     def length(self) -> int:
         return self._filled
 
-    def _ordered(self, row: np.ndarray) -> np.ndarray:
-        width = row.shape[-1]
+    def _window(self) -> np.ndarray:
+        width = self._data.shape[1]
         start = (self._pos + 1 - self._filled) % width
-        idx = (np.arange(self._filled) + start) % width
-        return row[..., idx]
+        return (np.arange(self._filled) + start) % width
+
+    def _raw(self, row: int) -> np.ndarray:
+        saved = self._saved_rows.get(row)
+        if saved is not None:
+            return saved
+        # Read the shared matrix first, then the saved columns: the store saves before it writes.
+        values = self._data[row].copy()
+        for col, column in list(self._cols.items()):
+            values[col] = column[row]
+        return values
+
+    def _save_column(self, col: int) -> None:
+        if col not in self._cols and col in self._window():
+            self._cols[col] = self._data[:, col].copy()
+
+    def _save_row(self, row: int) -> None:
+        if row not in self._saved_rows:
+            self._saved_rows[row] = self._raw(row)
 
     def series(self, entity: Entity, kind: str, code: object = None) -> tuple[float, ...]:
         row = self._rows.get(entity, {}).get((kind, code))
         if row is None:
             return (0.0,) * self._filled
-        return tuple(float(v) for v in self._ordered(self._data[row]))
+        return tuple(float(v) for v in self._raw(row)[self._window()])
 
     def keys(self, entity: Entity, kind: str) -> list[object]:
         return [code for (k, code) in self._rows.get(entity, {}) if k == kind]
@@ -55,7 +80,8 @@ class HistoryView:
         rows = [r for (k, code), r in self._rows.get(entity, {}).items() if k == kind and admit(code)]
         if not rows:
             return (0.0,) * self._filled
-        return tuple(float(v) for v in self._ordered(self._data[rows].sum(axis=0)))
+        total = np.sum([self._raw(r) for r in rows], axis=0)
+        return tuple(float(v) for v in total[self._window()])
 
 
 EMPTY_VIEW = HistoryView(np.zeros((0, 1), np.float32), {}, 0, 0)
@@ -73,10 +99,16 @@ class HistoryStore:
         self._pos = -1
         self._filled = 0
         self._ticks = 0
+        self._views: weakref.WeakSet[HistoryView] = weakref.WeakSet()  # frozen views sharing _data
+
+    def _views_sharing(self) -> list[HistoryView]:
+        return [v for v in list(self._views) if v._data is self._data]
 
     def advance(self) -> None:
         """Open the column of a new interval."""
         self._pos = (self._pos + 1) % self.length
+        for view in self._views_sharing():
+            view._save_column(self._pos)
         self._data[: self._used, self._pos] = 0.0
         self._filled = min(self._filled + 1, self.length)
         self._ticks += 1
@@ -96,14 +128,20 @@ class HistoryStore:
 
     def forget(self, keep: Callable[[Entity], bool]) -> None:
         """Drop every entity for which ``keep`` is false (a VM that exited)."""
+        views = None
         for entity in [e for e in self._rows if not keep(e)]:
             for row in self._rows.pop(entity).values():
+                views = self._views_sharing() if views is None else views
+                for view in views:
+                    view._save_row(row)
                 self._data[row] = 0.0
                 self._free.append(row)
 
     def freeze(self) -> HistoryView:
         rows = {e: dict(s) for e, s in self._rows.items()}
-        return HistoryView(self._data[: self._used].copy(), rows, self._pos, self._filled)
+        view = HistoryView(self._data, rows, self._pos, self._filled)
+        self._views.add(view)
+        return view
 
     def clear(self) -> None:
         self.__init__(self.length, self._data.shape[0])
