@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -536,3 +537,40 @@ async def test_home_end_scroll_the_table_when_not_replaying():
         await wait_for(pilot, lambda: table.cursor_row == 59 and table.scroll_y > 0)
         await pilot.press("home")
         await wait_for(pilot, lambda: table.cursor_row == 0 and table.scroll_y == 0)
+
+
+# --------------------------------------------------------------------------- spacing
+
+
+def leading_space_runs(app, rows: range) -> list[str]:
+    """Text runs on ``rows`` of the SVG screenshot that start with spaces before text.
+
+    SVG renderers (rsvg) drop such leading spaces, gluing the run to the one before it
+    ("Collector0.4 ms"), so header and title lines must never produce them.
+    """
+    svg = app.export_screenshot()
+    hits = re.findall(r'-line-(\d+)\)">((?:&#160;)+(?!&#160;|</text>)[^<]*)</text>', svg)
+    return [f"row {row}: {text}" for row, text in hits if int(row) in rows]
+
+
+async def test_header_and_guest_title_keep_their_spaces():
+    app = make_app(demo_feed(vms=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        assert "Collector 0" in header_text(app)
+        assert leading_space_runs(app, range(0, 3)) == []
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        await pilot.pause()
+        title = app.screen.query_one("#guest-title").render()
+        plain = title.plain if isinstance(title, Text) else str(title)
+        assert " pid 2973" in plain or re.search(r"\S  pid \d+", plain)
+        assert leading_space_runs(app, range(0, 4)) == []
+
+
+async def test_header_without_kvm_exit_keeps_its_spaces():
+    app = make_app(demo_feed(vms=6, exits=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.pause(0.2)
+        assert leading_space_runs(app, range(0, 4)) == []

@@ -109,27 +109,28 @@ class GuestScreen(Screen):
 
     def _title(self, vm: VmStat, b: Breakdown, snapshot: Snapshot) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" VM ", style="bold reverse")
+        # Spaces trail styled runs, never lead them (SVG renderers drop leading spaces).
+        t.append(" ", style="reverse").append("VM ", style="bold reverse")
         t.append(" ")
         t.append(safe_name(vm.name), style="bold")
-        t.append(f"  pid {vm.pid}", style="dim")
+        t.append("  ").append(f"pid {vm.pid}", style="dim")
         if self.tid is not None and b is not vm:
             v = vm.vcpu(self.tid)
-            t.append("  ›  ", style="dim")
-            t.append(f" {v.label if v else self.tid} ", style="bold reverse")
-            t.append(f"  tid {self.tid}", style="dim")
+            t.append("  ").append("›", style="dim").append("  ")
+            t.append(" ", style="reverse").append(f"{v.label if v else self.tid} ", style="bold reverse")
+            t.append("  ").append(f"tid {self.tid}", style="dim")
             if v is not None and v.comm:
-                t.append(f"  {safe_name(v.comm, 24)}", style="dim")
+                t.append("  ").append(safe_name(v.comm, 24), style="dim")
         else:
-            t.append(f"  {len(vm.vcpus)} vCPUs", style="dim")
+            t.append("  ").append(f"{len(vm.vcpus)} vCPUs", style="dim")
         t.append("   ")
         if snapshot.collector.has("exits"):
             t.append("exits ", style="cyan").append(f"{fmt.rate(b.exits_per_s)}/s", style="bold")
-            t.append("  p99 ", style="cyan").append(fmt.duration(b.latency.p99), style="bold yellow")
+            t.append("  ").append("p99 ", style="cyan").append(fmt.duration(b.latency.p99), style="bold yellow")
         else:
             t.append("exits ", style="cyan").append(fmt.NA, style="dim")
-        t.append("  userspace ", style="cyan").append(f"{fmt.rate(b.userspace_per_s)}/s", style="bold magenta")
-        t.append("  hypercalls ", style="cyan").append(f"{fmt.rate(b.hypercalls_per_s)}/s", style="bold")
+        t.append("  ").append("userspace ", style="cyan").append(f"{fmt.rate(b.userspace_per_s)}/s", style="bold magenta")
+        t.append("  ").append("hypercalls ", style="cyan").append(f"{fmt.rate(b.hypercalls_per_s)}/s", style="bold")
         return t
 
     def _show_latency(self, b: Breakdown, snapshot: Snapshot) -> None:

@@ -38,10 +38,21 @@ class HeaderState:
 
 
 def _kv(text: Text, label: str, value: str, style: str = "bold") -> Text:
-    text.append(label, style="cyan")
-    text.append(" ")
+    """``label value`` then a gap.
+
+    Spaces only ever trail a styled run, never lead it: SVG renderers (rsvg) drop a
+    run's leading spaces, which glued "Collector" to its value in the screenshots.
+    """
+    text.append(label + " ", style="cyan")
     text.append(value, style=style)
     text.append("   ")
+    return text
+
+
+def _badge(text: Text, label: str, style: str) -> Text:
+    """`` label `` in a reverse style; the leading pad is a run of its own (see ``_kv``)."""
+    text.append(" ", style="reverse")
+    text.append(label + " ", style=style)
     return text
 
 
@@ -83,7 +94,7 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
         _kv(line3, "Replay", f"{r.position}/{r.length} ×{r.speed:g}" + (" ⏸" if r.paused else " ▶"),
             "bold reverse yellow" if r.paused else "bold green")
     if state.paused:
-        line3.append(" PAUSED ", style="bold reverse yellow")
+        _badge(line3, "PAUSED", "bold reverse yellow")
         line3.append("   ")
     else:
         line3.append("● ", style="green")
@@ -103,7 +114,7 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
                 _kv(line3, label, fmt.count(n), "bold red")
     notice = None
     if status is not None and status.notes:
-        notice = Text(" ⚠ " + "  ·  ".join(status.notes), no_wrap=True, overflow="ellipsis")
+        notice = Text("⚠ " + "  ·  ".join(status.notes), no_wrap=True, overflow="ellipsis")
     return right, line2, line3, notice
 
 
@@ -127,9 +138,13 @@ class SparkText(Widget):
         if not values:
             return text
         lo, hi = min(values), max(values)
-        span = f" {fmt.rate(lo)}–{fmt.rate(hi)}/s"
-        width = max(1, self.size.width - len(span))
-        text.append(fmt.spark(values, width), style="green")
+        span = f"{fmt.rate(lo)}–{fmt.rate(hi)}/s"
+        width = max(1, self.size.width - len(span) - 1)
+        bars = fmt.spark(values, width)
+        blocks = bars.lstrip(" ")
+        text.append(" " * (len(bars) - len(blocks)))  # padding unstyled (see ``_kv``)
+        text.append(blocks, style="green")
+        text.append(" ")
         text.append(span, style="dim")
         return text
 
@@ -171,7 +186,7 @@ class Meters(Vertical):
             values = list(snap.host.history)
         else:
             rate.append("Exits ", style="cyan").append(fmt.NA, style="dim")
-            rate.append("  User ", style="cyan").append(f"{fmt.rate(snap.host.userspace_per_s)}/s",
+            rate.append("  ").append("User ", style="cyan").append(f"{fmt.rate(snap.host.userspace_per_s)}/s",
                                                         style="bold magenta")
             values = list(snap.host.userspace_history)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
