@@ -15,7 +15,7 @@ LAT_HEAD = f"{'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8}"
 def _lat(lat: Latency, available: bool = True) -> str:
     if not available or not lat.count:
         return " ".join(f"{'—':>8}" for _ in range(5))
-    return " ".join(f"{units.ns(v):>8}" for v in (lat.p50, lat.p90, lat.p99, lat.p999, lat.max))
+    return " ".join(f"{units.duration(v):>8}" for v in (lat.p50, lat.p90, lat.p99, lat.p999, lat.max))
 
 
 def _table(title: str, header: str, rows: Sequence[str]) -> list[str]:
@@ -71,7 +71,7 @@ def render(snap: Snapshot) -> str:
     c = snap.collector
     exits_ok = c.has("exits")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
-    exits = f"exits {units.rate(h.exits_per_s)}/s  p99 {units.ns(h.latency.p99) if h.latency.count else '—'}" \
+    exits = f"exits {units.rate(h.exits_per_s)}/s  p99 {units.duration(h.latency.p99) if h.latency.count else '—'}" \
         if exits_ok else "exits n/a"
     lines = [
         f"kvmtop {stamp}  interval {snap.interval_s:.2f}s  VMs {h.vm_count}  vCPUs {h.vcpu_count}  "

@@ -1,37 +1,44 @@
-"""Human-readable numbers shared by the text tables and the dashboard."""
+"""Human-readable numbers shared by the text tables and the dashboard (no Textual here)."""
 
 from __future__ import annotations
 
 
-def ns(value: float | int | None) -> str:
-    """850ns, 12.3µs, 4.56ms, 1.23s."""
-    if value is None:
-        return "—"
-    v = float(value)
-    if v < 1_000:
-        return f"{v:.0f}ns"
-    if v < 1_000_000:
-        return f"{v / 1e3:.3g}µs" if v < 100_000 else f"{v / 1e3:.0f}µs"
-    if v < 1_000_000_000:
-        return f"{v / 1e6:.3g}ms" if v < 100_000_000 else f"{v / 1e6:.0f}ms"
-    return f"{v / 1e9:.3g}s"
-
-
-def rate(value: float | None) -> str:
-    """Events per second: 0, 12.5, 980, 12.3k, 4.5M."""
-    if value is None:
-        return "—"
-    v = float(value)
-    if v == 0:
+def rate(value: float) -> str:
+    """Events per second, 5 characters or so: ``0``, ``12.5``, ``950``, ``12.3k``, ``4.56M``."""
+    if value <= 0:
         return "0"
-    if v < 10:
-        return f"{v:.2f}".rstrip("0").rstrip(".")
-    if v < 1_000:
-        return f"{v:.0f}"
-    if v < 1_000_000:
-        return f"{v / 1e3:.3g}k" if v < 100_000 else f"{v / 1e3:.0f}k"
-    return f"{v / 1e6:.3g}M"
+    if value < 10:
+        return f"{value:.1f}".rstrip("0").rstrip(".") if value < 1 else f"{value:.1f}"
+    if value < 1000:
+        return f"{value:.0f}"
+    for unit, div in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        if value < div * 1000:
+            v = value / div
+            return f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}" if v < 100 else f"{v:.0f}{unit}"
+    return f"{value / 1e12:.0f}T"
 
 
-def share(value: float) -> str:
-    return f"{value * 100:.1f}%"
+def count(value: int) -> str:
+    """An event count: exact below 10,000 (``9,876``), then ``12.3k``, ``4.56M``."""
+    return f"{value:,}" if value < 10_000 else rate(value)
+
+
+def duration(ns: float) -> str:
+    """A duration in ns as ``850ns``, ``12.3µs``, ``4.56ms``, ``1.23s``."""
+    if ns <= 0:
+        return "0"
+    if ns < 1000:
+        return f"{ns:.0f}ns"
+    for unit, div in (("µs", 1e3), ("ms", 1e6)):
+        if ns < div * 1000:
+            v = ns / div
+            return f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}" if v < 100 else f"{v:.0f}{unit}"
+    return f"{ns / 1e9:.2f}s"
+
+
+def share(fraction: float) -> str:
+    if fraction <= 0:
+        return "0%"
+    if fraction < 0.01:
+        return "<1%"
+    return f"{fraction * 100:.0f}%"
