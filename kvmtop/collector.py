@@ -24,7 +24,7 @@ from .identity import IdentityCache, scan_kvm_processes, vcpu_index
 from .model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 from .sources.base import SourceError
 
-NOTE_NO_EXITS = "kvm_exit does not fire on this host: exit counts and latency have no source"
+NOTE_NO_EXITS = "kvm_exit does not fire on this host: exit counts, latency and request bits have no source"
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
 PROC = "/proc"
 
@@ -337,7 +337,7 @@ class LiveSource:
             unmatched_exits=delta["unmatched_exits"],
             unmatched_entries=delta["unmatched_entries"],
             drops_by_map=drops_by_map,
-            features={"exits": exits_ok, "requests": feats.requests, "hypercalls": feats.hypercalls,
+            features={"exits": exits_ok, "requests": feats.requests and exits_ok, "hypercalls": feats.hypercalls,
                       "userspace": True},
             notes=tuple(notes),
         )
