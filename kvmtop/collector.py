@@ -75,7 +75,7 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.nd
     starts = np.flatnonzero(np.r_[True, gh[1:] != gh[:-1]]) if len(gh) else np.zeros(0, np.intp)
     group_g = gh[starts]
     group_n = np.add.reduceat(hc, starts).tolist() if len(gh) else []
-    pairs = list(zip(hk["bucket"].tolist(), hc.tolist()))
+    hb = hk["bucket"]
     bounds = list(zip(starts.tolist(), np.r_[starts[1:], len(gh)].tolist()))
 
     # stats rows: find each one's histogram group
@@ -100,7 +100,7 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.nd
             t.put(kind, code, Stat(count))
         else:
             s, e = bounds[g]
-            t.put(kind, code, Stat(count, Latency(group_n[g], sum_ns, min_ns, max_ns, tuple(pairs[s:e]))))
+            t.put(kind, code, Stat(count, Latency.from_arrays(group_n[g], sum_ns, min_ns, max_ns, hb[s:e], hc[s:e])))
 
     if len(group_g) and not matched.all() or len(group_g) > int(matched.sum()):
         used = np.zeros(len(group_g), bool)
@@ -112,7 +112,8 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.nd
             t = threads.get(key)
             if t is None:
                 t = threads[key] = _Thread()
-            t.put(int(row["kind"]), int(row["code"]), Stat(0, latency_from(0, 1, 0, tuple(pairs[s:e]))))
+            pairs = tuple(zip(hb[s:e].tolist(), hc[s:e].tolist()))
+            t.put(int(row["kind"]), int(row["code"]), Stat(0, latency_from(0, 1, 0, pairs)))
 
     for pid, tid, bit, count in zip(req_keys["pid"].tolist(), req_keys["tid"].tolist(),
                                     req_keys["bit"].tolist(), req_counts.tolist()):

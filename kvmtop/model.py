@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import histogram, history
 from .history import EMPTY_VIEW, HistoryView
 
@@ -48,30 +50,54 @@ class cached_property:  # noqa: N801 - functools' name and meaning, without its 
 class Latency:
     """Durations in ns: exact count/sum/min/max and a sparse log-linear histogram.
 
-    Immutable. A merged Latency keeps its parts and sums their buckets only when a
-    percentile or the buckets are asked for: roll-ups of thousands of vCPUs are built
-    every interval, but only the few on screen are ever read.
+    Immutable. The histogram is kept packed (u8 bucket indices and u64 counts as bytes:
+    ~9 bytes a bucket rather than a tuple of two ints), since a big host has tens of
+    thousands of them per interval. A merged Latency keeps its parts and sums their
+    buckets only when a percentile or the buckets are asked for: roll-ups are built every
+    interval, but only the few on screen are ever read.
     """
 
-    __slots__ = ("count", "sum", "min", "max", "_buckets", "_parts", "__dict__")
+    __slots__ = ("count", "sum", "min", "max", "_idx", "_cnt", "_parts", "__dict__")
 
     def __init__(self, count: int = 0, sum: int = 0, min: int = 0, max: int = 0,  # noqa: A002
-                 buckets: tuple[tuple[int, int], ...] = ()):
-        # sorted (bucket index, count) pairs, count > 0
-        for name, value in (("count", count), ("sum", sum), ("min", min), ("max", max),
-                            ("_buckets", buckets), ("_parts", None)):
+                 buckets: Iterable[tuple[int, int]] = ()):
+        """``buckets``: sorted (bucket index, count) pairs with count > 0."""
+        pairs = tuple(buckets)
+        idx = bytes(i for i, _ in pairs)
+        cnt = np.array([c for _, c in pairs], np.uint64).tobytes()
+        self._set(count, sum, min, max, idx, cnt, None)
+
+    def _set(self, count, total, lo, hi, idx, cnt, parts) -> None:
+        for name, value in (("count", count), ("sum", total), ("min", lo), ("max", hi),
+                            ("_idx", idx), ("_cnt", cnt), ("_parts", parts)):
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_arrays(cls, count: int, total: int, lo: int, hi: int, idx: np.ndarray, cnt: np.ndarray) -> Latency:
+        """From sorted bucket indices and their counts (numpy arrays), without per-bucket objects."""
+        obj = object.__new__(cls)
+        obj._set(count, total, lo, hi, idx.astype(np.uint8).tobytes(), cnt.astype(np.uint64).tobytes(), None)
+        return obj
 
     def __setattr__(self, name, value):
         raise AttributeError(f"Latency is immutable ({name})")
 
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._parts is not None:
+            acc = np.zeros(histogram.NBUCKETS, np.uint64)
+            for p in self._parts:
+                i, c = p._arrays()
+                np.add.at(acc, i, c)
+            nz = np.flatnonzero(acc)
+            object.__setattr__(self, "_idx", nz.astype(np.uint8).tobytes())
+            object.__setattr__(self, "_cnt", acc[nz].tobytes())
+            object.__setattr__(self, "_parts", None)
+        return np.frombuffer(self._idx, np.uint8), np.frombuffer(self._cnt, np.uint64)
+
     @property
     def buckets(self) -> tuple[tuple[int, int], ...]:
-        if self._buckets is None:
-            merged = histogram.merge(*(dict(p.buckets) for p in self._parts))
-            object.__setattr__(self, "_buckets", tuple(sorted(merged.items())))
-            object.__setattr__(self, "_parts", None)
-        return self._buckets
+        idx, cnt = self._arrays()
+        return tuple(zip(idx.tolist(), cnt.tolist()))
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Latency):
@@ -103,20 +129,16 @@ class Latency:
             return EMPTY_LATENCY
         if len(parts) == 1:
             return parts[0]
-        merged = cls(
-            count=sum(x.count for x in parts),
-            sum=sum(x.sum for x in parts),
-            min=min(x.min for x in parts),
-            max=max(x.max for x in parts),
-            buckets=None,  # type: ignore[arg-type]
-        )
-        object.__setattr__(merged, "_parts", tuple(parts))
+        merged = object.__new__(cls)
+        merged._set(sum(x.count for x in parts), sum(x.sum for x in parts), min(x.min for x in parts),
+                    max(x.max for x in parts), b"", b"", tuple(parts))
         return merged
 
     def percentile(self, q: float) -> int:
         if not self.count:
             return 0
-        return histogram.percentile(self.buckets, q, self.min, self.max)
+        idx, cnt = self._arrays()
+        return histogram.percentile(zip(idx.tolist(), cnt.tolist()), q, self.min, self.max)
 
     @cached_property
     def p50(self) -> int:
