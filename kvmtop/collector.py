@@ -76,6 +76,7 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.nd
     group_g = gh[starts]
     group_n = np.add.reduceat(hc, starts).tolist() if len(gh) else []
     hb = hk["bucket"]
+    hb_packed, hc_packed = hb.astype(np.uint8).tobytes(), hc.astype(np.uint64).tobytes()
     bounds = list(zip(starts.tolist(), np.r_[starts[1:], len(gh)].tolist()))
 
     # stats rows: find each one's histogram group
@@ -100,7 +101,8 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.nd
             t.put(kind, code, Stat(count))
         else:
             s, e = bounds[g]
-            t.put(kind, code, Stat(count, Latency.from_arrays(group_n[g], sum_ns, min_ns, max_ns, hb[s:e], hc[s:e])))
+            t.put(kind, code, Stat(count, Latency.from_packed(group_n[g], sum_ns, min_ns, max_ns,
+                                                                hb_packed[s:e], hc_packed[8 * s:8 * e])))
 
     if len(group_g) and not matched.all() or len(group_g) > int(matched.sum()):
         used = np.zeros(len(group_g), bool)

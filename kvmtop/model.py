@@ -73,10 +73,10 @@ class Latency:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def from_arrays(cls, count: int, total: int, lo: int, hi: int, idx: np.ndarray, cnt: np.ndarray) -> Latency:
-        """From sorted bucket indices and their counts (numpy arrays), without per-bucket objects."""
+    def from_packed(cls, count: int, total: int, lo: int, hi: int, idx: bytes, cnt: bytes) -> Latency:
+        """From packed buckets: u8 indices and native u64 counts, as bytes (the cheapest form)."""
         obj = object.__new__(cls)
-        obj._set(count, total, lo, hi, idx.astype(np.uint8).tobytes(), cnt.astype(np.uint64).tobytes(), None)
+        obj._set(count, total, lo, hi, idx, cnt, None)
         return obj
 
     def __setattr__(self, name, value):

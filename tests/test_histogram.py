@@ -57,3 +57,15 @@ def test_merge_is_the_same_as_one_histogram_of_all_values():
     merged = Latency.merge([Latency.from_values(a), Latency.from_values(b)])
     whole = Latency.from_values(a + b)
     assert merged == whole
+
+
+def test_packed_buckets_round_trip_and_lazy_merge_matches():
+    import numpy as np
+
+    a = Latency.from_values([120, 130, 5_000, 9_000_000])
+    idx = np.array([i for i, _ in a.buckets], np.uint8).tobytes()
+    cnt = np.array([c for _, c in a.buckets], np.uint64).tobytes()
+    packed = Latency.from_packed(a.count, a.sum, a.min, a.max, idx, cnt)
+    assert packed == a and packed.p99 == a.p99
+    merged = Latency.merge([a, packed])
+    assert merged.count == 8 and merged.buckets == tuple((i, 2 * c) for i, c in a.buckets)
