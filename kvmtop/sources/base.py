@@ -38,7 +38,29 @@ class Source(Protocol):
         """Detach and release everything; safe to call twice."""
 
 
-class RecordedSource(Protocol):
-    name: str
-    paced: bool  # False
-    intervals: Sequence[Interval]
+class RecordedSource:
+    """Base of unpaced sources whose intervals are all in memory (recordings, trace imports).
+
+    A Feed replays ``intervals`` itself (pause, step, seek, speed); ``next_interval`` just
+    walks them in order for callers that do not seek.
+    """
+
+    name = "recorded"
+    paced = False
+    intervals: Sequence[Interval] = ()
+    _pos = 0
+
+    def open(self) -> None:
+        self._pos = 0
+
+    def next_interval(self) -> Interval | None:
+        if self._pos >= len(self.intervals):
+            return None
+        self._pos += 1
+        return self.intervals[self._pos - 1]
+
+    def reset(self) -> None:
+        self._pos = 0
+
+    def close(self) -> None:
+        pass

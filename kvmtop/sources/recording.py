@@ -13,13 +13,11 @@ import os
 
 from ..model import Interval
 from ..offline.recording import is_recording, read_recording
-from .base import Source, SourceError
+from .base import RecordedSource, Source, SourceError
 
 
-class RecordingSource:
+class RecordingSource(RecordedSource):
     """A recording read into memory; ``warning`` says when its tail was cut off."""
-
-    paced = False
 
     def __init__(self, path: str):
         self.path = path
@@ -28,22 +26,6 @@ class RecordingSource:
         self.meta: dict = meta
         self.intervals: list[Interval] = intervals
         self.warning: str | None = warning  # set when the file's tail was cut off
-        self._pos = 0
-
-    def open(self) -> None:
-        self._pos = 0
-
-    def next_interval(self) -> Interval | None:
-        if self._pos >= len(self.intervals):
-            return None
-        self._pos += 1
-        return self.intervals[self._pos - 1]
-
-    def reset(self) -> None:
-        self._pos = 0
-
-    def close(self) -> None:
-        pass
 
 
 def open_replay_source(path: str, window_s: float = 1.0) -> Source:

@@ -35,7 +35,7 @@ from ..model import CollectorStatus, Interval, ThreadInterval, VmIdentity
 from ..offline.pairing import Aggregates, acc_stat
 from ..offline.report import NotATrace, TraceImport, import_file
 from ..offline.trace_lines import ANON_TID, ENTRY, EXIT, HYPERCALL, USERSPACE
-from .base import SourceError
+from .base import RecordedSource, SourceError
 
 MAX_GAP_WINDOWS = 60
 _VCPU_PATTERNS = (
@@ -53,10 +53,8 @@ def comm_group(comm: str) -> str:
     return comm
 
 
-class TraceSource:
+class TraceSource(RecordedSource):
     """An imported capture: ``intervals`` holds them all (seekable replay)."""
-
-    paced = False
 
     def __init__(self, path: str, window_s: float = 1.0):
         if not window_s > 0:
@@ -77,22 +75,6 @@ class TraceSource:
         self.intervals: list[Interval] = build_intervals(self.imported, self.window_s, path)
         self.warning = (f"{p.bad_count} bad lines in {os.path.basename(path)} (see kvmtop report)"
                         if p.bad_count else None)
-        self._pos = 0
-
-    def open(self) -> None:
-        self._pos = 0
-
-    def next_interval(self) -> Interval | None:
-        if self._pos >= len(self.intervals):
-            return None
-        self._pos += 1
-        return self.intervals[self._pos - 1]
-
-    def reset(self) -> None:
-        self._pos = 0
-
-    def close(self) -> None:
-        pass
 
 
 def _status(imp: TraceImport, path: str, window_s: float) -> tuple[dict[str, bool], tuple[str, ...]]:
