@@ -17,8 +17,9 @@ run: setup
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# Benchmarks print figures against their targets; a missed target is reported, not fatal.
 bench: setup
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || echo "($$b: a target was missed or it failed, see above)"; done
 
 screenshots: setup
 	$(PY) scripts/screenshots.py
