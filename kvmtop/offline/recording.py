@@ -336,7 +336,9 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
             n += 1
             host = snap.host
             stamp = time.strftime("%H:%M:%S", time.localtime(snap.time))
-            out.write(f"{stamp}  #{n:<5} {host.exits:>9} exits {host.exits_per_s:>11.1f}/s  "
+            exits = (f"{host.exits:>9} exits {host.exits_per_s:>11.1f}/s" if snap.collector.has("exits")
+                     else f"{'exits n/a':>31}")
+            out.write(f"{stamp}  #{n:<5} {exits}  {host.userspace_count:>8} userspace exits  "
                       f"{host.vm_count} VMs {host.vcpu_count} vCPUs  -> {path}\n")
             out.flush()
     except KeyboardInterrupt:
