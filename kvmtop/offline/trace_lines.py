@@ -291,9 +291,7 @@ class TraceParser:
                 return self._no_cpu(line)
             sec, frac, name, payload = b.groups()
             tid = ANON_TID
-        kind = _KINDS.get(name)
-        if kind is None and ":" in name:
-            kind = _KINDS.get(name.rpartition(":")[2])
+        kind = _kind(name)
         if kind is None:
             return _SKIP
         if tid == ANON_TID:
@@ -307,13 +305,7 @@ class TraceParser:
                 return _DAMAGED
             if tid == COMMENT:
                 return _SKIP
-        ev = self._decode(kind, tid, parse_ts(sec, frac), name, payload)
-        if ev is None:
-            return _DAMAGED
-        if ev is False:
-            return _SKIP
-        self.counts[kind] += 1
-        return ev
+        return self._event(kind, tid, sec, frac, name, payload)
 
     def _no_cpu(self, line: str):
         """``comm tid ts: event: payload`` (perf script without the cpu column), for events of
@@ -322,9 +314,7 @@ class TraceParser:
         if m is None:
             return _SKIP
         head, sec, frac, name, payload = m.groups()
-        kind = _KINDS.get(name)
-        if kind is None and ":" in name:
-            kind = _KINDS.get(name.rpartition(":")[2])
+        kind = _kind(name)
         if kind is None:
             return _SKIP
         tid = self._tasks.get(head, -1)
@@ -334,6 +324,10 @@ class TraceParser:
             tid = self._task(head)
         if tid < 0:
             return _SKIP
+        return self._event(kind, tid, sec, frac, name, payload)
+
+    def _event(self, kind: int, tid: int, sec: str, frac: str, name: str, payload: str):
+        """Decode a recognised event line: the event tuple, _SKIP or _DAMAGED; counts it."""
         ev = self._decode(kind, tid, parse_ts(sec, frac), name, payload)
         if ev is None:
             return _DAMAGED
@@ -510,3 +504,11 @@ class TraceParser:
             self._rcache.clear()
         self._rcache[name] = key
         return key
+
+
+def _kind(name: str) -> int | None:
+    """The event kind of ``kvm_exit`` or ``kvm:kvm_exit`` (perf's spelling); None if not ours."""
+    kind = _KINDS.get(name)
+    if kind is None and ":" in name:
+        kind = _KINDS.get(name.rpartition(":")[2])
+    return kind
