@@ -37,7 +37,7 @@ def collector(conn, raw: bool, target_pid: int) -> None:
     """Child: a LiveSource polled every POLL_S; commands attach/detach its probes.
 
     ``detach`` answers with the userspace exits of ``target_pid`` counted since ``attach``."""
-    from kvmtop.collector import LiveSource
+    from kvmtop.sources.collector import LiveSource
 
     src = LiveSource(raw=raw)
     try:

@@ -75,7 +75,8 @@ def _count_lines(path: str) -> int:
 def child(path: str) -> None:
     """Import one capture and print what it cost (run in a fresh process)."""
     sys.path.insert(0, ROOT)
-    from kvmtop.offline.report import import_file, report_to_dict
+    from kvmtop.offline.report import report_to_dict
+    from kvmtop.offline.trace_import import import_file
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()

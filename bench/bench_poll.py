@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from kvmtop import histogram  # noqa: E402
 from kvmtop.bpf import maps  # noqa: E402
 from kvmtop.bpf.program import KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX  # noqa: E402
-from kvmtop.collector import LiveSource  # noqa: E402
+from kvmtop.sources.collector import LiveSource  # noqa: E402
 
 TARGET_MS = {10_000: 20, 100_000: 200}
 CODES_PER_THREAD = 25

@@ -1,17 +1,17 @@
-"""Command line: pick a source and a front end, turn every failure into one line."""
+"""Command line: parse the arguments, dispatch to a front end in ``kvmtop.commands``, turn
+every failure into one line."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from . import __version__
-from .sources.base import SourceError
+from .errors import SourceError
 
 DEFAULT_MAX_KEYS = 16384
-
-COLOR_SYSTEMS = {"16": "standard", "256": "256", "truecolor": "truecolor"}
 
 
 def _interval(text: str) -> float:
@@ -82,90 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _live_source(args):
-    if args.demo:
-        from .sources.demo import DemoSource
-
-        return DemoSource()
-    from .collector import LiveSource
-
-    return LiveSource(pid=args.pid, max_keys=args.max_keys)
-
-
-def _set_color(choice: str) -> None:
-    """Textual reads these at import time, so this runs before any UI import."""
-    if choice == "none":
-        os.environ["NO_COLOR"] = "1"
-    elif choice in COLOR_SYSTEMS:
-        os.environ["TEXTUAL_COLOR_SYSTEM"] = COLOR_SYSTEMS[choice]
-
-
-def _reason_filter(text):
-    from .filtering import ReasonFilter
-
-    return ReasonFilter.parse(text)
-
-
-def _print_stream(feed, args) -> int:
-    from .snapshot_json import snapshot_to_json
-    from .text import render
-
-    count = 1 if args.once else args.iterations
-    rf = _reason_filter(args.filter)
-    first = True
-    for snap in feed.snapshots(count):
-        if rf is not None:
-            snap = rf.apply(snap)
-        if args.json:
-            print(snapshot_to_json(snap), flush=True)
-        else:
-            if not first:
-                print()
-            print(render(snap), flush=True)
-        first = False
-    return 0
-
-
-def _dashboard(feed, args, title: str) -> int:
-    _set_color(args.color)
-    from .ui.app import run_dashboard
-
-    return run_dashboard(feed, reason_filter=_reason_filter(args.filter), title=title)
+def _command(args) -> str:
+    """The front end module under ``kvmtop.commands`` that runs these arguments."""
+    if args.command is not None:
+        return args.command
+    return "stream" if args.once or args.batch or args.json else "dashboard"
 
 
 def run(args) -> int:
-    from .feed import Feed
-
-    if args.command == "doctor":
-        from .doctor import main as doctor_main
-
-        return doctor_main([])
-    if args.command == "report":
-        from .offline.report import report_main
-
-        return report_main(args.file, args.json, sys.stdout)
-    if args.command == "record":
-        from .offline.recording import record_main
-
-        return record_main(_live_source(args), args.output, args.interval, args.duration, sys.stdout)
-    if args.command == "replay":
-        from .sources.recording import open_replay_source
-
-        feed = Feed(open_replay_source(args.file, window_s=args.window), speed=args.speed)
-        feed.open()
-        try:
-            return _dashboard(feed, args, f"kvmtop replay {os.path.basename(args.file)}")
-        finally:
-            feed.close()
-
-    feed = Feed(_live_source(args), interval_s=args.interval)
-    feed.open()
-    try:
-        if args.once or args.batch or args.json:
-            return _print_stream(feed, args)
-        return _dashboard(feed, args, "kvmtop (demo)" if args.demo else "kvmtop")
-    finally:
-        feed.close()
+    """Dispatch to the command's front end (imported on demand: each pulls in what it needs)."""
+    command = importlib.import_module(f"{__package__}.commands.{_command(args)}")
+    return command.run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

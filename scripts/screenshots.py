@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from textual.widgets import Input  # noqa: E402
 
-from kvmtop.sources.demo import demo_feed  # noqa: E402
+from kvmtop.stepped_feed import demo_feed  # noqa: E402
 from kvmtop.ui.app import make_app  # noqa: E402
 
 # name -> (keys to press, screen to wait for, demo options)

@@ -12,7 +12,7 @@ import pytest
 from kvmtop import histogram, tracefs
 from kvmtop.bpf import headers, maps, program
 from kvmtop.bpf.program import CLASSIC, RAW, Features, Program, build_cflags, detect_features, plan_probes
-from kvmtop.sources import SourceError
+from kvmtop.errors import SourceError
 
 pytestmark = pytest.mark.bpf
 

@@ -12,9 +12,10 @@ import pytest
 from kvmtop import histogram
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import CLASSIC, KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX, RAW
-from kvmtop.collector import NOTE_NO_EXITS, LiveSource, build_threads
+from kvmtop.sources.collector import NOTE_NO_EXITS, LiveSource, build_threads
 from kvmtop.model import Interval
-from kvmtop.sources import Source, SourceError
+from kvmtop.errors import SourceError
+from kvmtop.sources import Source
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live source needs root")
 

@@ -7,7 +7,8 @@ import time
 from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.decode import ISA_VMX, exit_reason_name
 from kvmtop.sources.base import Source
-from kvmtop.sources.demo import EPOCH, DemoSource, demo_feed
+from kvmtop.sources.demo import EPOCH, DemoSource
+from kvmtop.stepped_feed import demo_feed
 
 
 def _intervals(n: int, **kwargs):

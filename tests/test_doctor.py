@@ -11,7 +11,8 @@ import threading
 import pytest
 
 import kvmtop.tracefs
-from kvmtop import doctor
+from kvmtop.bpf import checks as doctor
+from kvmtop.commands.doctor import main as doctor_main
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -103,7 +104,7 @@ def test_not_root_fails_with_one_clear_line(monkeypatch, capsys):
     needs_healthy_host()
     monkeypatch.setattr(doctor, "_euid", lambda: 1000)
     monkeypatch.setattr(doctor, "_effective_caps", lambda: 0)
-    rc = doctor.main([])
+    rc = doctor_main([])
     lines = lines_of(capsys)
     assert rc != 0
     fails = [ln for ln in lines if ln.startswith("FAIL")]
@@ -122,7 +123,7 @@ def test_capabilities_without_root_are_enough(monkeypatch):
 def test_tracefs_missing_fails_with_one_clear_line(monkeypatch, capsys):
     needs_healthy_host()
     monkeypatch.setattr(kvmtop.tracefs, "find", lambda mount=False: None)
-    rc = doctor.main([])
+    rc = doctor_main([])
     lines = lines_of(capsys)
     assert rc != 0
     fails = [ln for ln in lines if ln.startswith("FAIL")]
@@ -134,7 +135,7 @@ def test_crashing_check_becomes_a_failed_line(monkeypatch, capsys):
         raise RuntimeError("libbcc exploded")
 
     monkeypatch.setattr(doctor, "check_bcc", boom)
-    rc = doctor.main(["--probe-seconds", "0"])
+    rc = doctor_main(["--probe-seconds", "0"])
     lines = lines_of(capsys)
     assert rc != 0
     assert "FAIL bcc: check crashed: RuntimeError: libbcc exploded" in lines
@@ -146,7 +147,7 @@ def test_missing_optional_tracepoint_warns_but_passes(monkeypatch, capsys):
     real = kvmtop.tracefs.event_exists
     monkeypatch.setattr(kvmtop.tracefs, "event_exists",
                         lambda cat, ev, root=None: ev != "kvm_hypercall" and real(cat, ev, root))
-    rc = doctor.main(["--probe-seconds", "0"])
+    rc = doctor_main(["--probe-seconds", "0"])
     lines = lines_of(capsys)
     warn = [ln for ln in lines if ln.startswith("WARN tracepoint kvm:kvm_hypercall")]
     assert len(warn) == 1 and "hypercall table stays empty" in warn[0]
@@ -159,7 +160,7 @@ def test_missing_essential_tracepoint_fails(monkeypatch, capsys):
     real = kvmtop.tracefs.event_exists
     monkeypatch.setattr(kvmtop.tracefs, "event_exists",
                         lambda cat, ev, root=None: ev != "kvm_entry" and real(cat, ev, root))
-    assert doctor.main(["--probe-seconds", "0"]) == 1
+    assert doctor_main(["--probe-seconds", "0"]) == 1
     fails = [ln for ln in lines_of(capsys) if ln.startswith("FAIL")]
     assert len(fails) == 1 and "kvm:kvm_entry" in fails[0] and "latency" in fails[0]
 

@@ -9,7 +9,9 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvmtop.offline.report import format_report, import_file, import_lines, report_main, report_to_dict
+from kvmtop.commands.report import report_main
+from kvmtop.offline.report import format_report, report_to_dict
+from kvmtop.offline.trace_import import import_file, import_lines
 from kvmtop.sources.trace import build_intervals
 
 # Fragments of real lines, so the fuzzer reaches deep into the parser as well as the prose path.

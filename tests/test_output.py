@@ -5,6 +5,7 @@ import json
 import pytest
 
 from kvmtop import cli
+from kvmtop.commands import stream
 from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.snapshot_json import snapshot_to_dict
 from kvmtop.text import render
@@ -41,7 +42,7 @@ def test_text_shows_names_literally_and_safely():
 
 @pytest.fixture
 def fake_live(monkeypatch):
-    monkeypatch.setattr(cli, "_live_source", lambda args: ListSource())
+    monkeypatch.setattr(stream, "live_source", lambda args: ListSource())
 
 
 def test_cli_json_batch_prints_n_lines(fake_live, capsys):
@@ -58,13 +59,13 @@ def test_cli_once_with_filter(fake_live, capsys):
 
 
 def test_cli_source_error_is_one_line(monkeypatch, capsys):
-    from kvmtop.sources.base import SourceError
+    from kvmtop.errors import SourceError
 
     class Broken(ListSource):
         def open(self):
             raise SourceError("kvm:kvm_userspace_exit tracepoint is missing")
 
-    monkeypatch.setattr(cli, "_live_source", lambda args: Broken())
+    monkeypatch.setattr(stream, "live_source", lambda args: Broken())
     assert cli.main(["--once"]) == 1
     err = capsys.readouterr().err
     assert err == "kvmtop: kvm:kvm_userspace_exit tracepoint is missing\n"

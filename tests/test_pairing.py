@@ -5,7 +5,8 @@ from __future__ import annotations
 from kvmtop.decode import ISA_VMX
 from kvmtop.model import Latency
 from kvmtop.offline.pairing import Aggregates, Pairing, acc_latency, add_latency, new_acc
-from kvmtop.offline.report import import_lines, report_to_dict
+from kvmtop.offline.report import report_to_dict
+from kvmtop.offline.trace_import import import_lines
 
 HLT = (ISA_VMX, 12)
 IO = (ISA_VMX, 30)

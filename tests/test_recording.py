@@ -15,6 +15,8 @@ import pytest
 
 from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.decode import ISA_SVM, ISA_VMX
+from kvmtop.commands.record import record_main
+from kvmtop.errors import SourceError
 from kvmtop.feed import Feed
 from kvmtop.model import CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 from kvmtop.offline.recording import (
@@ -23,10 +25,8 @@ from kvmtop.offline.recording import (
     interval_from_json,
     interval_to_json,
     read_recording,
-    record_main,
 )
 from kvmtop.snapshot_json import snapshot_to_dict
-from kvmtop.sources.base import SourceError
 from kvmtop.sources.recording import RecordingSource, open_replay_source
 from kvmtop.sources.trace import TraceSource
 
@@ -340,7 +340,7 @@ def test_record_main_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path, sig):
         sys.path.insert(0, {ROOT!r})
         sys.path.insert(0, {os.path.join(ROOT, "tests")!r})
         from test_recording import FakeLive, make_intervals
-        from kvmtop.offline.recording import record_main
+        from kvmtop.commands.record import record_main
         sys.exit(record_main(FakeLive(make_intervals(1000)), {path!r}, 0.1, None, sys.stdout))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from kvmtop.decode import ISA_SVM, ISA_VMX
-from kvmtop.offline.report import import_file, report_main
+from kvmtop.commands.report import report_main
+from kvmtop.offline.trace_import import import_file
 from kvmtop.sources.recording import open_replay_source
 from kvmtop.sources.trace import TraceSource
 

@@ -12,8 +12,9 @@ from rich.text import Text
 from kvmtop.feed import Feed
 from kvmtop.filtering import ReasonFilter
 from kvmtop.model import Interval, ThreadInterval, VmIdentity
-from kvmtop.sources.base import SourceError
-from kvmtop.sources.demo import DemoSource, SteppedFeed, demo_feed
+from kvmtop.errors import SourceError
+from kvmtop.sources.demo import DemoSource
+from kvmtop.stepped_feed import SteppedFeed, demo_feed
 from kvmtop.ui import format as fmt
 from kvmtop.ui.app import make_app
 from kvmtop.ui.screens.filter import FilterScreen

@@ -10,7 +10,7 @@ import time
 
 from textual.widgets import Input
 
-from kvmtop.sources.demo import demo_feed
+from kvmtop.stepped_feed import demo_feed
 from kvmtop.ui.app import make_app
 
 SIZE = (140, 42)

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 
 from .. import histogram, tracefs
-from ..sources.base import SourceError
+from ..errors import SourceError
 from . import headers
 
 SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmtop.bpf.c")

@@ -20,19 +20,12 @@ know, so later versions can add some; a different schema major is refused.
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
-import signal
-import socket
-import sys
 import threading
-import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import IO, Any
 
-from .. import __version__
 from ..model import (
     EMPTY_LATENCY,
     CollectorStatus,
@@ -42,7 +35,7 @@ from ..model import (
     ThreadInterval,
     VmIdentity,
 )
-from ..sources.base import SourceError
+from ..errors import SourceError
 
 SCHEMA = "kvmtop.recording/1"
 SCHEMA_FAMILY = "kvmtop.recording/"
@@ -287,89 +280,3 @@ def is_recording(path: str) -> bool:
         except zlib.error:
             return False
     return head.startswith(prefix)
-
-
-# --------------------------------------------------------------------------- record
-
-
-def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | None = None,
-                out: IO[str] | None = None) -> int:
-    """``kvmtop record -o FILE``: drive a Feed over ``source`` with the writer as its tap,
-    one line per interval on ``out``; stop after ``duration_s`` (None: at Ctrl-C or
-    SIGTERM, both handled as a clean stop). Returns 0. An unwritable path, or a source that
-    cannot start, raises SourceError (one line) and leaves no file behind."""
-    from ..feed import Feed  # the feed imports the builder; keep this module light to import
-
-    out = out if out is not None else sys.stdout
-    feed = Feed(source, interval_s)
-    meta = {
-        "source": getattr(source, "name", type(source).__name__),
-        "interval_s": feed.interval_s,
-        "started": time.time(),
-        "host": socket.gethostname(),
-        "kernel": platform.release(),
-        "kvmtop": __version__,
-    }
-    try:
-        writer = RecordingWriter(path, meta)  # first: a bad path fails before BPF is loaded
-    except OSError as exc:
-        raise SourceError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        feed.open()
-    except BaseException:
-        writer.close()
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        raise
-    feed.tap = writer.write
-    # the number of intervals: ceil(duration / interval), at least one
-    limit = None if duration_s is None else max(1, math.ceil(duration_s / feed.interval_s - 1e-9))
-    restore = _stop_on_signals(feed)
-    n = 0
-    try:
-        while limit is None or n < limit:
-            snap = feed.next_snapshot()
-            if snap is None:
-                break
-            n += 1
-            host = snap.host
-            stamp = time.strftime("%H:%M:%S", time.localtime(snap.time))
-            exits = (f"{host.exits:>9} exits {host.exits_per_s:>11.1f}/s" if snap.collector.has("exits")
-                     else f"{'exits n/a':>31}")
-            out.write(f"{stamp}  #{n:<5} {exits}  {host.userspace_count:>8} userspace exits  "
-                      f"{host.vm_count} VMs {host.vcpu_count} vCPUs  -> {path}\n")
-            out.flush()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        restore()
-        feed.close()
-        writer.close()
-    out.write(f"recorded {writer.count} intervals to {path}\n")
-    out.flush()
-    return 0
-
-
-def _stop_on_signals(feed) -> Callable[[], None]:
-    """While recording, Ctrl-C and SIGTERM stop the feed (so no record is cut in the middle
-    of being written); main thread only. Returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        feed.stop()
-
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            old[sig] = signal.signal(sig, handler)
-        except (ValueError, OSError):
-            pass
-
-    def restore() -> None:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-
-    return restore

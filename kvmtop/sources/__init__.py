@@ -1,5 +1,6 @@
-"""Where Intervals come from: live BPF, the demo generator, recordings and trace imports."""
+"""Where Intervals come from: live BPF (collector), the demo generator, recordings and
+trace imports (adapters of ``kvmtop.offline``'s readers)."""
 
-from .base import Source, SourceError
+from .base import Source
 
-__all__ = ["Source", "SourceError"]
+__all__ = ["Source"]

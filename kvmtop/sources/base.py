@@ -8,10 +8,6 @@ from typing import Protocol, runtime_checkable
 from ..model import Interval
 
 
-class SourceError(Exception):
-    """A source cannot start or go on; the message is one line for the user."""
-
-
 @runtime_checkable
 class Source(Protocol):
     """Yields one ``Interval`` per call.

@@ -13,7 +13,8 @@ import os
 
 from ..model import Interval
 from ..offline.recording import is_recording, read_recording
-from .base import RecordedSource, Source, SourceError
+from ..errors import SourceError
+from .base import RecordedSource, Source
 
 
 class RecordingSource(RecordedSource):

@@ -1,6 +1,6 @@
 """TraceSource: an imported text capture replayed as Intervals (``kvmtop replay TRACE.txt``).
 
-The capture is imported once, streaming (``kvmtop.offline.report.import_file``), and cut
+The capture is imported once, streaming (``kvmtop.offline.trace_import.import_file``), and cut
 into windows of ``window_s`` of trace time: window k holds the events with
 ``ts // window`` = k, and becomes one Interval whose ``time`` is the window's end in trace
 seconds (the capture's clock, usually seconds since boot, not wall-clock time). An exit
@@ -33,9 +33,10 @@ import re
 
 from ..model import CollectorStatus, Interval, ThreadInterval, VmIdentity
 from ..offline.pairing import Aggregates, acc_stat
-from ..offline.report import NotATrace, TraceImport, import_file
+from ..offline.trace_import import NotATrace, TraceImport, import_file
 from ..offline.trace_lines import ANON_TID, ENTRY, EXIT, HYPERCALL, USERSPACE
-from .base import RecordedSource, SourceError
+from ..errors import SourceError
+from .base import RecordedSource
 
 MAX_GAP_WINDOWS = 60
 _VCPU_PATTERNS = (

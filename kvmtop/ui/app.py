@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 from ..feed import Feed
 from ..filtering import ReasonFilter
 from ..model import Snapshot
-from ..sources.base import SourceError
+from ..errors import SourceError
 from .gc_policy import GcPolicy
 from .messages import FeedEnded, FeedFailed, SnapshotReady
 from .prepare import prepare

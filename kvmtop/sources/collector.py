@@ -15,14 +15,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import histogram
-from .bpf import maps
-from .bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
+from .. import histogram
+from ..bpf import maps
+from ..errors import SourceError
+from ..bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
                           NO_VCPU_ID, Program)
-from .gc_pause import gc_paused
-from .identity import IdentityCache, scan_kvm_processes, vcpu_index
-from .model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
-from .sources.base import SourceError
+from ..gc_pause import gc_paused
+from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
+from ..model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 
 NOTE_NO_EXITS = "kvm_exit does not fire on this host: exit counts, latency and request bits have no source"
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often

@@ -1,4 +1,5 @@
-"""``kvmtop doctor``: prerequisite checks, and what each missing piece means for the display.
+"""Prerequisite checks of the live collector (``kvmtop doctor``), and what each missing piece
+means for the display.
 
 Each check is one line. Essential checks are the ones live mode cannot start without;
 the others only empty a column or a table. A short BCC probe (its own tiny program,
@@ -7,14 +8,12 @@ independent of kvmtop's) tells whether the tracepoints actually fire on this hos
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import tracefs
+from .. import tracefs
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 NOT_FIRED = "did not fire during the probe (no guest running, or this backend does not emit it)"
@@ -111,7 +110,7 @@ def _is_tree(path: str) -> bool:
 
 def _prepared_headers() -> str | None:
     try:
-        from .bpf.headers import find_headers  # noqa: PLC0415 - written alongside, may be absent
+        from .headers import find_headers  # noqa: PLC0415 - written alongside, may be absent
     except ImportError:
         return None
     return find_headers()
@@ -290,38 +289,6 @@ def run_checks(probe_seconds: float = 1.0) -> list[Check]:
     return checks
 
 
-def format_check(c: Check) -> str:
-    mark = "SKIP" if c.skipped else "OK  " if c.ok else "FAIL" if c.essential else "WARN"
-    line = f"{mark} {c.name}: {c.detail}"
-    return f"{line} -> {c.consequence}" if c.consequence and not c.ok else line
-
-
 def failed(checks: Sequence[Check]) -> list[Check]:
     """Essential checks that ran and failed."""
     return [c for c in checks if c.essential and not c.ok and not c.skipped]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print one line per check; 0 when every essential check passed."""
-    parser = argparse.ArgumentParser(prog="kvmtop doctor", description=__doc__.splitlines()[0])
-    parser.add_argument("--probe-seconds", type=float, default=1.0, metavar="S",
-                        help="how long to watch the tracepoints fire (0: skip the probe)")
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
-        checks = run_checks(args.probe_seconds)
-    except SystemExit as e:  # argparse: usage already printed
-        return e.code if isinstance(e.code, int) else 2
-    except KeyboardInterrupt:
-        print("FAIL doctor: interrupted")
-        return 130
-    except Exception as e:
-        print(f"FAIL doctor: {type(e).__name__}: {e}")
-        return 2
-    for c in checks:
-        print(format_check(c))
-    bad = failed(checks)
-    if bad:
-        print(f"{len(bad)} essential check(s) failed: live mode will not start")
-        return 1
-    print("all essential checks passed")
-    return 0

@@ -1,0 +1,17 @@
+"""The source that the live front ends (dashboard, stream, record) build from the same options."""
+
+from __future__ import annotations
+
+from ..sources.base import Source
+
+
+def live_source(args) -> Source:
+    """The demo generator with ``--demo``, else the BPF collector (``--pid``, ``--max-keys``)."""
+    if args.demo:
+        from ..sources.demo import DemoSource
+
+        return DemoSource()
+    from ..sources.collector import LiveSource  # imports numpy and the BPF side: only when live
+
+    return LiveSource(pid=args.pid, max_keys=args.max_keys)
+

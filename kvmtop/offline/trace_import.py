@@ -1,0 +1,147 @@
+"""Import a text capture (ftrace, trace-cmd, perf script), streaming, into aggregates.
+
+The file is read one line at a time (memory independent of its length) through
+``trace_lines.TraceParser`` and ``pairing.Pairing``; see those modules for the accepted
+layouts and the pairing rules. Files are read as bytes decoded with errors="replace", so
+any content imports; a gzip-compressed capture is read through gzip, as far as it goes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from .pairing import Aggregates, Pairing
+from .trace_lines import TraceParser
+
+RECORDING_PREFIX = '{"schema": "kvmtop.recording/'
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_LINE = 1 << 16  # characters of a line kept; no trace line comes near
+
+
+class NotATrace(OSError):
+    """The file is something else kvmtop knows (a recording)."""
+
+
+@dataclass
+class TraceImport:
+    """What one capture holds: the parser's summary and the aggregates."""
+
+    parser: TraceParser
+    agg: Aggregates  # the whole capture (the last window when windowed)
+    windows: list[tuple[int, Aggregates]] = field(default_factory=list)  # (index, agg), in file order
+    tids: set[int] = field(default_factory=set)  # threads that had at least one event
+    source: str = ""
+    read_error: str | None = None  # why reading stopped before the end of the file
+
+
+class _TolerantGzip(io.RawIOBase):
+    """A gzip stream that ends, instead of raising, where the compressed data is damaged
+    or cut short; ``problem`` then says why."""
+
+    def __init__(self, raw: IO[bytes], owns_raw: bool = True):
+        super().__init__()
+        self._raw = raw if owns_raw else None
+        self._gz = gzip.GzipFile(fileobj=raw)
+        self.problem: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gz.close()
+            if self._raw is not None:
+                self._raw.close()
+        super().close()
+
+    def readinto(self, b) -> int:
+        if self.problem is not None:
+            return 0
+        try:
+            data = self._gz.read1(len(b))
+        except (EOFError, OSError, zlib.error) as exc:
+            self.problem = f"the compressed data stops early: {exc or type(exc).__name__}"
+            return 0
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def open_text(path: str) -> tuple[IO[str], _TolerantGzip | None]:
+    """A capture as text lines (bytes decoded as UTF-8 with errors="replace"; gzip undone,
+    as far as it goes), and the gzip reader when there is one (its ``problem``).
+
+    Raises OSError when unreadable, NotATrace for a kvmtop recording. A file that starts
+    like gzip but is not is read as it is.
+    """
+    raw = open(path, "rb")  # noqa: SIM115 - handed to the caller
+    try:
+        head = bytearray(64)
+        gz: _TolerantGzip | None = None
+        if raw.read(2) == GZIP_MAGIC:
+            raw.seek(0)
+            probe = _TolerantGzip(raw, owns_raw=False)
+            n = probe.readinto(head)
+            if n or probe.problem is None:
+                gz = probe  # replaced by a fresh reader below
+        else:
+            raw.seek(0)
+            n = raw.readinto(head)
+        if bytes(head[:n]).startswith(RECORDING_PREFIX.encode()):
+            raise NotATrace(f"{path} is a kvmtop recording (open it with kvmtop replay)")
+        raw.seek(0)
+        if gz is not None:
+            gz = _TolerantGzip(raw)
+        stream = io.BufferedReader(gz) if gz is not None else raw
+        return io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), gz  # type: ignore[arg-type]
+    except BaseException:
+        raw.close()
+        raise
+
+
+def bounded_lines(f: IO[str], limit: int = MAX_LINE) -> Iterator[str]:
+    """The lines of ``f``, each cut to ``limit`` characters (the rest of an overlong line is
+    read and dropped), so that memory stays bounded whatever the file holds."""
+    readline = f.readline
+    while True:
+        line = readline(limit)
+        if not line:
+            return
+        if len(line) == limit and line[-1] != "\n":
+            while True:
+                rest = readline(limit)
+                if not rest or rest[-1] == "\n":
+                    break
+        yield line
+
+
+def import_lines(lines: Iterable[str], window_s: float | None = None, source: str = "") -> TraceImport:
+    """Import a capture given as lines. With ``window_s``, aggregates are cut into windows
+    of that much trace time (see ``Pairing.run``)."""
+    parser = TraceParser()
+    pairing = Pairing()
+    windows: list[tuple[int, Aggregates]] = []
+    if window_s is None:
+        pairing.run(parser.parse(lines))
+    else:
+        window_ns = max(1, int(round(window_s * 1e9)))
+        pairing.run(parser.parse(lines), window_ns, lambda i, agg: windows.append((i, agg)))
+    tids = set(pairing.states)
+    agg = pairing.finish()
+    return TraceImport(parser, agg, windows, tids, source)
+
+
+def import_file(path: str, window_s: float | None = None) -> TraceImport:
+    """Import a capture file, streaming. Raises OSError (NotATrace) when it cannot be
+    opened; damage inside (bad lines, a cut gzip stream) is reported, never raised."""
+    text, gz = open_text(path)
+    with text:
+        imp = import_lines(bounded_lines(text), window_s, source=path)
+    if gz is not None:
+        imp.read_error = gz.problem
+    return imp
