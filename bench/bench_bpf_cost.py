@@ -3,7 +3,7 @@
 BPF_ENABLE_STATS makes the kernel time every program run (run_time_ns / run_cnt).
 
 * Programs that fire on this host (kvm_userspace_exit, sys_enter_ioctl) are timed over
-  real events: an exit-heavy guest (tests/kvm_guest.run_exit_loop, vCPU in a thread of
+  real events: an exit-heavy guest (kvmtop.testing.kvm_guest.run_exit_loop, vCPU in a thread of
   this process) runs with the real program attached, once with the raw tracepoints kvmtop
   uses where it can and once with the classic ones only. sys_enter_ioctl also counts
   every other ioctl on the host, which leave at the KVM_RUN filter. BPF_ENABLE_STATS
@@ -24,10 +24,7 @@ import argparse
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
-
-from bpf_testrun import TestProgram, bpf_stats, prog_stats  # noqa: E402
+from kvmtop.testing.bpf_testrun import TestProgram, bpf_stats, prog_stats
 
 TARGET_PAIR_NS = 400
 
@@ -102,7 +99,7 @@ def _short(name: str) -> str:
 
 def real(exits: int, raw: bool) -> None:
     from bcc import BPF
-    from kvm_guest import run_exit_loop
+    from kvmtop.testing.kvm_guest import run_exit_loop
 
     from kvmtop.bpf.program import RAW, Program
 

@@ -1,6 +1,6 @@
 """How much slower an exit-heavy guest runs with kvmtop attached, in one run.
 
-The test guest (tests/kvm_guest.run_exit_loop: a vCPU thread in this process doing PIO
+The test guest (kvmtop.testing.kvm_guest.run_exit_loop: a vCPU thread in this process doing PIO
 exits, each handled by a Python VMM) runs alternately without and with kvmtop's probes
 attached, many short rounds (ABBA order, so drift falls on both sides alike). kvmtop is a
 LiveSource in a child process, as it is in real use (its polls never hold this process's
@@ -24,10 +24,7 @@ import statistics
 import sys
 import threading
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
-
-from kvm_guest import run_exit_loop  # noqa: E402
+from kvmtop.testing.kvm_guest import run_exit_loop
 
 TARGET_PCT = 5.0
 POLL_S = 1.0

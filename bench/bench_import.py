@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 250_000
 REASONS = ["EXTERNAL_INTERRUPT", "MSR_WRITE", "HLT", "EPT_VIOLATION", "IO_INSTRUCTION", "PREEMPTION_TIMER",
            "EPT_MISCONFIG", "CPUID", "PAUSE_INSTRUCTION", "MSR_READ"]
@@ -74,7 +73,6 @@ def _count_lines(path: str) -> int:
 
 def child(path: str) -> None:
     """Import one capture and print what it cost (run in a fresh process)."""
-    sys.path.insert(0, ROOT)
     from kvmtop.offline.report import report_to_dict
     from kvmtop.offline.trace_import import import_file
 

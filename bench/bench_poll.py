@@ -18,15 +18,12 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from kvmtop import histogram  # noqa: E402
-from kvmtop.bpf import maps  # noqa: E402
-from kvmtop.bpf.program import KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX  # noqa: E402
-from kvmtop.sources.collector import LiveSource  # noqa: E402
+from kvmtop import histogram
+from kvmtop.bpf import maps
+from kvmtop.bpf.program import KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX
+from kvmtop.sources.collector import LiveSource
 
 TARGET_MS = {10_000: 20, 100_000: 200}
 CODES_PER_THREAD = 25

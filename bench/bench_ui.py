@@ -25,16 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from kvmtop.aggregate import SnapshotBuilder  # noqa: E402
-from kvmtop.feed import Feed  # noqa: E402
-from kvmtop.sources.demo import DemoSource  # noqa: E402
-from kvmtop.ui.app import make_app  # noqa: E402
-from kvmtop.ui.messages import SnapshotReady  # noqa: E402
-from kvmtop.ui.prepare import prepare  # noqa: E402
-from kvmtop.ui.widgets.vm_table import VmTable  # noqa: E402
+from kvmtop.aggregate import SnapshotBuilder
+from kvmtop.feed import Feed
+from kvmtop.sources.demo import DemoSource
+from kvmtop.ui.app import make_app
+from kvmtop.ui.messages import SnapshotReady
+from kvmtop.ui.prepare import prepare
+from kvmtop.ui.widgets.vm_table import VmTable
 
 TARGET_APPLY_MS = 100.0
 TARGET_RSS_MB = 250.0

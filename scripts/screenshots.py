@@ -14,13 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from textual.widgets import Input
+
+from kvmtop.stepped_feed import demo_feed
+from kvmtop.ui.app import make_app
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from textual.widgets import Input  # noqa: E402
-
-from kvmtop.stepped_feed import demo_feed  # noqa: E402
-from kvmtop.ui.app import make_app  # noqa: E402
 
 # name -> (keys to press, screen to wait for, demo options)
 SHOTS: dict[str, tuple[tuple[str, ...], str, dict]] = {

@@ -7,14 +7,14 @@ import os
 import pytest
 
 # --------------------------------------------------------------------------- real KVM guest
-# Owner: tests/kvm_guest.py. ``kvm_guest`` is a factory: kvm_guest("name", pio=5, ...) starts a
+# Owner: kvmtop/testing/kvm_guest.py. ``kvm_guest`` is a factory: kvm_guest("name", pio=5, ...) starts a
 # GuestProcess (ready line read; .pid/.tid known) and every guest is closed at teardown.
 
 @pytest.fixture
 def kvm_guest():
     if not os.path.exists("/dev/kvm"):
         pytest.skip("/dev/kvm is absent: this host has no KVM")
-    from kvm_guest import GuestProcess  # tests/ is on sys.path (rootdir conftest)
+    from kvmtop.testing.kvm_guest import GuestProcess
 
     guests: list[GuestProcess] = []
 

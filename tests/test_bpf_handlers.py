@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from bpf_testrun import TestProgram
+from kvmtop.testing.bpf_testrun import TestProgram
 from kvmtop import histogram
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import ERRNO_FLAG, KIND_HYPERCALL, KIND_SVM, KIND_USERSPACE, KIND_VMX, KVM_RUN

@@ -168,7 +168,7 @@ def test_real_userspace_exits_are_decoded_alike_raw_or_classic(raw):
     import ctypes
     import threading
 
-    from kvm_guest import KVM_RUN, Vm, guest_code
+    from kvmtop.testing.kvm_guest import KVM_RUN, Vm, guest_code
 
     libc = ctypes.CDLL(None, use_errno=True)
     p = Program(max_keys=64, pid=os.getpid(), raw=raw).load()

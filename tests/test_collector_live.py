@@ -1,4 +1,4 @@
-"""LiveSource end to end: a real KVM guest (tests/kvm_guest.py), the real BPF program."""
+"""LiveSource end to end: a real KVM guest (kvmtop/testing/kvm_guest.py), the real BPF program."""
 
 from __future__ import annotations
 

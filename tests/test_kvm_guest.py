@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-import kvm_guest
+from kvmtop.testing import kvm_guest
 
 pytestmark = pytest.mark.kvm
 SCRIPT = kvm_guest.__file__

@@ -10,7 +10,7 @@ counts are 0) until stdin says ``quit``/closes or SIGTERM arrives.
 
 Script protocol (one JSON object per line on stdout)::
 
-    python tests/kvm_guest.py -name guest=NAME[,debug-threads=on] [--pio N] [--mmio M]
+    python -m kvmtop.testing.kvm_guest -name guest=NAME[,debug-threads=on] [--pio N] [--mmio M]
                               [--hlt H] [--mmio-sleep-ms MS] [--loop]
     -> {"ready": true, "pid": P, "tid": T}        T: the vCPU thread, comm "CPU 0/KVM"
     <- go
