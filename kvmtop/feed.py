@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .aggregate import SnapshotBuilder
 from .model import Interval, Snapshot
@@ -32,8 +32,9 @@ class Feed:
         self._lock = threading.Lock()
         self._reset = False
         self._last = time.monotonic()
-        # Replay state (recorded sources only).
-        self.intervals: list[Interval] | None = list(getattr(source, "intervals", None) or []) or None
+        # Replay state (recorded sources only): their intervals, read in place (a recording
+        # reads them from its file on demand).
+        self.intervals: Sequence[Interval] | None = getattr(source, "intervals", None) or None
         self.position = 0  # index of the next recorded interval
         self.paused = False
         self.hold_at_end = False  # a dashboard keeps a finished replay open (to seek back)
@@ -141,7 +142,8 @@ class Feed:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            if self.paused:
+            paused = self.paused
+            if paused:
                 with self._lock:
                     stepping = self._steps > 0
                     if stepping:
@@ -150,14 +152,14 @@ class Feed:
                     self._wake.wait()
                     self._wake.clear()
                     continue
-            else:
-                wait = self.intervals[self.position].interval_s / max(self.speed, 1e-6)
+            interval = self.intervals[self.position]  # read once, however long the wait
+            if not paused:
+                wait = interval.interval_s / max(self.speed, 1e-6)
                 if self._last + wait > time.monotonic():
                     self._wake.wait(self._last + wait - time.monotonic())
                     self._wake.clear()
                     continue
             self._last = time.monotonic()
-            interval = self.intervals[self.position]
             self.position += 1
             return self.builder.build(interval)
         return None

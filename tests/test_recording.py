@@ -24,8 +24,8 @@ from kvmtop.offline.recording import (
     RecordingWriter,
     interval_from_json,
     interval_to_json,
-    read_recording,
 )
+from kvmtop.offline.recording_reader import read_recording
 from kvmtop.snapshot_json import snapshot_to_dict
 from kvmtop.sources.recording import RecordingSource, open_replay_source
 from kvmtop.sources.trace import TraceSource
@@ -127,7 +127,7 @@ def test_trace_import_records_and_replays_identically(tmp_path, name, window):
         for iv in ivs:
             w.write(iv)
     src = open_replay_source(rec)
-    assert isinstance(src, RecordingSource) and src.intervals == ivs
+    assert isinstance(src, RecordingSource) and list(src.intervals) == ivs
     assert snapshots(src.intervals) == snapshots(ivs)
 
 

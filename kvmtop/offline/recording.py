@@ -20,7 +20,6 @@ know, so later versions can add some; a different schema major is refused.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import zlib
 from collections.abc import Mapping
@@ -35,12 +34,11 @@ from ..model import (
     ThreadInterval,
     VmIdentity,
 )
-from ..errors import SourceError
+from .datafile import head
 
 SCHEMA = "kvmtop.recording/1"
 SCHEMA_FAMILY = "kvmtop.recording/"
-GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 16
+HEADER_PREFIX = b'{"schema": "' + SCHEMA_FAMILY.encode()
 
 
 # --------------------------------------------------------------------------- encoding
@@ -168,115 +166,9 @@ class RecordingWriter:
         self._f.flush()
 
 
-# --------------------------------------------------------------------------- reader
-
-
-def _lines(f: IO[bytes], gz: bool):
-    """Complete lines of the (decompressed) stream, then a final (None, problem) where
-    problem says why the stream stopped early (None for a clean end)."""
-    d = zlib.decompressobj(31) if gz else None
-    buf = b""
-    problem = None
-    while True:
-        chunk = f.read(_CHUNK)
-        if not chunk:
-            break
-        if d is not None:
-            try:
-                data = d.decompress(chunk)
-            except zlib.error:
-                problem = "the compressed data is damaged"
-                break
-            if d.eof:
-                buf += data
-                if d.unused_data.strip(b"\0"):
-                    problem = "data after the end of the compressed stream was ignored"
-                break
-        else:
-            data = chunk
-        buf += data
-        *complete, buf = buf.split(b"\n")
-        for line in complete:
-            yield line, None
-    if d is not None and problem is None and not d.eof:
-        problem = "the file ends early (the recorder did not finish)"
-    *complete, buf = buf.split(b"\n")
-    for line in complete:
-        yield line, None
-    if buf.strip():
-        problem = (problem + "; " if problem else "") + "an incomplete record at the end was dropped"
-    yield None, problem
-
-
-def read_recording(path: str) -> tuple[dict[str, Any], list[Interval], str | None]:
-    """(meta, intervals, warning). A truncated file yields its complete prefix and a
-    warning; a file that is not a recording raises SourceError (one line)."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with f:
-        try:
-            head = f.read(2)
-            f.seek(0)
-        except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        meta: dict[str, Any] | None = None
-        intervals: list[Interval] = []
-        ended = None
-        problem = None
-        try:
-            for raw, trouble in _lines(f, head == GZIP_MAGIC):
-                if raw is None:
-                    problem = trouble
-                    break
-                if meta is None:
-                    meta = _header(path, raw)
-                    continue
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                    if "t" in obj:
-                        intervals.append(interval_from_json(obj))
-                    elif "end" in obj:
-                        ended = obj["end"]
-                except (ValueError, KeyError, TypeError, IndexError) as exc:
-                    problem = f"record {len(intervals) + 1} is damaged ({type(exc).__name__})"
-                    break
-        except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if meta is None:
-        raise SourceError(f"{path} is not a kvmtop recording (no complete header line)")
-    warning = None
-    if problem or ended is None:
-        why = problem or "it has no end record (the recorder did not finish)"
-        warning = f"recording {os.path.basename(path)} is truncated: {why}; read {len(intervals)} complete intervals"
-    elif ended != len(intervals):
-        warning = f"recording {os.path.basename(path)} says {ended} intervals but holds {len(intervals)}"
-    return meta, intervals, warning
-
-
-def _header(path: str, raw: bytes) -> dict[str, Any]:
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        obj = None
-    if not isinstance(obj, dict) or not str(obj.get("schema", "")).startswith(SCHEMA_FAMILY):
-        raise SourceError(f"{path} is not a kvmtop recording")
-    if obj["schema"] != SCHEMA:
-        raise SourceError(f"{path} is a recording of an unsupported schema {obj['schema']!r} (this kvmtop reads {SCHEMA})")
-    return {k: v for k, v in obj.items() if k != "schema"}
+# --------------------------------------------------------------------------- sniffing
 
 
 def is_recording(path: str) -> bool:
-    """Whether the file starts like a recording (gzip magic or a recording header)."""
-    prefix = b'{"schema": "' + SCHEMA_FAMILY.encode()
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head[:2] == GZIP_MAGIC:
-        try:
-            head = zlib.decompressobj(31).decompress(head)  # a prefix of the text is enough
-        except zlib.error:
-            return False
-    return head.startswith(prefix)
+    """Whether the content of the file (gzip undone) starts with a recording header. Raises OSError."""
+    return head(path, len(HEADER_PREFIX)) == HEADER_PREFIX

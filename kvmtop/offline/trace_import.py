@@ -8,18 +8,16 @@ any content imports; a gzip-compressed capture is read through gzip, as far as i
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from .datafile import DataFile, open_data
 from .pairing import Aggregates, Pairing
+from .recording import is_recording
 from .trace_lines import TraceParser
 
-RECORDING_PREFIX = '{"schema": "kvmtop.recording/'
-GZIP_MAGIC = b"\x1f\x8b"
 MAX_LINE = 1 << 16  # characters of a line kept; no trace line comes near
 
 
@@ -39,69 +37,16 @@ class TraceImport:
     read_error: str | None = None  # why reading stopped before the end of the file
 
 
-class _TolerantGzip(io.RawIOBase):
-    """A gzip stream that ends, instead of raising, where the compressed data is damaged
-    or cut short; ``problem`` then says why."""
-
-    def __init__(self, raw: IO[bytes], owns_raw: bool = True):
-        super().__init__()
-        self._raw = raw if owns_raw else None
-        self._gz = gzip.GzipFile(fileobj=raw)
-        self.problem: str | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self._gz.close()
-            if self._raw is not None:
-                self._raw.close()
-        super().close()
-
-    def readinto(self, b) -> int:
-        if self.problem is not None:
-            return 0
-        try:
-            data = self._gz.read1(len(b))
-        except (EOFError, OSError, zlib.error) as exc:
-            self.problem = f"the compressed data stops early: {exc or type(exc).__name__}"
-            return 0
-        n = len(data)
-        b[:n] = data
-        return n
-
-
-def open_text(path: str) -> tuple[IO[str], _TolerantGzip | None]:
+def open_text(path: str) -> tuple[IO[str], DataFile]:
     """A capture as text lines (bytes decoded as UTF-8 with errors="replace"; gzip undone,
-    as far as it goes), and the gzip reader when there is one (its ``problem``).
+    as far as it goes), and the DataFile under it (its ``problem``).
 
-    Raises OSError when unreadable, NotATrace for a kvmtop recording. A file that starts
-    like gzip but is not is read as it is.
+    Raises OSError when unreadable, NotATrace for a kvmtop recording.
     """
-    raw = open(path, "rb")  # noqa: SIM115 - handed to the caller
-    try:
-        head = bytearray(64)
-        gz: _TolerantGzip | None = None
-        if raw.read(2) == GZIP_MAGIC:
-            raw.seek(0)
-            probe = _TolerantGzip(raw, owns_raw=False)
-            n = probe.readinto(head)
-            if n or probe.problem is None:
-                gz = probe  # replaced by a fresh reader below
-        else:
-            raw.seek(0)
-            n = raw.readinto(head)
-        if bytes(head[:n]).startswith(RECORDING_PREFIX.encode()):
-            raise NotATrace(f"{path} is a kvmtop recording (open it with kvmtop replay)")
-        raw.seek(0)
-        if gz is not None:
-            gz = _TolerantGzip(raw)
-        stream = io.BufferedReader(gz) if gz is not None else raw
-        return io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), gz  # type: ignore[arg-type]
-    except BaseException:
-        raw.close()
-        raise
+    if is_recording(path):
+        raise NotATrace(f"{path} is a kvmtop recording (open it with kvmtop replay)")
+    data = open_data(path)
+    return io.TextIOWrapper(io.BufferedReader(data), encoding="utf-8", errors="replace"), data
 
 
 def bounded_lines(f: IO[str], limit: int = MAX_LINE) -> Iterator[str]:
@@ -139,9 +84,8 @@ def import_lines(lines: Iterable[str], window_s: float | None = None, source: st
 def import_file(path: str, window_s: float | None = None) -> TraceImport:
     """Import a capture file, streaming. Raises OSError (NotATrace) when it cannot be
     opened; damage inside (bad lines, a cut gzip stream) is reported, never raised."""
-    text, gz = open_text(path)
+    text, data = open_text(path)
     with text:
         imp = import_lines(bounded_lines(text), window_s, source=path)
-    if gz is not None:
-        imp.read_error = gz.problem
+    imp.read_error = data.problem
     return imp

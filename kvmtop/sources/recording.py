@@ -3,30 +3,35 @@
 ``open_replay_source(path)`` looks at the file: a recording (gzip or plain JSON lines
 whose first line is a ``kvmtop.recording/`` header) opens as a RecordingSource, anything
 else as a text capture (TraceSource, which also reads a gzip-compressed capture). Both
-are unpaced and expose every interval as ``intervals`` so the Feed can pause, step, seek
-and change speed. An unreadable file raises SourceError with a one-line message.
+are unpaced and expose their intervals as the Sequence ``intervals`` (read from the file
+on demand for a recording) so the Feed can pause, step, seek and change speed. An unreadable file raises SourceError with a one-line message.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from ..model import Interval
-from ..offline.recording import is_recording, read_recording
+from ..offline.recording import is_recording
+from ..offline.recording_reader import RecordingReader
 from ..errors import SourceError
 from .base import RecordedSource, Source
 
 
 class RecordingSource(RecordedSource):
-    """A recording read into memory; ``warning`` says when its tail was cut off."""
+    """A recording, read from the file as it is replayed; ``warning`` says when its tail was cut off."""
 
     def __init__(self, path: str):
         self.path = path
         self.name = f"recording {os.path.basename(path)}"
-        meta, intervals, warning = read_recording(path)
-        self.meta: dict = meta
-        self.intervals: list[Interval] = intervals
-        self.warning: str | None = warning  # set when the file's tail was cut off
+        self.reader = RecordingReader(path)
+        self.meta: dict = self.reader.meta
+        self.intervals: Sequence[Interval] = self.reader
+        self.warning: str | None = self.reader.warning  # set when the file's tail was cut off
+
+    def close(self) -> None:
+        self.reader.close()
 
 
 def open_replay_source(path: str, window_s: float = 1.0) -> Source:
@@ -40,6 +45,7 @@ def open_replay_source(path: str, window_s: float = 1.0) -> Source:
     if recording:
         source = RecordingSource(path)
         if not source.intervals:
+            source.close()
             raise SourceError(f"recording {path} holds no intervals" +
                               (f" ({source.warning})" if source.warning else ""))
         return source
