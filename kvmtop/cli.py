@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour depth of the dashboard (sudo often drops COLORTERM)")
 
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("doctor", help="check prerequisites and say what each missing piece means")
+    doc = sub.add_parser("doctor", help="check prerequisites and say what each missing piece means")
+    doc.add_argument("--probe-seconds", type=float, default=1.0, metavar="S",
+                     help="how long to watch the tracepoints fire (0: skip the probe)")
     rec = sub.add_parser("record", help="record the live stream to a compressed file")
     rec.add_argument("-o", "--output", required=True, metavar="FILE")
     rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")

@@ -403,6 +403,10 @@ def test_headers_order(monkeypatch, tmp_path):
     build = tmp_path / "build"
     monkeypatch.setattr(headers, "module_build_dir", lambda: str(build))
     monkeypatch.setenv("BCC_KERNEL_SOURCE", str(tmp_path))
+    with pytest.raises(headers.HeadersError, match="no include/ and arch/"):  # not a header tree
+        headers.prepare_headers(verbose=False, src_dir=str(tmp_path / "none"))
+    (tmp_path / "include").mkdir()
+    (tmp_path / "arch").mkdir()
     assert headers.prepare_headers(verbose=False, src_dir=str(tmp_path / "none")) == str(tmp_path)
     build.mkdir()
     assert headers.prepare_headers(verbose=False) is None  # BCC finds the build dir itself

@@ -11,8 +11,13 @@ import threading
 import pytest
 
 import kvmtop.tracefs
+from kvmtop import cli
 from kvmtop.bpf import checks as doctor
-from kvmtop.commands.doctor import main as doctor_main
+from kvmtop.bpf import headers
+from kvmtop.bpf.program import OPTIONAL, REQUIRED
+from kvmtop.commands import doctor as doctor_command
+
+from test_bpf_program import _fake_packages
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -104,7 +109,7 @@ def test_not_root_fails_with_one_clear_line(monkeypatch, capsys):
     needs_healthy_host()
     monkeypatch.setattr(doctor, "_euid", lambda: 1000)
     monkeypatch.setattr(doctor, "_effective_caps", lambda: 0)
-    rc = doctor_main([])
+    rc = cli.main(["doctor"])
     lines = lines_of(capsys)
     assert rc != 0
     fails = [ln for ln in lines if ln.startswith("FAIL")]
@@ -123,7 +128,7 @@ def test_capabilities_without_root_are_enough(monkeypatch):
 def test_tracefs_missing_fails_with_one_clear_line(monkeypatch, capsys):
     needs_healthy_host()
     monkeypatch.setattr(kvmtop.tracefs, "find", lambda mount=False: None)
-    rc = doctor_main([])
+    rc = cli.main(["doctor"])
     lines = lines_of(capsys)
     assert rc != 0
     fails = [ln for ln in lines if ln.startswith("FAIL")]
@@ -135,7 +140,7 @@ def test_crashing_check_becomes_a_failed_line(monkeypatch, capsys):
         raise RuntimeError("libbcc exploded")
 
     monkeypatch.setattr(doctor, "check_bcc", boom)
-    rc = doctor_main(["--probe-seconds", "0"])
+    rc = cli.main(["doctor", "--probe-seconds", "0"])
     lines = lines_of(capsys)
     assert rc != 0
     assert "FAIL bcc: check crashed: RuntimeError: libbcc exploded" in lines
@@ -147,7 +152,7 @@ def test_missing_optional_tracepoint_warns_but_passes(monkeypatch, capsys):
     real = kvmtop.tracefs.event_exists
     monkeypatch.setattr(kvmtop.tracefs, "event_exists",
                         lambda cat, ev, root=None: ev != "kvm_hypercall" and real(cat, ev, root))
-    rc = doctor_main(["--probe-seconds", "0"])
+    rc = cli.main(["doctor", "--probe-seconds", "0"])
     lines = lines_of(capsys)
     warn = [ln for ln in lines if ln.startswith("WARN tracepoint kvm:kvm_hypercall")]
     assert len(warn) == 1 and "hypercall table stays empty" in warn[0]
@@ -160,30 +165,63 @@ def test_missing_essential_tracepoint_fails(monkeypatch, capsys):
     real = kvmtop.tracefs.event_exists
     monkeypatch.setattr(kvmtop.tracefs, "event_exists",
                         lambda cat, ev, root=None: ev != "kvm_entry" and real(cat, ev, root))
-    assert doctor_main(["--probe-seconds", "0"]) == 1
+    assert cli.main(["doctor", "--probe-seconds", "0"]) == 1
     fails = [ln for ln in lines_of(capsys) if ln.startswith("FAIL")]
     assert len(fails) == 1 and "kvm:kvm_entry" in fails[0] and "latency" in fails[0]
 
 
-def test_headers_from_prepared_tree_feed_bcc(monkeypatch, tmp_path):
-    if os.path.isdir(f"/lib/modules/{os.uname().release}/build"):
-        pytest.skip("the running kernel has its build dir; the fallback is not used")
-    (tmp_path / "include").mkdir()
-    (tmp_path / "arch").mkdir()
+def test_headers_from_a_merged_tree_feed_bcc(monkeypatch, tmp_path):
+    """The doctor runs the loader's header search: split packages merged into a tree."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the fake packages are amd64 ones")
+    src, _common, _arch = _fake_packages(tmp_path)
+    monkeypatch.setattr(headers, "module_build_dir", lambda: str(tmp_path / "no-such-build"))
+    monkeypatch.setattr(headers, "SRC_DIR", src)
+    monkeypatch.setattr(headers, "CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("BCC_KERNEL_SOURCE", raising=False)
-    monkeypatch.setattr(doctor, "_prepared_headers", lambda: str(tmp_path))
     check = doctor.check_headers()
-    assert check.ok and str(tmp_path) in check.detail
-    assert os.environ["BCC_KERNEL_SOURCE"] == str(tmp_path)
+    tree = os.path.join(str(tmp_path / "cache"), "9.1.0-3-amd64")
+    assert check.ok and tree in check.detail
+    assert os.environ["BCC_KERNEL_SOURCE"] == tree
+    assert headers.find_headers() == tree  # what the loader will use
 
 
 def test_headers_missing_is_essential(monkeypatch, tmp_path):
-    if os.path.isdir(f"/lib/modules/{os.uname().release}/build"):
-        pytest.skip("the running kernel has its build dir")
-    if os.path.exists("/sys/kernel/kheaders.tar.xz"):
-        pytest.skip("kheaders available")
+    monkeypatch.setattr(headers, "module_build_dir", lambda: str(tmp_path / "no-such-build"))
     monkeypatch.setenv("BCC_KERNEL_SOURCE", str(tmp_path))  # no include/ or arch/
-    monkeypatch.setattr(doctor, "_prepared_headers", lambda: None)
     check = doctor.check_headers()
     assert not check.ok and check.essential
     assert "BCC_KERNEL_SOURCE" in check.detail and "live mode will not start" in check.consequence
+    with pytest.raises(headers.HeadersError):  # the loader refuses it the same way
+        headers.prepare_headers(verbose=False)
+
+
+def test_tracepoint_table_is_the_programs():
+    assert {(t.category, t.event) for t in doctor.TRACEPOINTS} == set(REQUIRED) | set(OPTIONAL)
+    for t in doctor.TRACEPOINTS:
+        assert t.essential == ((t.category, t.event) in REQUIRED)
+        assert t.fields == (REQUIRED | OPTIONAL)[(t.category, t.event)]
+
+
+@needs_root
+def test_missing_field_of_an_essential_tracepoint_fails(monkeypatch, capsys):
+    needs_healthy_host()
+    real = kvmtop.tracefs.fields
+
+    def fields(cat, ev, root=None):
+        got = real(cat, ev, root)
+        return {k: v for k, v in got.items() if k != "isa"} if ev == "kvm_exit" else got
+
+    monkeypatch.setattr(kvmtop.tracefs, "fields", fields)
+    assert cli.main(["doctor", "--probe-seconds", "0"]) == 1
+    fails = [ln for ln in lines_of(capsys) if ln.startswith("FAIL")]
+    assert len(fails) == 1 and "kvm:kvm_exit" in fails[0] and "'isa'" in fails[0]
+
+
+def test_cli_passes_doctor_options_through(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(doctor_command, "run_checks", lambda probe_seconds: seen.append(probe_seconds) or [])
+    assert cli.main(["doctor", "--probe-seconds", "0"]) == 0
+    assert seen == [0.0]
+    assert cli.main(["doctor"]) == 0 and seen == [0.0, 1.0]
+    assert "all essential checks passed" in capsys.readouterr().out

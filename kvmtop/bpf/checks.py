@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import tracefs
+from . import headers
+from .program import OPTIONAL, REQUIRED
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 NOT_FIRED = "did not fire during the probe (no guest running, or this backend does not emit it)"
@@ -33,7 +35,8 @@ class Check:
 class Tracepoint:
     category: str
     event: str
-    essential: bool
+    essential: bool  # the loader requires it (program.REQUIRED)
+    fields: tuple[str, ...]  # the fields the program reads
     missing: str  # consequence when the tracepoint does not exist
     silent: str  # consequence when it exists but does not fire
 
@@ -42,24 +45,27 @@ class Tracepoint:
         return f"{self.category}:{self.event}"
 
 
-TRACEPOINTS = (
-    Tracepoint("kvm", "kvm_exit", True,
-               "live mode cannot start: exit counts and exit latency have no source "
-               "(is the kvm module loaded?)",
-               "exit counts and exit latency have no source; userspace exits, hypercalls "
-               "still shown"),
-    Tracepoint("kvm", "kvm_entry", True,
-               "live mode cannot start: exit latency (kvm_exit -> kvm_entry) has no end point",
-               "exit latency has no end point: percentiles stay empty, exit counts still shown"),
-    Tracepoint("kvm", "kvm_userspace_exit", True,
-               "live mode cannot start: userspace exits (KVM_EXIT_*) have no source",
-               "no userspace exits (KVM_EXIT_*) or VMM round-trip times are shown"),
-    Tracepoint("kvm", "kvm_hypercall", False,
-               "the hypercall table stays empty; everything else is shown",
-               "the hypercall table stays empty"),
-    Tracepoint("syscalls", "sys_enter_ioctl", False,
-               "userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl",
-               "userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl"),
+# What each tracepoint's absence means for the display; which ones exist, are essential and
+# which fields they need is program.REQUIRED / program.OPTIONAL.
+_CONSEQUENCES = {
+    "kvm_exit": ("live mode cannot start: exit counts and exit latency have no source "
+                 "(is the kvm module loaded?)",
+                 "exit counts and exit latency have no source; userspace exits, hypercalls "
+                 "still shown"),
+    "kvm_entry": ("live mode cannot start: exit latency (kvm_exit -> kvm_entry) has no end point",
+                  "exit latency has no end point: percentiles stay empty, exit counts still shown"),
+    "kvm_userspace_exit": ("live mode cannot start: userspace exits (KVM_EXIT_*) have no source",
+                           "no userspace exits (KVM_EXIT_*) or VMM round-trip times are shown"),
+    "kvm_hypercall": ("the hypercall table stays empty; everything else is shown",
+                      "the hypercall table stays empty"),
+    "sys_enter_ioctl": ("userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl",
+                        "userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl"),
+}
+
+TRACEPOINTS = tuple(
+    Tracepoint(cat, event, essential, needed, *_CONSEQUENCES[event])
+    for essential, table in ((True, REQUIRED), (False, OPTIONAL))
+    for (cat, event), needed in table.items()
 )
 
 # --------------------------------------------------------------------------- single checks
@@ -104,48 +110,18 @@ def check_bcc() -> Check:
     return Check("bcc", True, f"bcc {getattr(bcc, '__version__', '?')} importable")
 
 
-def _is_tree(path: str) -> bool:
-    return all(os.path.isdir(os.path.join(path, d)) for d in ("include", "arch"))
-
-
-def _prepared_headers() -> str | None:
-    try:
-        from .headers import find_headers  # noqa: PLC0415 - written alongside, may be absent
-    except ImportError:
-        return None
-    return find_headers()
-
-
-def find_header_tree() -> tuple[str | None, str]:
-    """(tree to put in BCC_KERNEL_SOURCE or None, where BCC finds headers); LookupError(why) if nowhere."""
-    build = f"/lib/modules/{os.uname().release}/build"
-    if os.path.isdir(build):
-        return None, build
-    env = os.environ.get("BCC_KERNEL_SOURCE")
-    if env and _is_tree(env):
-        return env, f"BCC_KERNEL_SOURCE={env}"
-    prepared = _prepared_headers()
-    if prepared and _is_tree(prepared):
-        return prepared, f"prepared tree {prepared}"
-    if os.path.exists("/sys/kernel/kheaders.tar.xz"):
-        return None, "/sys/kernel/kheaders.tar.xz (BCC unpacks it)"
-    why = f"{build} is missing"
-    if env:
-        why += f", BCC_KERNEL_SOURCE={env} has no include/ and arch/"
-    raise LookupError(why)
-
-
 def check_headers() -> Check:
+    """The header search of the loader (``headers.resolve``), merging split packages as it would."""
     try:
-        tree, how = find_header_tree()
-    except LookupError as e:
+        tree, where = headers.resolve()
+    except headers.HeadersError as e:
         return Check("kernel headers", False, str(e),
                      "BCC cannot compile kvmtop's program: live mode will not start (install "
                      "linux-headers-$(uname -r), run `python -m kvmtop.bpf.headers`, or set "
                      "BCC_KERNEL_SOURCE)")
-    if tree and not os.environ.get("BCC_KERNEL_SOURCE"):
+    if tree:
         os.environ["BCC_KERNEL_SOURCE"] = tree  # for the probe below
-    return Check("kernel headers", True, how)
+    return Check("kernel headers", True, where)
 
 
 def check_tracefs() -> tuple[Check, str | None]:
@@ -157,10 +133,19 @@ def check_tracefs() -> tuple[Check, str | None]:
 
 
 def check_tracepoint(tp: Tracepoint, root: str) -> Check:
-    if tracefs.event_exists(tp.category, tp.event, root):
-        return Check(f"tracepoint {tp.name}", True, "present", essential=tp.essential)
-    return Check(f"tracepoint {tp.name}", False, "missing on this kernel", tp.missing,
-                 essential=tp.essential)
+    name = f"tracepoint {tp.name}"
+    if not tracefs.event_exists(tp.category, tp.event, root):
+        return Check(name, False, "missing on this kernel", tp.missing, essential=tp.essential)
+    if tp.fields:
+        try:
+            fields = tracefs.fields(tp.category, tp.event, root)
+        except tracefs.TracefsError as e:
+            return Check(name, False, str(e), tp.missing, essential=tp.essential)
+        absent = [f for f in tp.fields if f not in fields]
+        if absent:
+            return Check(name, False, f"present, but without the field {absent[0]!r} kvmtop reads",
+                         tp.missing, essential=tp.essential)
+    return Check(name, True, "present", essential=tp.essential)
 
 
 def check_requests_field(root: str) -> Check:

@@ -8,7 +8,8 @@ merged into one tree of symlinks they are enough for BCC's programs, which only 
 basic kernel types. kvmtop builds that tree once under /var/cache/kvmtop and points
 BCC_KERNEL_SOURCE at it.
 
-Order: the running kernel's build dir; else $BCC_KERNEL_SOURCE; else the merged tree.
+Order: the running kernel's build dir; else $BCC_KERNEL_SOURCE (a tree with include/ and
+arch/); else the merged tree.
 
     python -m kvmtop.bpf.headers     # prepare and say what was done (make setup)
 """
@@ -66,21 +67,54 @@ def _farm_ready(path: str, packages: tuple[str, str]) -> bool:
         return False
 
 
-def find_headers(src_dir: str = SRC_DIR, cache_dir: str = CACHE_DIR) -> str | None:
-    """The header tree kvmtop would compile against now, without building anything.
+def is_tree(path: str) -> bool:
+    """Whether ``path`` looks like a kernel header tree (include/ and arch/)."""
+    return all(os.path.isdir(os.path.join(path, d)) for d in ("include", "arch"))
 
-    The running kernel's build dir, $BCC_KERNEL_SOURCE, or an already merged tree;
-    None when there is none (yet).
+
+def resolve(src_dir: str | None = None, cache_dir: str | None = None, build: bool = True) -> tuple[str | None, str]:
+    """(what BCC_KERNEL_SOURCE should be, None when BCC finds the headers itself; where the
+    headers are, in words), in the order of the module docstring. With ``build``, split
+    packages are merged into a tree now (once); without, only a tree merged before counts.
+
+    Raises HeadersError (one line) when there are none.
     """
-    if os.path.isdir(module_build_dir()):
-        return module_build_dir()
+    src_dir = src_dir or SRC_DIR
+    cache_dir = cache_dir or CACHE_DIR
+    build_dir = module_build_dir()
+    if os.path.isdir(build_dir):
+        return None, build_dir
     env = os.environ.get("BCC_KERNEL_SOURCE")
     if env:
-        return env
+        if not is_tree(env):
+            raise HeadersError(f"{build_dir} is missing and BCC_KERNEL_SOURCE={env} has no include/ and arch/")
+        return env, f"BCC_KERNEL_SOURCE={env}"
     packages = split_packages(src_dir)
-    if packages and _farm_ready(farm_path(packages, cache_dir), packages):
-        return farm_path(packages, cache_dir)
-    return None
+    if packages is None:
+        raise HeadersError(
+            f"no kernel headers: {build_dir} is missing and {src_dir} has no linux-headers-*-common "
+            "package (install linux-headers, or set BCC_KERNEL_SOURCE)")
+    path = farm_path(packages, cache_dir)
+    if _farm_ready(path, packages):
+        return path, f"{path} (merged from {packages[0]} + {packages[1]})"
+    if not build:
+        raise HeadersError(f"{packages[0]} + {packages[1]} are not merged into {path} yet")
+    try:
+        build_farm(packages, cache_dir)
+    except OSError as e:
+        raise HeadersError(f"cannot build kernel header tree {path}: {e.strerror or e}") from None
+    return path, f"{path} (merged now from {packages[0]} + {packages[1]})"
+
+
+def find_headers(src_dir: str | None = None, cache_dir: str | None = None) -> str | None:
+    """The header tree kvmtop would compile against now, without building anything; None
+    when there is none (yet)."""
+    if os.path.isdir(module_build_dir()):
+        return module_build_dir()
+    try:
+        return resolve(src_dir, cache_dir, build=False)[0]
+    except HeadersError:
+        return None
 
 
 def _overlay(src: str, dst: str) -> None:
@@ -128,38 +162,14 @@ def build_farm(packages: tuple[str, str], cache_dir: str = CACHE_DIR) -> str:
     return path
 
 
-def prepare_headers(verbose: bool = True, src_dir: str = SRC_DIR,
-                    cache_dir: str = CACHE_DIR) -> str | None:
-    """What BCC_KERNEL_SOURCE should be: None when BCC finds the headers itself.
-
-    Raises HeadersError when there are no headers to use.
-    """
-    say = print if verbose else (lambda *a, **k: None)
-    build = module_build_dir()
-    if os.path.isdir(build):
-        say(f"kernel headers: {build} (BCC finds them itself; nothing to do)")
-        return None
-    env = os.environ.get("BCC_KERNEL_SOURCE")
-    if env:
-        if not os.path.isdir(env):
-            raise HeadersError(f"BCC_KERNEL_SOURCE={env} is not a directory")
-        say(f"kernel headers: BCC_KERNEL_SOURCE={env}")
-        return env
-    packages = split_packages(src_dir)
-    if packages is None:
-        raise HeadersError(
-            f"no kernel headers: {build} is missing and {src_dir} has no linux-headers-*-common "
-            "package (install linux-headers, or set BCC_KERNEL_SOURCE)")
-    path = farm_path(packages, cache_dir)
-    if _farm_ready(path, packages):
-        say(f"kernel headers: {path} (merged before from {packages[0]} + {packages[1]})")
-        return path
-    try:
-        build_farm(packages, cache_dir)
-    except OSError as e:
-        raise HeadersError(f"cannot build kernel header tree {path}: {e.strerror or e}") from None
-    say(f"kernel headers: merged {packages[0]} + {packages[1]} into {path}")
-    return path
+def prepare_headers(verbose: bool = True, src_dir: str | None = None,
+                    cache_dir: str | None = None) -> str | None:
+    """What BCC_KERNEL_SOURCE should be (None when BCC finds the headers itself), merging
+    split packages when needed. Raises HeadersError when there are no headers to use."""
+    tree, where = resolve(src_dir, cache_dir)
+    if verbose:
+        print(f"kernel headers: {where}")
+    return tree
 
 
 def main() -> int:

@@ -6,10 +6,6 @@ check and sets the exit status.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
-
 from ..bpf.checks import Check, failed, run_checks
 
 
@@ -19,16 +15,11 @@ def format_check(c: Check) -> str:
     return f"{line} -> {c.consequence}" if c.consequence and not c.ok else line
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print one line per check; 0 when every essential check passed."""
-    parser = argparse.ArgumentParser(prog="kvmtop doctor", description=__doc__.splitlines()[0])
-    parser.add_argument("--probe-seconds", type=float, default=1.0, metavar="S",
-                        help="how long to watch the tracepoints fire (0: skip the probe)")
+def run(args) -> int:
+    """Print one line per check (``--probe-seconds``: how long the live probe watches, 0 skips
+    it); 0 when every essential check passed."""
     try:
-        args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
         checks = run_checks(args.probe_seconds)
-    except SystemExit as e:  # argparse: usage already printed
-        return e.code if isinstance(e.code, int) else 2
     except KeyboardInterrupt:
         print("FAIL doctor: interrupted")
         return 130
@@ -43,7 +34,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print("all essential checks passed")
     return 0
-
-
-def run(args) -> int:
-    return main([])
