@@ -24,6 +24,7 @@ from .model import (
     VcpuStat,
     VmIdentity,
     VmStat,
+    per_second,
 )
 
 HOST = ("host",)
@@ -43,14 +44,14 @@ def _by_count(items):
 
 def reason_stats(reasons: Mapping[ReasonKey, Stat], interval_s: float) -> tuple[ReasonStat, ...]:
     return _by_count(
-        ReasonStat(isa, code, decode.exit_reason_name(isa, code), s.count, _rate(s.count, interval_s), s.latency)
+        ReasonStat(isa, code, decode.exit_reason_name(isa, code), s.count, per_second(s.count, interval_s), s.latency)
         for (isa, code), s in reasons.items()
     )
 
 
 def code_stats(stats: Mapping[int, Stat], interval_s: float, namer) -> tuple[CodeStat, ...]:
     return _by_count(
-        CodeStat(code, namer(code), s.count, _rate(s.count, interval_s), s.latency)
+        CodeStat(code, namer(code), s.count, per_second(s.count, interval_s), s.latency)
         for code, s in stats.items()
     )
 
@@ -171,8 +172,8 @@ class SnapshotBuilder:
 
     def _record(self, entity, b, dt: float) -> None:
         add = self.store.add
-        add(entity, history.TOTAL, None, _rate(b.exits, dt))
-        add(entity, history.USERSPACE_TOTAL, None, _rate(b.userspace_count, dt))
+        add(entity, history.TOTAL, None, per_second(b.exits, dt))
+        add(entity, history.USERSPACE_TOTAL, None, per_second(b.userspace_count, dt))
         for r in b.reasons:
             add(entity, history.REASON, r.key, r.per_s)
         for u in b.userspace_exits:
@@ -186,6 +187,3 @@ def _reason_map(b) -> dict[ReasonKey, Stat]:
 def _code_map(items) -> dict[int, Stat]:
     return {c.code: Stat(c.count, c.latency) for c in items}
 
-
-def _rate(count: int, interval_s: float) -> float:
-    return count / interval_s if interval_s > 0 else 0.0

@@ -9,9 +9,9 @@ import os
 import sys
 
 from . import __version__
+from .bpf.program import DEFAULT_MAX_KEYS
 from .errors import SourceError
-
-DEFAULT_MAX_KEYS = 16384
+from .pacing import MAX_INTERVAL, MIN_INTERVAL
 
 
 def _interval(text: str) -> float:
@@ -19,8 +19,8 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.1 <= value <= 60:
-        raise argparse.ArgumentTypeError("the interval must be between 0.1 and 60 seconds")
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(f"the interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds")
     return value
 
 

@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 
 from .aggregate import SnapshotBuilder
 from .model import Interval, Snapshot
+from .pacing import clamp_interval
 from .sources.base import Source
-
-MIN_INTERVAL = 0.1
-MAX_INTERVAL = 60.0
 
 
 class Feed:
@@ -25,7 +23,7 @@ class Feed:
         self.source = source
         self.tap = tap  # sees every interval before it is built (``record`` writes them)
         self.builder = SnapshotBuilder(history_len)
-        self._interval_s = _clamp(interval_s)
+        self._interval_s = clamp_interval(interval_s)
         self.speed = speed
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -73,7 +71,7 @@ class Feed:
 
     @interval_s.setter
     def interval_s(self, value: float) -> None:
-        self._interval_s = _clamp(value)
+        self._interval_s = clamp_interval(value)
         self._wake.set()
 
     def reset(self) -> None:
@@ -188,6 +186,3 @@ class Feed:
             n += 1
             yield snap
 
-
-def _clamp(value: float) -> float:
-    return min(MAX_INTERVAL, max(MIN_INTERVAL, float(value)))

@@ -221,6 +221,11 @@ class VmIdentity:
     comms: Mapping[int, str] = field(default_factory=dict)  # tid -> thread name
 
 
+# The note of a source whose kvm_exit never fires (the live collector here, the demo's imitation).
+NOTE_NO_EXITS = ("kvm_exit never fired on this kernel: exit counts, latencies and request bits "
+                 "have no source; userspace exits are measured")
+
+
 @dataclass(frozen=True)
 class CollectorStatus:
     """The collector's own health and which measurements have a source."""
@@ -311,7 +316,7 @@ class Breakdown:
 
     @property
     def exits_per_s(self) -> float:
-        return _rate(self.exits, self.interval_s)
+        return per_second(self.exits, self.interval_s)
 
     @cached_property
     def userspace_count(self) -> int:
@@ -319,7 +324,7 @@ class Breakdown:
 
     @property
     def userspace_per_s(self) -> float:
-        return _rate(self.userspace_count, self.interval_s)
+        return per_second(self.userspace_count, self.interval_s)
 
     @cached_property
     def hypercall_count(self) -> int:
@@ -327,7 +332,7 @@ class Breakdown:
 
     @property
     def hypercalls_per_s(self) -> float:
-        return _rate(self.hypercall_count, self.interval_s)
+        return per_second(self.hypercall_count, self.interval_s)
 
     @cached_property
     def latency(self) -> Latency:
@@ -427,5 +432,6 @@ class Snapshot:
         return tuple(sorted(names))
 
 
-def _rate(count: int, interval_s: float) -> float:
+def per_second(count: int, interval_s: float) -> float:
+    """A count over an interval as a rate (0 for an empty interval)."""
     return count / interval_s if interval_s > 0 else 0.0

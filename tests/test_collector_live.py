@@ -12,8 +12,8 @@ import pytest
 from kvmtop import histogram
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import CLASSIC, KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX, RAW
-from kvmtop.sources.collector import NOTE_NO_EXITS, LiveSource, build_threads
-from kvmtop.model import Interval
+from kvmtop.sources.collector import LiveSource, build_threads
+from kvmtop.model import NOTE_NO_EXITS, Interval
 from kvmtop.errors import SourceError
 from kvmtop.sources import Source
 

@@ -22,6 +22,7 @@ from kvmtop.decode import (
     isa_name,
     parse_exit_reason,
     parse_userspace_exit,
+    request_bit,
     request_bit_name,
     userspace_error_code,
     userspace_exit_name,
@@ -294,6 +295,14 @@ def test_hypercall_names():
 ])
 def test_request_bits_by_version(bit, kernel, name):
     assert request_bit_name(bit, kernel) == name
+    if not name.startswith("bit"):
+        assert request_bit(name, kernel) == bit  # the reverse lookup (the demo's request bits)
+
+
+def test_request_bit_of_an_unused_name_is_a_key_error():
+    with pytest.raises(KeyError):
+        request_bit("VM_BUGGED", "6.18.0")
+    assert request_bit("EVENT", "6.18.0-demo") == 14
 
 
 def test_request_bits_latest_table():

@@ -13,7 +13,7 @@ from .exit_reasons import (
     parse_exit_reason,
 )
 from .hypercalls import HYPERCALLS, hypercall_name
-from .requests import request_bit_name
+from .requests import request_bit, request_bit_name
 from .userspace_exits import (
     KVM_EXITS,
     parse_userspace_exit,
@@ -26,5 +26,5 @@ __all__ = [
     "VMX_REASONS", "SVM_REASONS",
     "KVM_EXITS", "userspace_exit_name", "userspace_error_code", "parse_userspace_exit",
     "HYPERCALLS", "hypercall_name",
-    "request_bit_name",
+    "request_bit", "request_bit_name",
 ]

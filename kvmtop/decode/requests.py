@@ -50,6 +50,14 @@ def parse_release(kernel: str | None) -> Version:
     return (int(m.group(1)), int(m.group(2))) if m else LATEST
 
 
+def request_bit(name: str, kernel: str | None = None) -> int:
+    """The bit of request ``name`` (without ``KVM_REQ_``) in that release; KeyError if none."""
+    for bit in sorted(_HISTORY):
+        if request_bit_name(bit, kernel) == name:
+            return bit
+    raise KeyError(f"no request {name} in {kernel or 'the latest kernel'}")
+
+
 @functools.lru_cache(maxsize=8192)
 def request_bit_name(bit: int, kernel: str | None = None) -> str:
     """Name without ``KVM_REQ_`` (``TLB_FLUSH``); ``bit<N>`` when unused in that release."""

@@ -22,9 +22,8 @@ from ..bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPER
                           NO_VCPU_ID, Program)
 from ..gc_pause import gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
-from ..model import EMPTY_LATENCY, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+from ..model import EMPTY_LATENCY, NOTE_NO_EXITS, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 
-NOTE_NO_EXITS = "kvm_exit does not fire on this host: exit counts, latency and request bits have no source"
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
 PROC = "/proc"
 

@@ -17,27 +17,35 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .. import histogram
-from ..decode import ISA_VMX
-from ..model import CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+from ..decode import HYPERCALLS, ISA_VMX, KVM_EXITS, VMX_REASONS, request_bit
+from ..model import NOTE_NO_EXITS, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: demo time starts here
 
-# VMX basic exit reasons used below (arch/x86/include/uapi/asm/vmx.h).
-EXTERNAL_INTERRUPT, INTERRUPT_WINDOW, CPUID, HLT, VMCALL = 1, 7, 10, 12, 18
-CR_ACCESS, IO_INSTRUCTION, MSR_READ, MSR_WRITE = 28, 30, 31, 32
-PAUSE_INSTRUCTION, APIC_ACCESS, EOI_INDUCED, EPT_VIOLATION, EPT_MISCONFIG = 40, 44, 45, 48, 49
-PREEMPTION_TIMER, XSETBV, APIC_WRITE, RDTSCP = 52, 55, 56, 51
+KERNEL = "6.18.0-demo"
 
-# KVM_EXIT_* codes and hypercall numbers.
-KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_X86_WRMSR = 2, 6, 30
-KICK_CPU, SEND_IPI, SCHED_YIELD = 5, 10, 11
 
-# vcpu->requests bits (x86, 6.x numbering).
-REQ_TLB_FLUSH, REQ_UNBLOCK, REQ_CLOCK_UPDATE, REQ_EVENT = 0, 2, 12, 14
-REQ_STEAL_UPDATE, REQ_NMI, REQ_PMU, REQ_TLB_FLUSH_CURRENT = 16, 17, 18, 34
+def _codes(table: Mapping[int, str], *names: str) -> tuple[int, ...]:
+    """The codes of ``names`` in a decode table (the numbers are defined there, once)."""
+    by_name = {name: code for code, name in table.items()}
+    return tuple(by_name[n] for n in names)
 
-NOTE_NO_EXITS = ("kvm_exit never fired on this kernel: exit counts, latencies and request bits "
-                 "have no source; userspace exits are measured")
+
+# VMX basic exit reasons, KVM_EXIT_* codes and hypercall numbers used below.
+(EXTERNAL_INTERRUPT, INTERRUPT_WINDOW, CPUID, HLT, VMCALL, CR_ACCESS, IO_INSTRUCTION, MSR_READ, MSR_WRITE,
+ PAUSE_INSTRUCTION, APIC_ACCESS, EOI_INDUCED, EPT_VIOLATION, EPT_MISCONFIG, PREEMPTION_TIMER, XSETBV,
+ APIC_WRITE, RDTSCP) = _codes(
+    VMX_REASONS, "EXTERNAL_INTERRUPT", "INTERRUPT_WINDOW", "CPUID", "HLT", "VMCALL", "CR_ACCESS",
+    "IO_INSTRUCTION", "MSR_READ", "MSR_WRITE", "PAUSE_INSTRUCTION", "APIC_ACCESS", "EOI_INDUCED",
+    "EPT_VIOLATION", "EPT_MISCONFIG", "PREEMPTION_TIMER", "XSETBV", "APIC_WRITE", "RDTSCP")
+KVM_EXIT_IO, KVM_EXIT_MMIO, KVM_EXIT_X86_WRMSR = _codes(KVM_EXITS, "KVM_EXIT_IO", "KVM_EXIT_MMIO",
+                                                        "KVM_EXIT_X86_WRMSR")
+KICK_CPU, SEND_IPI, SCHED_YIELD = _codes(HYPERCALLS, "KVM_HC_KICK_CPU", "KVM_HC_SEND_IPI", "KVM_HC_SCHED_YIELD")
+
+# vcpu->requests bits, as numbered in the demo's kernel.
+(REQ_TLB_FLUSH, REQ_UNBLOCK, REQ_CLOCK_UPDATE, REQ_EVENT, REQ_STEAL_UPDATE, REQ_NMI, REQ_PMU,
+ REQ_TLB_FLUSH_CURRENT) = (request_bit(n, KERNEL) for n in (
+    "TLB_FLUSH", "UNBLOCK", "CLOCK_UPDATE", "EVENT", "STEAL_UPDATE", "NMI", "PMU", "TLB_FLUSH_CURRENT"))
 
 
 # --------------------------------------------------------------------------- workload profiles
@@ -265,7 +273,7 @@ class DemoSource:
 
     def __init__(self, seed: int = 0, vms: int = 6, *, max_vcpus: int = 8, interval_s: float = 1.0,
                  exits: bool = True, churn: int = 0, scale: float = 1.0, vcpus: int | None = None,
-                 kernel: str = "6.18.0-demo"):
+                 kernel: str = KERNEL):
         self.seed = seed
         self.vm_count = max(0, vms)
         self.max_vcpus = max(1, min(8, max_vcpus))
