@@ -105,11 +105,11 @@ async def run(vms: int, vcpus: int, updates: int, quiet: bool) -> dict:
         for i in range(updates):
             # The feed worker's part (a thread in the app; sequential here, so timings are clean).
             t0 = time.perf_counter()
-            app.drain_retired()  # the feed thread frees what the UI let go of
+            app.gc_policy.drain()  # the feed thread frees what the UI let go of
             raw = builder.build(source.next_interval())
             t1 = time.perf_counter()
             shown, cells = prepare(raw, None)
-            app.gc_policy.after_snapshot(raw)  # as the app's feed worker does
+            app.gc_policy.after_snapshot(raw.host.vcpu_count)  # as the app's feed worker does
             t2 = time.perf_counter()
             build_ms.append((t1 - t0) * 1e3)
             prepare_ms.append((t2 - t1) * 1e3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from . import decode, history
-from .gc_pause import gc_paused
+from .gc_policy import paused as gc_paused
 from .history import HistoryStore
 from .model import (
     CodeStat,

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from rich.text import Text
+from textual.command import CommandList, CommandPalette
 
 from kvmtop.feed import Feed
 from kvmtop.filtering import ReasonFilter
@@ -335,13 +336,36 @@ async def test_help_and_quit_stops_the_feed():
     assert app.return_code == 0
 
 
-async def test_command_palette_lists_actions():
+def palette_titles(app) -> set[str]:
+    return {str(option.prompt).splitlines()[0] for option in app.screen.query_one(CommandList).options}
+
+
+async def test_command_palette_lists_the_bindings_and_runs_them():
     app = make_app(demo_feed(vms=2))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        titles = {c.title for c in app.get_system_commands(app.screen)}
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette) and len(palette_titles(app)) > 10)
+        titles = palette_titles(app)
         assert {"Pause / resume", "Filter by exit reason", "Clear filter", "Reset counters",
-                "Longer interval", "Shorter interval", "Sort by…", "Find a VM", "Keys", "Quit"} <= titles
+                "Longer interval", "Shorter interval", "Sort by…", "Find a VM", "Open guest", "Keys",
+                "Quit"} <= titles
+        assert not any(t.startswith("Replay:") for t in titles)  # live: no replay commands
+        await pilot.press(*"pause")
+        await wait_for(pilot, lambda: "Pause / resume" in palette_titles(app))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.display_paused)
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_command_palette_offers_replay_commands_for_a_replay():
+    feed = Feed(Recorded(5))
+    app = make_app(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette) and len(palette_titles(app)) > 10)
+        assert {"Replay: step", "Replay: start", "Replay: end", "Replay: faster"} <= palette_titles(app)
 
 
 # --------------------------------------------------------------------------- no kvm_exit, names, errors

@@ -20,7 +20,7 @@ from ..bpf import maps
 from ..errors import SourceError
 from ..bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
                           NO_VCPU_ID, Program)
-from ..gc_pause import gc_paused
+from ..gc_policy import paused as gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
 from ..model import EMPTY_LATENCY, NOTE_NO_EXITS, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
 

@@ -2,33 +2,35 @@
 
 One long-lived thread worker pulls snapshots from the Feed, applies the reason filter,
 pre-computes the VM table's cells (off the UI thread) and posts a coalescing
-``SnapshotReady``. The app keeps the newest snapshot in the ``snapshot`` var; screens
-watch it. Nothing here touches the source directly: the Feed is the only door.
+``SnapshotReady``. The app keeps what the screens show in the ``view`` var; screens
+watch it and tell the app about their own state with messages (``SortChanged``). Nothing
+here touches the source directly: the Feed is the only door.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from ..errors import SourceError
 from ..feed import Feed
 from ..filtering import ReasonFilter
+from ..gc_policy import GcPolicy
 from ..model import Snapshot
-from ..errors import SourceError
-from .gc_policy import GcPolicy
-from .messages import FeedEnded, FeedFailed, SnapshotReady
+from .messages import FeedEnded, FeedFailed, SnapshotReady, SortChanged
+from .palette import BindingCommands, Command
 from .prepare import prepare
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
+from .view import View
 from .widgets.diff_table import Cells
 from .widgets.meters import HeaderState, Replay
 
@@ -43,30 +45,41 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 class KvmtopApp(App[int]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {BindingCommands}
 
+    # Commands are also the command palette's entries (title, help).
     BINDINGS = [
         Binding("q", "quit", "Quit"),
-        Binding("question_mark,f1", "help", "Help", key_display="?"),
-        Binding("space", "pause", "Pause"),
-        Binding("f", "filter", "Filter"),
-        Binding("c", "clear_filter", "Clear"),
-        Binding("r", "reset", "Reset"),
-        Binding("plus", "interval(1)", "Longer interval", key_display="+", group=INTERVAL),
-        Binding("minus", "interval(-1)", "Shorter interval", key_display="-", group=INTERVAL),
+        Command("question_mark,f1", "help", "Help", key_display="?", title="Keys", help="Show every key"),
+        Command("space", "pause", "Pause", title="Pause / resume",
+                help="Freeze the display (collection continues); replay: stop advancing"),
+        Command("f", "filter", "Filter", title="Filter by exit reason", help="Pick exit reasons to include or exclude"),
+        Command("c", "clear_filter", "Clear", title="Clear filter", help="Show every exit reason again"),
+        Command("r", "reset", "Reset", title="Reset counters", help="Forget counts and history so far"),
+        Command("plus", "interval(1)", "Longer interval", key_display="+", group=INTERVAL,
+                title="Longer interval", help="Update less often"),
+        Command("minus", "interval(-1)", "Shorter interval", key_display="-", group=INTERVAL,
+                title="Shorter interval", help="Update more often"),
         # Replay (seekable feeds only; hidden otherwise).
-        Binding("comma", "step_back", "Step back", key_display=",", group=STEP),
-        Binding("full_stop", "step", "Step", key_display=".", group=STEP),
-        Binding("left_square_bracket", "seek(-10)", "Back 10", key_display="[", group=SEEK),
-        Binding("right_square_bracket", "seek(10)", "Forward 10", key_display="]", group=SEEK),
-        # Tables hand Home/End to these while replaying (DiffTable.action_scroll_home/end).
-        Binding("home", "seek_to(0)", "Start", show=False),
-        Binding("end", "seek_to(-1)", "End", show=False),
-        Binding("left_curly_bracket", "speed(-1)", "Slower replay", key_display="{", group=SPEED),
-        Binding("right_curly_bracket", "speed(1)", "Faster replay", key_display="}", group=SPEED),
+        Command("comma", "step_back", "Step back", key_display=",", group=STEP,
+                title="Replay: step back", help="Go back one interval"),
+        Command("full_stop", "step", "Step", key_display=".", group=STEP,
+                title="Replay: step", help="Advance one interval"),
+        Command("left_square_bracket", "seek(-10)", "Back 10", key_display="[", group=SEEK,
+                title="Replay: back 10", help="Seek 10 intervals back"),
+        Command("right_square_bracket", "seek(10)", "Forward 10", key_display="]", group=SEEK,
+                title="Replay: forward 10", help="Seek 10 intervals forward"),
+        # Tables hand Home/End to these while replaying (View.replaying, DiffTable.edges_to_owner).
+        Command("home", "seek_to(0)", "Start", show=False, title="Replay: start", help="Seek to the first interval"),
+        Command("end", "seek_to(-1)", "End", show=False, title="Replay: end", help="Seek to the last interval"),
+        Command("left_curly_bracket", "speed(-1)", "Slower replay", key_display="{", group=SPEED,
+                title="Replay: slower", help="Halve the replay speed"),
+        Command("right_curly_bracket", "speed(1)", "Faster replay", key_display="}", group=SPEED,
+                title="Replay: faster", help="Double the replay speed"),
     ]
     REPLAY_ACTIONS = frozenset({"step", "step_back", "seek", "seek_to", "speed"})
 
-    snapshot: var[Snapshot | None] = var(None, always_update=True)
+    view: var[View | None] = var(None, always_update=True)
     header: var[HeaderState | None] = var(None, always_update=True)
     reason_filter: var[ReasonFilter | None] = var(None, always_update=True)
     display_paused: var[bool] = var(False)
@@ -77,14 +90,19 @@ class KvmtopApp(App[int]):
         self.feed = feed
         self.title = title
         self.raw: Snapshot | None = None  # newest unfiltered snapshot (kept while paused)
-        self.vm_cells: dict[str, Cells] = {}  # VM table cells of ``snapshot``
         self.reasons_seen: set[str] = set()
         self.error: str | None = None
-        # Snapshots the UI let go of. A snapshot of 1,000 VMs is ~10^6 objects: freeing it
-        # on the UI thread would stall a frame, so the feed thread drops them (drain_retired).
-        self._retired: deque[object] = deque()
+        # Snapshots the UI lets go of are freed on the feed thread (see kvmtop.gc_policy).
         self.gc_policy = GcPolicy()
+        # The filter the feed thread prepares snapshots with: a plain attribute the UI
+        # thread sets, so the worker never reads a reactive.
+        self._feed_filter = reason_filter
         self.set_reactive(KvmtopApp.reason_filter, reason_filter)
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The snapshot on screen (after the filter)."""
+        return self.view.snapshot if self.view is not None else None
 
     # ------------------------------------------------------------------ lifecycle
     def get_default_screen(self) -> Screen:
@@ -108,16 +126,16 @@ class KvmtopApp(App[int]):
         feed.hold_at_end = True  # a finished replay stays open so it can be sought back
         try:
             while not worker.is_cancelled and not feed.stopped:
-                self.drain_retired()
+                self.gc_policy.drain()
                 raw = feed.next_snapshot()
                 if raw is None:
                     if not feed.stopped:
                         self.post_message(FeedEnded())
                     break
-                flt = self.reason_filter
+                flt = self._feed_filter
                 shown, cells = prepare(raw, flt)
                 self.post_message(SnapshotReady(raw, shown, flt, cells))
-                self.gc_policy.after_snapshot(raw)
+                self.gc_policy.after_snapshot(raw.host.vcpu_count)
                 del raw, shown, cells  # hold nothing while waiting for the next one
         except SourceError as exc:
             self.post_message(FeedFailed(str(exc) or type(exc).__name__))
@@ -127,15 +145,9 @@ class KvmtopApp(App[int]):
             self.gc_policy.close()
 
     # ------------------------------------------------------------------ feed messages
-    def drain_retired(self) -> None:
-        """Free snapshots the UI no longer shows (called on the feed thread)."""
-        retired = self._retired
-        while retired:
-            retired.popleft()
-
     @on(SnapshotReady)
     def _on_snapshot(self, message: SnapshotReady) -> None:
-        self._retired.append(self.raw)
+        self.gc_policy.retire(self.raw)
         self.raw = message.raw
         self.reasons_seen.update(message.raw.reasons_seen())
         if self.display_paused:
@@ -155,11 +167,14 @@ class KvmtopApp(App[int]):
     def _on_ended(self) -> None:
         self.notify("The source has no more intervals.", title="End of data")
 
-    def _show(self, shown: Snapshot, cells: dict[str, Cells]) -> None:
-        self._retired.append((self.snapshot, self.vm_cells))
-        self.vm_cells = cells
-        self.snapshot = shown
+    def _show(self, shown: Snapshot, cells: Mapping[str, Cells]) -> None:
+        self.gc_policy.retire(self.view)
+        self.view = View(shown, cells, replaying=self.feed.seekable)
         self._update_header()
+
+    @on(SortChanged)
+    def _on_sort_changed(self, message: SortChanged) -> None:
+        self.sort_label = message.label
 
     def _update_header(self) -> None:
         feed = self.feed
@@ -177,6 +192,7 @@ class KvmtopApp(App[int]):
         )
 
     def watch_reason_filter(self) -> None:
+        self._feed_filter = self.reason_filter
         if self.raw is not None:
             self._show(*prepare(self.raw, self.reason_filter))
         else:
@@ -261,36 +277,6 @@ class KvmtopApp(App[int]):
             new = next((s for s in reversed(SPEEDS) if s < current - 1e-9), SPEEDS[0])
         self.feed.speed = new
         self._update_header()
-
-    # ------------------------------------------------------------------ command palette
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        commands = [
-            ("Pause / resume", "Freeze the display (collection continues); replay: stop advancing",
-             self.action_pause),
-            ("Filter by exit reason", "Pick exit reasons to include or exclude", self.action_filter),
-            ("Clear filter", "Show every exit reason again", self.action_clear_filter),
-            ("Reset counters", "Forget counts and history so far", self.action_reset),
-            ("Longer interval", "Update less often", lambda: self.action_interval(1)),
-            ("Shorter interval", "Update more often", lambda: self.action_interval(-1)),
-            ("Keys", "Show every key", self.action_help),
-        ]
-        if self.feed.seekable:
-            commands += [
-                ("Replay: step", "Advance one interval", self.action_step),
-                ("Replay: step back", "Go back one interval", self.action_step_back),
-                ("Replay: back 10", "Seek 10 intervals back", lambda: self.action_seek(-10)),
-                ("Replay: forward 10", "Seek 10 intervals forward", lambda: self.action_seek(10)),
-                ("Replay: start", "Seek to the first interval", lambda: self.action_seek_to(0)),
-                ("Replay: end", "Seek to the last interval", lambda: self.action_seek_to(-1)),
-                ("Replay: faster", "Double the replay speed", lambda: self.action_speed(1)),
-                ("Replay: slower", "Halve the replay speed", lambda: self.action_speed(-1)),
-            ]
-        for title, help_text, callback in commands:
-            yield SystemCommand(title, help_text, callback)
-        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
-        if main is not None and screen is main:
-            yield from main.commands()
 
 
 def make_app(feed: Feed, reason_filter: ReasonFilter | None = None, title: str = "kvmtop") -> KvmtopApp:

@@ -1,4 +1,4 @@
-"""Sparkline and bar formatting for the dashboard (pure functions).
+"""Formatting for the dashboard: sparklines, bars and table cells (pure functions).
 
 Numbers, durations and shares come from :mod:`kvmtop.units`, shared with ``--once``.
 """
@@ -7,12 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
+
 from ..units import count, duration, rate, share
 
-__all__ = ["NA", "SPARKS", "bar", "count", "duration", "interval", "rate", "share", "spark"]
+__all__ = ["NA", "NA_CELL", "SPARKS", "bar", "cell_left", "cell_right", "count", "duration", "interval", "rate",
+           "share", "spark"]
 
 SPARKS = "▁▂▃▄▅▆▇█"
 NA = "n/a"
+
+
+def cell_right(text: str, style: str = "") -> Text:
+    """A right-aligned table cell (numbers)."""
+    return Text(text, style=style, justify="right", no_wrap=True)
+
+
+def cell_left(text: str, style: str = "") -> Text:
+    """A left-aligned table cell, cut with an ellipsis (names)."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
+NA_CELL = Text(NA, style="dim", justify="right")  # a number column without a source here
 
 
 def interval(seconds: float) -> str:

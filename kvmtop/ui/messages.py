@@ -31,5 +31,13 @@ class FeedFailed(Message):
         self.line = line
 
 
+class SortChanged(Message):
+    """The main screen sorts by another column (or direction); ``label`` is shown in the header."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+
 class FeedEnded(Message):
     """The source has no more intervals (a stream ended); the last snapshot stays."""

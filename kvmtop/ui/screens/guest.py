@@ -19,7 +19,9 @@ from textual.widgets import DataTable, Footer, Static
 from ...model import Breakdown, Snapshot, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
+from ..view import View
 from ..widgets.charts import LatencyChart, RateChart
+from ..widgets.diff_table import DiffTable
 from ..widgets.meters import Meters
 from ..widgets.panels import HypercallPanel, RequestsPanel, UserspacePanel, why_empty
 from ..widgets.reason_table import ReasonTable, reason_key
@@ -40,6 +42,7 @@ class GuestScreen(Screen):
         self.tid = tid
         self.reason: str | None = None  # key of the reason the latency chart shows
         self.gone = False
+        self.view: View | None = None  # the app's, as last shown
 
     def compose(self) -> ComposeResult:
         yield Meters(id="meters")
@@ -63,7 +66,7 @@ class GuestScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "snapshot", self._show, init=True)
+        self.watch(self.app, "view", self._show_view, init=True)
 
     def action_back(self) -> None:
         self.dismiss()
@@ -80,10 +83,14 @@ class GuestScreen(Screen):
             return vm, vm
         return vm, vm.vcpu(self.tid)
 
-    def _show(self, snapshot: Snapshot | None) -> None:
-        vm, b = self.scope(snapshot)
-        if snapshot is None:
+    def _show_view(self, view: View | None) -> None:
+        self.view = view
+        if view is None:
             return
+        for table in self.query(DiffTable):
+            table.edges_to_owner = view.replaying
+        snapshot = view.snapshot
+        vm, b = self.scope(snapshot)
         if vm is None or b is None:
             if not self.gone:
                 self.gone = True
@@ -149,9 +156,10 @@ class GuestScreen(Screen):
         key = event.row_key.value
         if key is not None and key != self.reason:
             self.reason = key
-            vm, b = self.scope(self.app.snapshot)  # type: ignore[attr-defined]
-            if b is not None:
-                self._show_latency(b, self.app.snapshot)  # type: ignore[attr-defined]
+            snapshot = self.view.snapshot if self.view is not None else None
+            vm, b = self.scope(snapshot)
+            if b is not None and snapshot is not None:
+                self._show_latency(b, snapshot)
 
     @on(DataTable.RowSelected, "#reasons")
     def _reason_selected(self, event: DataTable.RowSelected) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from ...model import Snapshot
 from ...safe_text import printable
+from ..messages import SortChanged
+from ..palette import Command
+from ..view import View
 from ..widgets.meters import Meters
 from ..widgets.vm_table import ASCENDING, COLUMNS, NEEDS, VmTable, vm_key
 from .sort import SortScreen
@@ -27,10 +27,14 @@ class MainScreen(Screen):
     BINDINGS = [
         Binding("less_than_sign", "sort_step(-1)", "Sort column left", key_display="<", group=SORT),
         Binding("greater_than_sign", "sort_step(1)", "Sort column right", key_display=">", group=SORT),
-        Binding("f6", "sort_pick", "Sort by"),
-        Binding("I", "sort_invert", "Invert", key_display="I"),
-        Binding("slash", "find", "Find", key_display="/"),
+        Command("f6", "sort_pick", "Sort by", title="Sort by…", help="Choose the column to sort guests by"),
+        Command("I", "sort_invert", "Invert", key_display="I", title="Invert sort order",
+                help="Flip the sort direction"),
+        Command("slash", "find", "Find", key_display="/", title="Find a VM", help="Jump to a guest by name"),
         Binding("escape", "close_find", "Close find", show=False),
+        # The table takes Enter first (its own binding); this one is the palette's entry.
+        Command("enter", "open", "Open", show=False, title="Open guest",
+                help="Show the selected guest's vCPUs, reasons and charts"),
     ]
 
     sort_column: var[str] = var("exits")
@@ -39,6 +43,7 @@ class MainScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._sort_chosen = False  # set once the user (or the no-kvm_exit default) picked a column
+        self.view: View | None = None  # the app's, as last shown
 
     def compose(self) -> ComposeResult:
         yield Meters(id="meters")
@@ -47,35 +52,36 @@ class MainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "snapshot", self._show_snapshot, init=True)
+        self.watch(self.app, "view", self._show_view, init=True)
         self._publish_sort()
 
     @property
     def table(self) -> VmTable:
         return self.query_one("#vms", VmTable)
 
-    def _show_snapshot(self, snapshot: Snapshot | None) -> None:
-        if snapshot is None:
+    def _show_view(self, view: View | None) -> None:
+        self.view = view
+        if view is None:
             return
+        snapshot = view.snapshot
         if not self._sort_chosen and not snapshot.collector.has("exits"):
             self._sort_chosen = True
             if self.sort_column in NEEDS_EXITS:
                 self.sort_column = "user"  # nothing to sort exits by on this host
-        cells = getattr(self.app, "vm_cells", None)
-        if cells is None or any(vm_key(v) not in cells for v in snapshot.vms):
+        cells = view.vm_cells
+        if any(vm_key(v) not in cells for v in snapshot.vms):
             cells = None
+        self.table.edges_to_owner = view.replaying
         self.table.show(snapshot, self.sort_column, self.sort_reverse, cells)
 
     def _publish_sort(self) -> None:
         col = next(c for c in COLUMNS if c.key == self.sort_column)
         descending = (col.key not in ASCENDING) != self.sort_reverse
-        self.app.sort_label = f"{col.label} {'▼' if descending else '▲'}"  # type: ignore[attr-defined]
+        self.post_message(SortChanged(f"{col.label} {'▼' if descending else '▲'}"))
 
     def _resort(self) -> None:
         self._publish_sort()
-        snapshot = self.app.snapshot  # type: ignore[attr-defined]
-        if snapshot is not None:
-            self._show_snapshot(snapshot)
+        self._show_view(self.view)
 
     def watch_sort_column(self) -> None:
         if self.is_mounted:
@@ -142,10 +148,9 @@ class MainScreen(Screen):
 
     def _find(self, text: str, after_cursor: bool) -> bool:
         needle = text.strip().lower()
-        snapshot = self.app.snapshot  # type: ignore[attr-defined]
-        if not needle or snapshot is None:
+        if not needle or self.view is None:
             return False
-        names = {vm_key(v): printable(v.name).lower() for v in snapshot.vms}
+        names = {vm_key(v): printable(v.name).lower() for v in self.view.snapshot.vms}
         order = self.table.order
         start = self.table.cursor_row + 1 if after_cursor else 0
         for i in list(range(start, len(order))) + list(range(0, start)):
@@ -164,11 +169,3 @@ class MainScreen(Screen):
         if event.value.strip() and not self._find(event.value, after_cursor=False):
             self.notify(f"no VM matches {printable(event.value)!r}", severity="warning", markup=False)
         self.action_close_find()
-
-    # ------------------------------------------------------------------ palette
-    def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Sort by…", "Choose the column to sort guests by", self.action_sort_pick)
-        yield SystemCommand("Invert sort order", "Flip the sort direction", self.action_sort_invert)
-        yield SystemCommand("Find a VM", "Jump to a guest by name", self.action_find)
-        yield SystemCommand("Open guest", "Show the selected guest's vCPUs, reasons and charts",
-                            lambda: self.table.action_select_cursor())

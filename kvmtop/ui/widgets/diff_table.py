@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
@@ -50,6 +51,9 @@ class DiffTable(DataTable):
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", False)
         super().__init__(**kwargs)
+        # Set by the owner: Home/End are not this table's but go up to the bindings above it
+        # (a replay seeks to its first/last interval with them).
+        self.edges_to_owner = False
         self._cells: dict[str, Cells] = {}
         self._sigs: dict[str, tuple] = {}
         self._order: list[str] = []
@@ -59,23 +63,17 @@ class DiffTable(DataTable):
             self.add_column(self._label(col, ""), key=col.key, width=col.width)
 
     # ------------------------------------------------------------------ Home/End
-    def _replaying(self) -> bool:
-        feed = getattr(self.app, "feed", None)
-        return bool(feed is not None and feed.seekable)
-
     def action_scroll_home(self) -> None:
-        """Home: the first row (as in htop); in a replay, seek to the first interval instead."""
-        if self._replaying():
-            self.app.action_seek_to(0)  # type: ignore[attr-defined]
-        else:
-            self.action_scroll_top()
+        """Home: the first row (as in htop), unless the owner takes Home (``edges_to_owner``)."""
+        if self.edges_to_owner:
+            raise SkipAction()
+        self.action_scroll_top()
 
     def action_scroll_end(self) -> None:
-        """End: the last row (as in htop); in a replay, seek to the last interval instead."""
-        if self._replaying():
-            self.app.action_seek_to(-1)  # type: ignore[attr-defined]
-        else:
-            self.action_scroll_bottom()
+        """End: the last row (as in htop), unless the owner takes End (``edges_to_owner``)."""
+        if self.edges_to_owner:
+            raise SkipAction()
+        self.action_scroll_bottom()
 
     # ------------------------------------------------------------------ labels
     def _label(self, col: Col, mark: str) -> Text:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from ...model import Breakdown, ReasonStat
 from .. import format as fmt
 from .diff_table import Cells, Col, DiffTable, KeyedText
-from .vm_table import _r
 
 COLUMNS: tuple[Col, ...] = (
     Col("reason", "EXIT REASON", 18, "left"),
@@ -29,14 +28,14 @@ def reason_cells(r: ReasonStat, total: int) -> Cells:
     d = fmt.duration
     return (
         KeyedText(r.name, reason_key(r), style="cyan"),
-        _r(fmt.count(r.count)),
-        _r(fmt.rate(r.per_s), "bold"),
-        _r(fmt.share(r.count / total if total else 0.0)),
-        _r(d(lat.p50)),
-        _r(d(lat.p90)),
-        _r(d(lat.p99), "yellow"),
-        _r(d(lat.p999)),
-        _r(d(lat.max)),
+        fmt.cell_right(fmt.count(r.count)),
+        fmt.cell_right(fmt.rate(r.per_s), "bold"),
+        fmt.cell_right(fmt.share(r.count / total if total else 0.0)),
+        fmt.cell_right(d(lat.p50)),
+        fmt.cell_right(d(lat.p90)),
+        fmt.cell_right(d(lat.p99), "yellow"),
+        fmt.cell_right(d(lat.p999)),
+        fmt.cell_right(d(lat.max)),
     )
 
 

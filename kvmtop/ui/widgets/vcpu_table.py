@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 from textual.binding import Binding
 
 from ...model import CollectorStatus, VcpuStat, VmStat
 from .. import format as fmt
 from .diff_table import Cells, Col, DiffTable, KeyedText
-from .vm_table import NA, _l, _r
 
 TREND_WIDTH = 8
 
@@ -35,27 +33,27 @@ def vcpu_cells(v: VcpuStat, status: CollectorStatus) -> Cells:
         top = v.top_reason
         lat = v.latency
         exits = (
-            _r(fmt.rate(v.exits_per_s), "bold"),
-            _l(top.name if top else "—", "cyan" if top else "dim"),
-            _r(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
+            fmt.cell_right(fmt.rate(v.exits_per_s), "bold"),
+            fmt.cell_left(top.name if top else "—", "cyan" if top else "dim"),
+            fmt.cell_right(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
         )
         trend = v.history
     else:
-        exits = (NA, _l(fmt.NA, "dim"), NA)
+        exits = (fmt.NA_CELL, fmt.cell_left(fmt.NA, "dim"), fmt.NA_CELL)
         trend = v.userspace_history
     if status.has("requests"):
         req = v.top_request
-        request = _l(f"{req.name} {fmt.share(req.share)}" if req else "—", "" if req else "dim")
+        request = fmt.cell_left(f"{req.name} {fmt.share(req.share)}" if req else "—", "" if req else "dim")
     else:
-        request = _l(fmt.NA, "dim")
-    user = _r(fmt.rate(v.userspace_per_s), "magenta") if status.has("userspace") else NA
+        request = fmt.cell_left(fmt.NA, "dim")
+    user = fmt.cell_right(fmt.rate(v.userspace_per_s), "magenta") if status.has("userspace") else fmt.NA_CELL
     return (
         first,
-        _r(str(v.tid), "dim"),
+        fmt.cell_right(str(v.tid), "dim"),
         *exits,
         request,
         user,
-        _l(fmt.spark(trend, TREND_WIDTH), "green"),
+        fmt.cell_left(fmt.spark(trend, TREND_WIDTH), "green"),
     )
 
 

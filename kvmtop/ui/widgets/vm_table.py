@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.text import Text
 from textual.binding import Binding
 
 from ...model import CollectorStatus, Snapshot, VmStat
@@ -52,19 +51,8 @@ SORTS: dict[str, SortKey] = {
 # Text columns sort ascending by default, numbers descending (biggest first, as in htop).
 ASCENDING = {"name", "pid", "top"}
 
-NA = Text(fmt.NA, style="dim", justify="right")
-
-
 def vm_key(vm: VmStat) -> str:
     return f"{vm.pid}:{vm.start_time}"
-
-
-def _r(text: str, style: str = "") -> Text:
-    return Text(text, style=style, justify="right", no_wrap=True)
-
-
-def _l(text: str, style: str = "") -> Text:
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
 def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
@@ -76,27 +64,27 @@ def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
         lat = vm.latency
         top = vm.top_reason
         exit_cells = (
-            _r(fmt.rate(vm.exits_per_s), "bold"),
-            _l(top.name if top else "—", "cyan" if top else "dim"),
-            _r(fmt.share(vm.top_reason_share) if top else "—", "" if top else "dim"),
-            _r(fmt.duration(lat.p50) if lat.count else "—", "" if lat.count else "dim"),
-            _r(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
-            _r(fmt.duration(lat.max) if lat.count else "—", "" if lat.count else "dim"),
+            fmt.cell_right(fmt.rate(vm.exits_per_s), "bold"),
+            fmt.cell_left(top.name if top else "—", "cyan" if top else "dim"),
+            fmt.cell_right(fmt.share(vm.top_reason_share) if top else "—", "" if top else "dim"),
+            fmt.cell_right(fmt.duration(lat.p50) if lat.count else "—", "" if lat.count else "dim"),
+            fmt.cell_right(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
+            fmt.cell_right(fmt.duration(lat.max) if lat.count else "—", "" if lat.count else "dim"),
         )
         trend = vm.history
     else:
-        exit_cells = (NA, _l(fmt.NA, "dim"), NA, NA, NA, NA)
+        exit_cells = (fmt.NA_CELL, fmt.cell_left(fmt.NA, "dim"), fmt.NA_CELL, fmt.NA_CELL, fmt.NA_CELL, fmt.NA_CELL)
         trend = vm.userspace_history
-    user = _r(fmt.rate(vm.userspace_per_s), "magenta") if status.has("userspace") else NA
-    hcall = _r(fmt.rate(vm.hypercalls_per_s)) if status.has("hypercalls") else NA
+    user = fmt.cell_right(fmt.rate(vm.userspace_per_s), "magenta") if status.has("userspace") else fmt.NA_CELL
+    hcall = fmt.cell_right(fmt.rate(vm.hypercalls_per_s)) if status.has("hypercalls") else fmt.NA_CELL
     return (
         name,
-        _r(str(vm.pid), "dim"),
-        _r(str(len(vm.vcpus))),
+        fmt.cell_right(str(vm.pid), "dim"),
+        fmt.cell_right(str(len(vm.vcpus))),
         *exit_cells,
         user,
         hcall,
-        _l(fmt.spark(trend, TREND_WIDTH), "green"),
+        fmt.cell_left(fmt.spark(trend, TREND_WIDTH), "green"),
     )
 
 

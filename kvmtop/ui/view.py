@@ -1,0 +1,16 @@
+"""What the screens show: one value the app sets and the screens watch (``app.view``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..model import Snapshot
+from .widgets.diff_table import Cells
+
+
+@dataclass(frozen=True)
+class View:
+    snapshot: Snapshot  # after the reason filter
+    vm_cells: Mapping[str, Cells]  # the VM table's cells of ``snapshot``, by row key (computed off the UI thread)
+    replaying: bool = False  # a seekable feed: tables hand Home/End to the app, which seeks

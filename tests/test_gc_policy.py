@@ -1,0 +1,114 @@
+"""kvmtop.gc_policy: pauses shared by threads, the freeze/collect pacing, retired objects."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import pytest
+
+from kvmtop.gc_policy import GcPolicy, paused
+
+
+@pytest.fixture(autouse=True)
+def _collector_on():
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    gc.unfreeze()
+    if not was:
+        gc.disable()
+
+
+class Node:
+    def __init__(self):
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def cyclic_garbage() -> weakref.ref:
+    node = Node()
+    ref = weakref.ref(node)
+    del node
+    return ref
+
+
+def test_pauses_nest_and_restore_what_was_there():
+    with paused():
+        assert not gc.isenabled()
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    with paused():
+        pass
+    assert not gc.isenabled()  # it was off before: it stays off
+
+
+def test_a_pause_on_another_thread_keeps_the_collector_off():
+    inside = threading.Event()
+    leave = threading.Event()
+    left = threading.Event()
+
+    def worker():
+        with paused():
+            inside.set()
+            leave.wait(10)
+        left.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert inside.wait(10)
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the worker is still inside: this thread must not turn it on
+    finally:
+        leave.set()
+        t.join(10)
+    assert left.is_set() and gc.isenabled()
+
+
+def test_small_hosts_are_left_to_the_default_collector():
+    policy = GcPolicy(min_vcpus=100, every=3)
+    policy.after_snapshot(10)
+    assert gc.get_freeze_count() == 0 and policy.frozen == 0
+
+
+def test_big_hosts_freeze_and_collect_every_n_snapshots():
+    policy = GcPolicy(min_vcpus=100, every=3)
+    try:
+        ref = cyclic_garbage()
+        policy.after_snapshot(1000)
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        assert ref() is not None  # frozen: the collector does not walk it
+        policy.after_snapshot(1000)
+        assert ref() is not None
+        policy.after_snapshot(10)  # once freezing, small snapshots count too: the third one collects
+        assert ref() is None and gc.get_freeze_count() == 0 and policy.frozen == 0
+    finally:
+        policy.close()
+
+
+def test_close_unfreezes():
+    policy = GcPolicy(min_vcpus=1, every=100)
+    policy.after_snapshot(5)
+    assert gc.get_freeze_count() > 0
+    policy.close()
+    assert gc.get_freeze_count() == 0
+
+
+def test_retired_objects_are_freed_by_drain():
+    class Big:
+        pass
+
+    policy = GcPolicy()
+    obj = Big()
+    ref = weakref.ref(obj)
+    policy.retire(obj)
+    del obj
+    assert ref() is not None  # held until the feed thread drains
+    policy.drain()
+    assert ref() is None
