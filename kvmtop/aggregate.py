@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from . import decode, history
 from .gc_policy import paused as gc_paused
-from .history import HistoryStore
+from .history import HistorySlot, HistoryStore
 from .model import (
     CodeStat,
     HostStat,
@@ -103,8 +103,9 @@ class SnapshotBuilder:
         live = {vm_entity(i.pid, i.start_time) for i in identities.values()}
         self.store.forget(lambda e: e == HOST or ("vm", *e[1:3]) in live)  # a vCPU lives with its VM
 
+        slot = HistorySlot()
         vms = tuple(
-            self._vm(ident, threads_by_pid.get(pid, []), dt, interval.kernel)
+            self._vm(ident, threads_by_pid.get(pid, []), dt, interval.kernel, slot)
             for pid, ident in sorted(identities.items())
         )
         host = HostStat(
@@ -115,22 +116,20 @@ class SnapshotBuilder:
             hypercalls=code_stats(merge_maps(_code_map(v.hypercalls) for v in vms), dt, decode.hypercall_name),
             requests=request_stats(merge_maps({r.bit: r.count for r in v.requests} for v in vms),
                                    sum(v.exits for v in vms), interval.kernel),
+            history_slot=slot,
             entity=HOST,
             vm_count=len(vms),
             vcpu_count=sum(len(v.vcpus) for v in vms),
         )
         self._record(HOST, host, dt)
-        hist = self.store.freeze()
-        # The stats were built before the history they point at was frozen; nobody has
-        # seen them yet, so setting the field now keeps them immutable to every reader.
-        for b in (host, *vms, *(c for v in vms for c in v.vcpus)):
-            object.__setattr__(b, "hist", hist)
+        slot.view = self.store.freeze()  # the stats were recorded: their history is complete
         return Snapshot(time=interval.time, interval_s=dt, host=host, vms=vms,
                         collector=interval.status, seq=self.seq)
 
     # ------------------------------------------------------------------ helpers
 
-    def _vm(self, ident: VmIdentity, threads: list[ThreadInterval], dt: float, kernel: str | None) -> VmStat:
+    def _vm(self, ident: VmIdentity, threads: list[ThreadInterval], dt: float, kernel: str | None,
+            slot: HistorySlot) -> VmStat:
         by_tid = {t.tid: t for t in threads}
         tids = set(by_tid) | set(ident.vcpu_index)
         vcpus = []
@@ -144,6 +143,7 @@ class SnapshotBuilder:
                 userspace_exits=code_stats(t.userspace, dt, decode.userspace_exit_name),
                 hypercalls=code_stats(t.hypercalls, dt, decode.hypercall_name),
                 requests=request_stats(t.requests, exits, kernel),
+                history_slot=slot,
                 entity=entity,
                 pid=ident.pid,
                 tid=tid,
@@ -161,6 +161,7 @@ class SnapshotBuilder:
             userspace_exits=code_stats(merge_maps(t.userspace for t in threads), dt, decode.userspace_exit_name),
             hypercalls=code_stats(merge_maps(t.hypercalls for t in threads), dt, decode.hypercall_name),
             requests=request_stats(merge_maps(t.requests for t in threads), exits, kernel),
+            history_slot=slot,
             entity=vm_entity(ident.pid, ident.start_time),
             pid=ident.pid,
             name=ident.name,

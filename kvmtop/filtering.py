@@ -10,7 +10,7 @@ hypercalls are counted per exit, not per reason, and are never filtered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from . import decode
 from .model import Breakdown, ReasonKey, Snapshot, VmStat
@@ -87,27 +87,9 @@ class ReasonFilter:
             changes["admit_userspace"] = self.admits_userspace
         if isinstance(b, VmStat):
             changes["vcpus"] = tuple(self.apply_breakdown(v) for v in b.vcpus)
-        return _copy_with(b, changes)
+        return b.replace(**changes)
 
     def apply(self, snap: Snapshot) -> Snapshot:
-        return _copy_with(snap, {
-            "host": self.apply_breakdown(snap.host),
-            "vms": tuple(self.apply_breakdown(v) for v in snap.vms),
-        })
-
-
-_FIELDS: dict[type, frozenset[str]] = {}
-
-
-def _copy_with(obj, changes: dict):
-    """dataclasses.replace without re-running __init__, dropping cached properties."""
-    cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))
-    new = object.__new__(cls)
-    state = {k: v for k, v in obj.__dict__.items() if k in names}
-    state.update(changes)
-    new.__dict__.update(state)
-    return new
+        return snap.replace(host=self.apply_breakdown(snap.host),
+                            vms=tuple(self.apply_breakdown(v) for v in snap.vms))
 

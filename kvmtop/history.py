@@ -87,6 +87,20 @@ class HistoryView:
 EMPTY_VIEW = HistoryView(np.zeros((0, 1), np.float32), {}, 0, 0)
 
 
+class HistorySlot:
+    """Where the stats of one snapshot find their history: the builder makes the stats,
+    records them into the store and only then freezes the view they all point at, so it
+    sets ``view`` once, before anyone sees the snapshot."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: HistoryView = EMPTY_VIEW) -> None:
+        self.view = view
+
+
+EMPTY_SLOT = HistorySlot()
+
+
 class HistoryStore:
     """The mutable rings behind HistoryView; owned by one SnapshotBuilder."""
 

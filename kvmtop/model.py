@@ -16,12 +16,12 @@ Nothing here imports Textual, curses or bcc.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from . import histogram, history
-from .history import EMPTY_VIEW, HistoryView
+from .history import EMPTY_SLOT, HistorySlot, HistoryView
 
 ReasonKey = tuple[int, int]
 
@@ -259,6 +259,29 @@ class Interval:
 # --------------------------------------------------------------------------- snapshots
 
 
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+class Derivable:
+    """Base of the frozen snapshot classes: their one way to a changed copy."""
+
+    __slots__ = ()
+
+    def replace(self, **changes: object):
+        """A copy with ``changes`` (fields): ``dataclasses.replace`` without running
+        ``__init__`` again (a filtered snapshot of a big host copies thousands) and without
+        the original's cached figures, which depend on the fields."""
+        cls = type(self)
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+        new = object.__new__(cls)
+        state = {k: v for k, v in self.__dict__.items() if k in names}
+        state.update(changes)
+        new.__dict__.update(state)
+        return new
+
+
 @dataclass(frozen=True)
 class ReasonStat:
     isa: int
@@ -296,7 +319,7 @@ History = tuple[float, ...]  # oldest first, one value per interval (events per 
 
 
 @dataclass(frozen=True, eq=False)
-class Breakdown:
+class Breakdown(Derivable):
     """What a VM, a vCPU or the whole host did in one interval, and recently."""
 
     interval_s: float
@@ -304,11 +327,16 @@ class Breakdown:
     userspace_exits: tuple[CodeStat, ...] = ()
     hypercalls: tuple[CodeStat, ...] = ()
     requests: tuple[RequestStat, ...] = ()
-    hist: HistoryView = EMPTY_VIEW
+    history_slot: HistorySlot = EMPTY_SLOT  # shared by the whole snapshot
     entity: object = None  # this breakdown's key in ``hist``
     # When a reason filter is applied: which exit reasons / KVM_EXIT_* codes it admits.
     admit_reason: Callable[[ReasonKey], bool] | None = None
     admit_userspace: Callable[[int], bool] | None = None
+
+    @property
+    def hist(self) -> HistoryView:
+        """The history rings as they were at this snapshot."""
+        return self.history_slot.view
 
     @cached_property
     def exits(self) -> int:
@@ -412,7 +440,7 @@ class HostStat(Breakdown):
 
 
 @dataclass(frozen=True, eq=False)
-class Snapshot:
+class Snapshot(Derivable):
     """One interval as shown: immutable, complete, source-agnostic."""
 
     time: float

@@ -41,3 +41,16 @@ def test_exclude_and_flags_and_userspace_terms():
     assert u.vm(20).userspace_count == 0 and u.vm(10).exits == 6
     assert u.vm(20).userspace_history == (0.0, 0.0)
     assert ReasonFilter.parse("EPT_VIOLATION").admits_reason((1, 48 | 0x80000000))
+
+
+def test_model_replace_copies_fields_and_drops_cached_figures():
+    snap = snaps(3)
+    vm = snap.vm(10)
+    assert vm.exits == 9 and "exits" in vm.__dict__  # cached on first access
+    narrowed = vm.replace(reasons=vm.reasons[:1])
+    assert type(narrowed) is type(vm) and narrowed.name == vm.name and narrowed.vcpus == vm.vcpus
+    assert narrowed.exits == vm.reasons[0].count  # recomputed, not the cached 9
+    assert vm.exits == 9  # the original is untouched
+    assert narrowed.hist is vm.hist  # the snapshot's history is shared, not copied
+    copy = snap.replace(vms=())
+    assert copy.vms == () and copy.host is snap.host and snap.vms
