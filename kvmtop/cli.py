@@ -34,6 +34,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return value
+
+
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--delay", dest="interval", type=_interval, default=1.0, metavar="S",
                    help="seconds between updates (default 1)")
@@ -48,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvmtop",
         description="Live view of what KVM guests cost the host: VM exits, exit latency percentiles, "
                     "exit reasons, hypercalls, vcpu->requests bits and userspace exits.",
-        epilog="commands: doctor, record, replay, report (kvmtop COMMAND -h for each)",
+        epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each)",
     )
     p.add_argument("--version", action="version", version=f"kvmtop {__version__}")
     _add_source_options(p)
@@ -81,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     rpt = sub.add_parser("report", help="statistics of a trace capture (ftrace, trace-cmd, perf script)")
     rpt.add_argument("file", metavar="FILE")
     rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
+    exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",
+                         description="Serve Prometheus metrics on /metrics; the collector polls every -d S "
+                                     "seconds (default 10).")
+    exp.add_argument("--listen", default="127.0.0.1:9477", metavar="ADDR:PORT",
+                     help="where to serve (default 127.0.0.1:9477; [::1]:PORT for IPv6)")
+    exp.add_argument("--per-vcpu", action="store_true", help="also kvmtop_vcpu_exits_total per vCPU")
+    exp.add_argument("--buckets", choices=("default", "fine"), default="default",
+                     help="histogram buckets: every other power of two (default) or four per power of two")
+    exp.add_argument("--forget-after", type=_seconds, default=300.0, metavar="S",
+                     help="drop an exited VM's series after S seconds (default 300)")
+    _add_source_options(exp)
+    exp.set_defaults(interval=10.0)  # the snapshot and the encoding cost CPU per interval, not per scrape
     return p
 
 
