@@ -66,8 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--once", action="store_true", help="print one interval as text and exit (like kvm_stat -1)")
     out.add_argument("--batch", "-b", action="store_true", help="print intervals as text (like top -b)")
     p.add_argument("-n", "--iterations", type=_positive, metavar="N", help="with --batch/--json: stop after N intervals")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object per line per interval (schema kvmtop.snapshot/1)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true",
+                     help="print one JSON object per line per interval (schema kvmtop.snapshot/1)")
+    fmt.add_argument("--csv", action="store_true",
+                     help="print CSV, one row per VM and reason per interval, after a header line")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="with --once/--batch/--json/--csv: append to FILE instead of stdout; "
+                        "SIGHUP reopens it (logrotate)")
     p.add_argument("--filter", metavar="REASON[,REASON...]",
                    help="show only these exit reasons (prefix with ! to exclude them)")
     p.add_argument("--color", choices=("auto", "16", "256", "truecolor", "none"), default="auto",
@@ -110,7 +116,7 @@ def _command(args) -> str:
     """The front end module under ``kvmtop.commands`` that runs these arguments."""
     if args.command is not None:
         return args.command
-    return "stream" if args.once or args.batch or args.json else "dashboard"
+    return "stream" if args.once or args.batch or args.json or args.csv else "dashboard"
 
 
 def run(args) -> int:
@@ -121,7 +127,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None and args.iterations and not (args.batch or args.json):
+    if args.command is None and (args.iterations or args.output) and not (args.batch or args.json or args.csv):
         args.batch = True
     try:
         return run(args)
