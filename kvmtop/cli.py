@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
     exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",
                          description="Serve Prometheus metrics on /metrics; the collector polls every -d S "
-                                     "seconds (default 10).")
+                                     "seconds (default 15, a usual scrape interval).")
     exp.add_argument("--listen", default="127.0.0.1:9477", metavar="ADDR:PORT",
                      help="where to serve (default 127.0.0.1:9477; [::1]:PORT for IPv6)")
     exp.add_argument("--per-vcpu", action="store_true", help="also kvmtop_vcpu_exits_total per vCPU")
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--forget-after", type=_seconds, default=300.0, metavar="S",
                      help="drop an exited VM's series after S seconds (default 300)")
     _add_source_options(exp)
-    exp.set_defaults(interval=10.0)  # the snapshot and the encoding cost CPU per interval, not per scrape
+    exp.set_defaults(interval=15.0)  # the snapshot and the encoding cost CPU per interval, not per scrape
     return p
 
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from ..exporter.buckets import LAYOUTS
 from ..exporter.families import KvmtopCollector
-from ..exporter.http import MAX_CLIENTS, MetricsApp, MetricsServer, parse_listen, start_server
+from ..exporter.http import CLIENT_TIMEOUT_S, MAX_CLIENTS, MetricsApp, MetricsServer, parse_listen, start_server
 from ..exporter.state import DEFAULT_FORGET_AFTER_S, MetricState
 from ..feed import Feed
 
@@ -48,7 +48,8 @@ class Exporter:
     """Source -> Feed -> MetricState, and the HTTP server; ``start`` then ``stop``."""
 
     def __init__(self, source, state: MetricState, listen: tuple[str, int], interval_s: float = 1.0,
-                 log: Callable[[str], None] = stderr_log, max_clients: int = MAX_CLIENTS):
+                 log: Callable[[str], None] = stderr_log, max_clients: int = MAX_CLIENTS,
+                 client_timeout_s: float = CLIENT_TIMEOUT_S):
         self.source = source
         self.state = state
         self.listen = listen
@@ -59,6 +60,7 @@ class Exporter:
         ProcessCollector(registry=self.registry)
         self.app = MetricsApp(self.registry, lambda: state.version, log)
         self.max_clients = max_clients
+        self.client_timeout_s = client_timeout_s
         self.server: MetricsServer | None = None
         self.done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,7 +71,7 @@ class Exporter:
         """Open the source (SourceError) and bind the server (OSError), then start polling."""
         self.feed.open()
         try:
-            self.server = start_server(self.listen, self.app, self.max_clients)
+            self.server = start_server(self.listen, self.app, self.max_clients, self.client_timeout_s)
         except OSError:
             self.feed.close()
             raise

@@ -136,12 +136,15 @@ class MetricsServer(ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 makes concurrent scrapers wait for SYN retries (1 s)
 
-    def __init__(self, address: tuple[str, int], app, max_clients: int = MAX_CLIENTS):
+    def __init__(self, address: tuple[str, int], app, max_clients: int = MAX_CLIENTS,
+                 client_timeout_s: float = CLIENT_TIMEOUT_S):
         self.address_family = _family(address[0])
         self._slots = threading.BoundedSemaphore(max_clients)
         self.rejected = 0
-        super().__init__(address, _Handler)
+        handler = type("Handler", (_Handler,), {"timeout": client_timeout_s})
+        super().__init__(address, handler)
         self.set_app(app)
 
     def server_bind(self):
@@ -195,8 +198,9 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, number
 
 
-def start_server(address: tuple[str, int], app, max_clients: int = MAX_CLIENTS) -> MetricsServer:
+def start_server(address: tuple[str, int], app, max_clients: int = MAX_CLIENTS,
+                 client_timeout_s: float = CLIENT_TIMEOUT_S) -> MetricsServer:
     """Bind and serve on a daemon thread; OSError when the address cannot be bound."""
-    server = MetricsServer(address, app, max_clients)
+    server = MetricsServer(address, app, max_clients, client_timeout_s)
     threading.Thread(target=server.serve_forever, name="kvmtop-http", daemon=True).start()
     return server

@@ -119,7 +119,7 @@ def label_text(text: str) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def vcpu_label(v: VcpuStat) -> str:
