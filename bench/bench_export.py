@@ -28,15 +28,13 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT]
+from kvmtop.exporter import DEFAULT_INTERVAL_S
 
 ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
           "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # what Prometheus 2.x sends
 HEADERS = {"Accept": ACCEPT, "Accept-Encoding": "gzip"}
 TICK = os.sysconf("SC_CLK_TCK")
 VCPUS = 8
-DEFAULT_INTERVAL_S = 15.0
 SCRAPE_EVERY_S = 15.0
 TARGET_P99_MS = 100.0
 TARGET_CPU_PCT = 2.0

@@ -11,6 +11,7 @@ import sys
 from . import __version__
 from .bpf.program import DEFAULT_MAX_KEYS
 from .errors import SourceError
+from .exporter import DEFAULT_FORGET_AFTER_S, DEFAULT_INTERVAL_S, DEFAULT_LISTEN
 from .pacing import MAX_INTERVAL, MIN_INTERVAL
 
 
@@ -44,9 +45,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-d", "--delay", dest="interval", type=_interval, default=1.0, metavar="S",
-                   help="seconds between updates (default 1)")
+def _add_source_options(p: argparse.ArgumentParser, interval: float = 1.0) -> None:
+    p.add_argument("-d", "--delay", dest="interval", type=_interval, default=interval, metavar="S",
+                   help=f"seconds between updates (default {interval:g})")
     p.add_argument("-p", "--pid", type=_positive, help="only the VM with this process id")
     p.add_argument("--max-keys", type=_positive, default=DEFAULT_MAX_KEYS, metavar="N",
                    help=f"BPF map size: distinct (VM, vCPU, reason) keys per interval (default {DEFAULT_MAX_KEYS})")
@@ -99,16 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
     exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",
                          description="Serve Prometheus metrics on /metrics; the collector polls every -d S "
-                                     "seconds (default 15, a usual scrape interval).")
-    exp.add_argument("--listen", default="127.0.0.1:9477", metavar="ADDR:PORT",
-                     help="where to serve (default 127.0.0.1:9477; [::1]:PORT for IPv6)")
+                                     f"seconds (default {DEFAULT_INTERVAL_S:g}, a usual scrape interval).")
+    exp.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT",
+                     help=f"where to serve (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)")
     exp.add_argument("--per-vcpu", action="store_true", help="also kvmtop_vcpu_exits_total per vCPU")
     exp.add_argument("--buckets", choices=("default", "fine"), default="default",
                      help="histogram buckets: every other power of two (default) or four per power of two")
-    exp.add_argument("--forget-after", type=_seconds, default=300.0, metavar="S",
-                     help="drop an exited VM's series after S seconds (default 300)")
-    _add_source_options(exp)
-    exp.set_defaults(interval=15.0)  # the snapshot and the encoding cost CPU per interval, not per scrape
+    exp.add_argument("--forget-after", type=_seconds, default=DEFAULT_FORGET_AFTER_S, metavar="S",
+                     help=f"drop an exited VM's series after S seconds (default {DEFAULT_FORGET_AFTER_S:g})")
+    _add_source_options(exp, interval=DEFAULT_INTERVAL_S)
     return p
 
 

@@ -16,7 +16,7 @@ import pytest
 from kvmtop.commands.export import Exporter, host_isa
 from kvmtop.exporter.http import parse_listen
 from kvmtop.exporter.state import MetricState
-from kvmtop.sources.base import SourceError
+from kvmtop.errors import SourceError
 from kvmtop.sources.demo import DemoSource
 
 from export_helpers import REPO, ExporterProcess, samples, scrape, value, wait_for

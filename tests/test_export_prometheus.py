@@ -1,7 +1,7 @@
 """`kvmtop export` scraped by a real Prometheus server: a real guest's exact counts under its name.
 
 The test starts everything itself, on loopback: the exporter (live BPF collector), a tiny real
-KVM guest (tests/kvm_guest.py) whose name has a quote, a backslash, a newline and an escape
+KVM guest (kvmtop/testing/kvm_guest.py) whose name has a quote, a backslash, a newline and an escape
 byte, and Prometheus with a temporary data directory scraping every second. It then asks
 Prometheus's HTTP query API, as a user would.
 """

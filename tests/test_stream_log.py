@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from kvmtop import cli
+from kvmtop.commands import stream
 from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.snapshot_csv import COLUMNS, rows, snapshot_to_csv
 
@@ -87,7 +88,7 @@ def test_csv_rows_parse_with_stable_columns():
 
 
 def test_csv_to_stdout_starts_with_the_header(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_live_source", lambda args: ListSource())
+    monkeypatch.setattr(stream, "live_source", lambda args: ListSource())
     assert cli.main(["--csv", "-n", "2", "-d", "0.1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == ",".join(COLUMNS)
@@ -96,14 +97,14 @@ def test_csv_to_stdout_starts_with_the_header(monkeypatch, capsys):
 
 
 def test_unwritable_output_is_one_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli, "_live_source", lambda args: ListSource())
+    monkeypatch.setattr(stream, "live_source", lambda args: ListSource())
     assert cli.main(["--json", "-n", "1", "-d", "0.1", "-o", str(tmp_path / "no" / "such" / "dir.log")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kvmtop: cannot open") and err.count("\n") == 1
 
 
 def test_output_file_appends_whole_records(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "_live_source", lambda args: ListSource())
+    monkeypatch.setattr(stream, "live_source", lambda args: ListSource())
     out = tmp_path / "x.jsonl"
     out.write_text('{"earlier": true}\n')
     assert cli.main(["--json", "-n", "2", "-d", "0.1", "-o", str(out)]) == 0

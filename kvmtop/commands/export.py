@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from ..exporter.buckets import LAYOUTS
 from ..exporter.families import KvmtopCollector
 from ..exporter.http import CLIENT_TIMEOUT_S, MAX_CLIENTS, MetricsApp, MetricsServer, parse_listen, start_server
-from ..exporter.state import DEFAULT_FORGET_AFTER_S, MetricState
+from ..exporter.state import MetricState
 from ..feed import Feed
+from .common import live_source
 
-DEFAULT_LISTEN = "127.0.0.1:9477"
 FAILURE_LOG_EVERY_S = 60.0  # a failing collector logs its first failure, then one line a minute
 
 
@@ -120,23 +120,13 @@ class Exporter:
         self._next_failure_log = now + FAILURE_LOG_EVERY_S
 
 
-def _source(args):
-    if args.demo:
-        from ..sources.demo import DemoSource
-
-        return DemoSource()
-    from ..collector import LiveSource
-
-    return LiveSource(pid=args.pid, max_keys=args.max_keys)
-
-
-def export_main(args) -> int:
+def run(args) -> int:
     try:
         listen = parse_listen(args.listen)
     except ValueError as e:
         print(f"kvmtop: --listen: {e}", file=sys.stderr)
         return 2
-    source = _source(args)
+    source = live_source(args)
     state = MetricState(LAYOUTS[args.buckets], per_vcpu=args.per_vcpu, forget_after_s=args.forget_after,
                         kernel=getattr(source, "kernel", None) or os.uname().release,
                         isa="VMX" if args.demo else host_isa())
@@ -159,5 +149,3 @@ def export_main(args) -> int:
             signal.signal(s, handler)
     return 0
 
-
-__all__ = ["DEFAULT_FORGET_AFTER_S", "DEFAULT_LISTEN", "Exporter", "export_main", "host_isa"]

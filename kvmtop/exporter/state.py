@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from ..decode import isa_name
 from ..model import Latency, Snapshot, VcpuStat
+from . import DEFAULT_FORGET_AFTER_S
 from .buckets import DEFAULT, BucketLayout
 
-DEFAULT_FORGET_AFTER_S = 300.0
 #: Drop kinds of the live collector (its BPF maps); reported as 0 until one happens.
 DROP_KINDS = ("stats", "hist", "requests", "pending", "info")
 FEATURES = ("exits", "requests", "hypercalls", "userspace")
