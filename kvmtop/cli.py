@@ -11,6 +11,7 @@ import sys
 from . import __version__
 from .bpf.program import DEFAULT_MAX_KEYS
 from .errors import SourceError
+from .exporter import DEFAULT_FORGET_AFTER_S, DEFAULT_INTERVAL_S, DEFAULT_LISTEN
 from .pacing import MAX_INTERVAL, MIN_INTERVAL
 
 
@@ -34,9 +35,19 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-d", "--delay", dest="interval", type=_interval, default=1.0, metavar="S",
-                   help="seconds between updates (default 1)")
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return value
+
+
+def _add_source_options(p: argparse.ArgumentParser, interval: float = 1.0) -> None:
+    p.add_argument("-d", "--delay", dest="interval", type=_interval, default=interval, metavar="S",
+                   help=f"seconds between updates (default {interval:g})")
     p.add_argument("-p", "--pid", type=_positive, help="only the VM with this process id")
     p.add_argument("--max-keys", type=_positive, default=DEFAULT_MAX_KEYS, metavar="N",
                    help=f"BPF map size: distinct (VM, vCPU, reason) keys per interval (default {DEFAULT_MAX_KEYS})")
@@ -48,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvmtop",
         description="Live view of what KVM guests cost the host: VM exits, exit latency percentiles, "
                     "exit reasons, hypercalls, vcpu->requests bits and userspace exits.",
-        epilog="commands: doctor, record, replay, report (kvmtop COMMAND -h for each)",
+        epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each)",
     )
     p.add_argument("--version", action="version", version=f"kvmtop {__version__}")
     _add_source_options(p)
@@ -56,8 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--once", action="store_true", help="print one interval as text and exit (like kvm_stat -1)")
     out.add_argument("--batch", "-b", action="store_true", help="print intervals as text (like top -b)")
     p.add_argument("-n", "--iterations", type=_positive, metavar="N", help="with --batch/--json: stop after N intervals")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object per line per interval (schema kvmtop.snapshot/1)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true",
+                     help="print one JSON object per line per interval (schema kvmtop.snapshot/1)")
+    fmt.add_argument("--csv", action="store_true",
+                     help="print CSV, one row per VM and reason per interval, after a header line")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="with --once/--batch/--json/--csv: append to FILE instead of stdout; "
+                        "SIGHUP reopens it (logrotate)")
     p.add_argument("--filter", metavar="REASON[,REASON...]",
                    help="show only these exit reasons (prefix with ! to exclude them)")
     p.add_argument("--color", choices=("auto", "16", "256", "truecolor", "none"), default="auto",
@@ -81,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     rpt = sub.add_parser("report", help="statistics of a trace capture (ftrace, trace-cmd, perf script)")
     rpt.add_argument("file", metavar="FILE")
     rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
+    exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",
+                         description="Serve Prometheus metrics on /metrics; the collector polls every -d S "
+                                     f"seconds (default {DEFAULT_INTERVAL_S:g}, a usual scrape interval).")
+    exp.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT",
+                     help=f"where to serve (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)")
+    exp.add_argument("--per-vcpu", action="store_true", help="also kvmtop_vcpu_exits_total per vCPU")
+    exp.add_argument("--buckets", choices=("default", "fine"), default="default",
+                     help="histogram buckets: every other power of two (default) or four per power of two")
+    exp.add_argument("--forget-after", type=_seconds, default=DEFAULT_FORGET_AFTER_S, metavar="S",
+                     help=f"drop an exited VM's series after S seconds (default {DEFAULT_FORGET_AFTER_S:g})")
+    _add_source_options(exp, interval=DEFAULT_INTERVAL_S)
     return p
 
 
@@ -88,7 +116,7 @@ def _command(args) -> str:
     """The front end module under ``kvmtop.commands`` that runs these arguments."""
     if args.command is not None:
         return args.command
-    return "stream" if args.once or args.batch or args.json else "dashboard"
+    return "stream" if args.once or args.batch or args.json or args.csv else "dashboard"
 
 
 def run(args) -> int:
@@ -99,7 +127,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None and args.iterations and not (args.batch or args.json):
+    if args.command is None and (args.iterations or args.output) and not (args.batch or args.json or args.csv):
         args.batch = True
     try:
         return run(args)

@@ -38,6 +38,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The Prometheus server and promtool: the exporter's tests scrape it with a real server and
+# check the alert rules (contrib/prometheus/). Without its recommended node exporter.
+if ! dpkg -s prometheus >/dev/null 2>&1; then
+  [ -n "${apt_updated:-}" ] || { echo "setup: apt-get update"; apt-get update -qq; apt_updated=1; }
+  echo "setup: installing prometheus (the Prometheus server and promtool, for the exporter's tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv from /usr/bin/python3 (system site-packages, for bcc)"
   /usr/bin/python3 -m venv --system-site-packages .venv

@@ -1,9 +1,13 @@
-"""``kvmtop --once`` / ``--batch`` / ``--json``: intervals printed as text or JSON lines."""
+"""``kvmtop --once`` / ``--batch`` / ``--json`` / ``--csv``: intervals as text, JSON lines or CSV rows,
+to stdout or to a file ``-o FILE`` that SIGHUP reopens."""
 
 from __future__ import annotations
 
+from ..errors import SourceError
 from ..feed import Feed
 from ..filtering import ReasonFilter
+from ..record_log import RecordLog
+from ..snapshot_csv import header, snapshot_to_csv
 from ..snapshot_json import snapshot_to_json
 from ..text import render
 from .common import live_source
@@ -12,17 +16,25 @@ from .common import live_source
 def print_stream(feed: Feed, args) -> int:
     count = 1 if args.once else args.iterations
     rf = ReasonFilter.parse(args.filter)
+    try:
+        out = RecordLog(args.output, header() if args.csv else "")
+    except OSError as e:
+        raise SourceError(f"cannot open {args.output}: {e.strerror or e}") from None
+    out.install_sighup()
     first = True
-    for snap in feed.snapshots(count):
-        if rf is not None:
-            snap = rf.apply(snap)
-        if args.json:
-            print(snapshot_to_json(snap), flush=True)
-        else:
-            if not first:
-                print()
-            print(render(snap), flush=True)
-        first = False
+    try:
+        for snap in feed.snapshots(count):
+            if rf is not None:
+                snap = rf.apply(snap)
+            if args.json:
+                out.write(snapshot_to_json(snap) + "\n")
+            elif args.csv:
+                out.write(snapshot_to_csv(snap))
+            else:
+                out.write(("" if first else "\n") + render(snap) + "\n")
+            first = False
+    finally:
+        out.close()
     return 0
 
 
