@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.kvmtop-setup
 
-.PHONY: setup run test bench screenshots clean
+.PHONY: setup run test check bench screenshots clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,11 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Lint and types (configured in pyproject.toml); both must be clean.
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Benchmarks print figures against their targets; a missed target is reported, not fatal.
 bench: setup

@@ -99,9 +99,9 @@ def _short(name: str) -> str:
 
 def real(exits: int, raw: bool) -> None:
     from bcc import BPF
-    from kvmtop.testing.kvm_guest import run_exit_loop
 
     from kvmtop.bpf.program import RAW, Program
+    from kvmtop.testing.kvm_guest import run_exit_loop
 
     p = Program(pid=None, raw=raw).load()
     floor = BPF(text=FLOOR_PROGRAM)

@@ -39,7 +39,7 @@ def collector(conn, raw: bool, target_pid: int) -> None:
     src = LiveSource(raw=raw)
     try:
         src.open()
-    except Exception as e:  # noqa: BLE001 - reported to the parent
+    except Exception as e:
         conn.send(("error", str(e)))
         return
     src.program.detach()

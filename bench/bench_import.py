@@ -115,7 +115,7 @@ def main() -> int:
         results.append((n, path, best))
     print()
     print(f"{'lines':>10}  {'MiB':>5}  {'seconds':>8}  {'lines/s':>10}  {'peak RSS':>9}  {'RSS at start':>12}")
-    for n, path, r in results:
+    for _n, path, r in results:
         print(f"{r['lines']:>10,}  {os.path.getsize(path) / 2**20:>5.0f}  {r['seconds']:>8.2f}  "
               f"{r['lines'] / r['seconds']:>10,.0f}  {r['peak_rss_kb'] / 1024:>7.1f} MiB  "
               f"{r['rss_before_kb'] / 1024:>8.1f} MiB")

@@ -4,6 +4,7 @@ every failure into one line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--once", action="store_true", help="print one interval as text and exit (like kvm_stat -1)")
     out.add_argument("--batch", "-b", action="store_true", help="print intervals as text (like top -b)")
-    p.add_argument("-n", "--iterations", type=_positive, metavar="N", help="with --batch/--json: stop after N intervals")
+    p.add_argument("-n", "--iterations", type=_positive, metavar="N",
+                   help="with --batch/--json: stop after N intervals")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help="print one JSON object per line per interval (schema kvmtop.snapshot/1)")
@@ -137,11 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # Output closed early (kvmtop --batch | head): not an error worth a traceback.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
+        # Output closed early (kvmtop --batch | head): not an error worth a traceback. Point
+        # stdout at /dev/null so the interpreter's last flush does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

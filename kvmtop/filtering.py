@@ -78,7 +78,7 @@ class ReasonFilter:
 
     def apply_breakdown(self, b: Breakdown) -> Breakdown:
         """A copy of a VM, vCPU or host breakdown narrowed to what the filter admits."""
-        changes = {}
+        changes: dict[str, object] = {}
         if self.exit_terms:
             changes["reasons"] = tuple(r for r in b.reasons if self.admits_reason(r.key))
             changes["admit_reason"] = self.admits_reason

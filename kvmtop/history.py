@@ -9,7 +9,8 @@ few reasons x 120 intervals is tens of MB, not hundreds as Python floats would b
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ REASON = "r"  # exits/s of one (isa, code)
 USERSPACE = "u"  # KVM_EXIT_* round trips/s of one code
 USERSPACE_TOTAL = "U"
 
-Entity = Hashable
+Entity = tuple  # ("host",), ("vm", pid, start), ("vcpu", pid, start, tid)
 SeriesKey = tuple[str, object]  # (kind, code)
 
 
@@ -76,7 +77,7 @@ class HistoryView:
     def keys(self, entity: Entity, kind: str) -> list[object]:
         return [code for (k, code) in self._rows.get(entity, {}) if k == kind]
 
-    def sum_series(self, entity: Entity, kind: str, admit: Callable[[object], bool]) -> tuple[float, ...]:
+    def sum_series(self, entity: Entity, kind: str, admit: Callable[[Any], bool]) -> tuple[float, ...]:
         rows = [r for (k, code), r in self._rows.get(entity, {}).items() if k == kind and admit(code)]
         if not rows:
             return (0.0,) * self._filled
@@ -158,7 +159,7 @@ class HistoryStore:
         return view
 
     def clear(self) -> None:
-        self.__init__(self.length, self._data.shape[0])
+        HistoryStore.__init__(self, self.length, self._data.shape[0])
 
     def _allocate(self) -> int:
         if self._free:
@@ -172,7 +173,7 @@ class HistoryStore:
 
     def _collect(self) -> None:
         """Free series that were zero for a whole window, so memory follows activity."""
-        zero = ~self._data[: self._used].any(axis=1)
+        zero = np.logical_not(self._data[: self._used].any(axis=1))
         for entity in list(self._rows):
             series = self._rows[entity]
             for key in [k for k, r in series.items() if zero[r]]:

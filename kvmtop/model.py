@@ -16,7 +16,8 @@ Nothing here imports Textual, curses or bcc.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,6 +59,13 @@ class Latency:
     """
 
     __slots__ = ("count", "sum", "min", "max", "_idx", "_cnt", "_parts", "__dict__")
+    count: int
+    sum: int
+    min: int
+    max: int
+    _idx: bytes  # u8 bucket indices
+    _cnt: bytes  # native u64 counts
+    _parts: tuple[Latency, ...] | None  # a lazy merge's parts
 
     def __init__(self, count: int = 0, sum: int = 0, min: int = 0, max: int = 0,  # noqa: A002
                  buckets: Iterable[tuple[int, int]] = ()):
@@ -266,6 +274,7 @@ class Derivable:
     """Base of the frozen snapshot classes: their one way to a changed copy."""
 
     __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
 
     def replace(self, **changes: object):
         """A copy with ``changes`` (fields): ``dataclasses.replace`` without running
@@ -274,7 +283,7 @@ class Derivable:
         cls = type(self)
         names = _FIELDS.get(cls)
         if names is None:
-            names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+            names = _FIELDS[cls] = frozenset(cls.__dataclass_fields__)
         new = object.__new__(cls)
         state = {k: v for k, v in self.__dict__.items() if k in names}
         state.update(changes)
@@ -328,7 +337,7 @@ class Breakdown(Derivable):
     hypercalls: tuple[CodeStat, ...] = ()
     requests: tuple[RequestStat, ...] = ()
     history_slot: HistorySlot = EMPTY_SLOT  # shared by the whole snapshot
-    entity: object = None  # this breakdown's key in ``hist``
+    entity: tuple = ()  # this breakdown's key in ``hist``
     # When a reason filter is applied: which exit reasons / KVM_EXIT_* codes it admits.
     admit_reason: Callable[[ReasonKey], bool] | None = None
     admit_userspace: Callable[[int], bool] | None = None

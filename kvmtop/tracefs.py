@@ -44,7 +44,7 @@ def require(mount: bool = True) -> str:
 
 def event_exists(category: str, event: str, root: str | None = None) -> bool:
     root = root or find()
-    return bool(root) and os.path.isdir(os.path.join(root, "events", category, event))
+    return root is not None and os.path.isdir(os.path.join(root, "events", category, event))
 
 
 def parse_format(text: str) -> dict[str, Field]:

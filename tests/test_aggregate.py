@@ -22,7 +22,8 @@ def interval(threads, vms, dt=2.0, t=100.0):
 
 
 def ident(pid, name, start=1, tids=()):
-    return VmIdentity(pid, name, start, {tid: i for i, tid in enumerate(tids)}, {t: f"CPU {i}/KVM" for i, t in enumerate(tids)})
+    return VmIdentity(pid, name, start, {tid: i for i, tid in enumerate(tids)},
+                      {t: f"CPU {i}/KVM" for i, t in enumerate(tids)})
 
 
 def test_vm_and_host_rollups_rates_and_names():

@@ -14,10 +14,10 @@ import threading
 
 import pytest
 
-from kvmtop.testing.bpf_testrun import TestProgram
 from kvmtop import histogram
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import ERRNO_FLAG, KIND_HYPERCALL, KIND_SVM, KIND_USERSPACE, KIND_VMX, KVM_RUN
+from kvmtop.testing.bpf_testrun import TestProgram
 
 pytestmark = pytest.mark.bpf
 
@@ -315,7 +315,7 @@ def test_full_maps_count_drops():
         assert h.counters()["drop_stats"] == 2
         assert h.counters()["unmatched_exits"] == 5
         h.clear()
-        for i, d in enumerate((10, 1000, 100_000)):  # 3 buckets of one key into a map of 2
+        for d in (10, 1000, 100_000):  # 3 buckets of one key into a map of 2
             h.exit(PID, TID, 1000, VMX, 30)
             h.entry(PID, TID, 1000 + d)
         c = h.counters()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -335,7 +336,7 @@ def test_headers_missing_is_one_line(monkeypatch):
 @needs_root
 def test_compile_failure_is_the_first_error_line(monkeypatch, tmp_path):
     bad = tmp_path / "bad.bpf.c"
-    bad.write_text(open(program.SOURCE_PATH).read() + "\nint broken(void) { return undeclared_thing; }\n")
+    bad.write_text(Path(program.SOURCE_PATH).read_text() + "\nint broken(void) { return undeclared_thing; }\n")
     monkeypatch.setattr(program, "SOURCE_PATH", str(bad))
     with pytest.raises(SourceError) as e:
         Program(max_keys=64).load()
@@ -385,7 +386,9 @@ def test_headers_farm_merges_common_and_arch(monkeypatch, tmp_path):
     assert headers.find_headers(src, cache) is None
     path = headers.prepare_headers(verbose=False, src_dir=src, cache_dir=cache)
     assert path == os.path.join(cache, "9.1.0-3-amd64")
-    read = lambda *p: open(os.path.join(path, *p)).read()  # noqa: E731
+    def read(*parts: str) -> str:
+        return Path(path, *parts).read_text()
+
     assert read("include", "linux", "types.h") == "common\n"
     assert read("include", "generated", "autoconf.h") == "arch\n"
     assert read("Makefile") == "arch\n"  # the arch tree wins

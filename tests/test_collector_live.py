@@ -12,10 +12,10 @@ import pytest
 from kvmtop import histogram
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import CLASSIC, KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX, RAW
-from kvmtop.sources.collector import LiveSource, build_threads
-from kvmtop.model import NOTE_NO_EXITS, Interval
 from kvmtop.errors import SourceError
+from kvmtop.model import NOTE_NO_EXITS, Interval
 from kvmtop.sources import Source
+from kvmtop.sources.collector import LiveSource, build_threads
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live source needs root")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -89,7 +90,7 @@ def test_tables_match_running_kernel():
     path = "/sys/kernel/tracing/events/kvm/kvm_exit/format"
     if not os.access(path, os.R_OK):
         pytest.skip("kvm_exit format not readable")
-    fmt = open(path, encoding="utf-8").read()
+    fmt = Path(path).read_text(encoding="utf-8")
     vmx_part, svm_part = fmt.split("__print_symbolic(REC->exit_reason,")
     vmx_part = vmx_part.split("__print_symbolic(REC->exit_reason & 0xffff,")[1]
     svm_part = svm_part.split("__print_flags")[0]
@@ -212,7 +213,7 @@ def test_trace_reasons_decode_to_reference_codes():
 def test_userspace_exits_in_traces_parse():
     pairs = []
     for path in TRACES:
-        text = open(path, encoding="utf-8").read()
+        text = Path(path).read_text(encoding="utf-8")
         pairs += re.findall(r"kvm_userspace_exit:\s+reason\s+(\S+) \((\d+)\)", text)
     assert ("KVM_EXIT_SHUTDOWN", "8") in pairs and ("KVM_EXIT_INTERNAL_ERROR", "17") in pairs
     for name, number in pairs:

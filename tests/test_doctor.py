@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -9,6 +10,7 @@ import termios
 import threading
 
 import pytest
+from test_bpf_program import _fake_packages
 
 import kvmtop.tracefs
 from kvmtop import cli
@@ -16,8 +18,6 @@ from kvmtop.bpf import checks as doctor
 from kvmtop.bpf import headers
 from kvmtop.bpf.program import OPTIONAL, REQUIRED
 from kvmtop.commands import doctor as doctor_command
-
-from test_bpf_program import _fake_packages
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -74,10 +74,8 @@ def test_probe_counts_each_event():
     def ioctls():  # keeps syscalls:sys_enter_ioctl busy for the whole probe window
         with open("/dev/null", "rb") as f:
             while not stop.is_set():
-                try:
+                with contextlib.suppress(OSError):
                     fcntl.ioctl(f, termios.FIONREAD, b"\0\0\0\0")
-                except OSError:
-                    pass
 
     worker = threading.Thread(target=ioctls)
     worker.start()

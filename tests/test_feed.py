@@ -1,8 +1,8 @@
 import threading
 
-from kvmtop.feed import Feed
-
 from fake_sources import ListSource, RecordedList
+
+from kvmtop.feed import Feed
 
 
 def test_paced_feed_builds_snapshots_and_resets():

@@ -1,7 +1,7 @@
+from fake_sources import make_interval
+
 from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.filtering import ReasonFilter
-
-from fake_sources import make_interval
 
 
 def snaps(count=3):

@@ -27,7 +27,7 @@ def test_views_keep_their_values_after_the_store_advances_and_forgets():
 
 def test_a_view_costs_columns_not_a_copy_of_the_matrix():
     store = h.HistoryStore(length=120, capacity=1000)
-    for n in range(3):
+    for _ in range(3):
         store.advance()
         for e in range(1000):
             store.add(e, h.TOTAL, None, 1.0)

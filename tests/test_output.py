@@ -3,14 +3,13 @@
 import json
 
 import pytest
+from fake_sources import ListSource, make_interval
 
 from kvmtop import cli
-from kvmtop.commands import stream
 from kvmtop.aggregate import SnapshotBuilder
+from kvmtop.commands import stream
 from kvmtop.snapshot_json import snapshot_to_dict
 from kvmtop.text import render
-
-from fake_sources import ListSource, make_interval
 
 LATENCY_KEYS = {"count", "min", "max", "sum", "p50", "p90", "p99", "p999"}
 

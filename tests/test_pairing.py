@@ -132,7 +132,9 @@ def test_hypercall_takes_its_exits_latency():
 
 
 def test_request_bits_count_exits_with_the_bit_set():
-    req = lambda v: f" requests 0x{v:016x}"  # noqa: E731
+    def req(bits: int) -> str:
+        return f" requests 0x{bits:016x}"
+
     d, _ = run(
         ex(1, 0, "1.000000", extra=req(0b1))          # TLB_FLUSH
         + en(1, 0, "1.000001")

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from kvmtop.aggregate import SnapshotBuilder
-from kvmtop.decode import ISA_SVM, ISA_VMX
 from kvmtop.commands.record import record_main
+from kvmtop.decode import ISA_SVM, ISA_VMX
 from kvmtop.errors import SourceError
 from kvmtop.feed import Feed
 from kvmtop.model import CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity

@@ -8,8 +8,10 @@ import json
 import random
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import pytest
+from test_recording import make_intervals, snapshots
 
 from kvmtop.feed import Feed
 from kvmtop.offline import datafile, recording_reader
@@ -18,8 +20,6 @@ from kvmtop.offline.recording import SCHEMA, RecordingWriter, interval_to_json, 
 from kvmtop.offline.recording_reader import RecordingReader
 from kvmtop.snapshot_json import snapshot_to_dict
 from kvmtop.sources.recording import RecordingSource
-
-from test_recording import make_intervals, snapshots
 
 
 def write(path, intervals, meta=None) -> str:
@@ -63,7 +63,7 @@ def test_any_order_of_access_gives_the_recorded_intervals(tmp_path, tight, kind)
 
 def test_cut_files_read_their_complete_prefix_through_checkpoints(tmp_path, tight):
     ivs = make_intervals(40)
-    data = open(write(tmp_path / "r.kvmtop", ivs), "rb").read()
+    data = Path(write(tmp_path / "r.kvmtop", ivs)).read_bytes()
     cut = tmp_path / "cut.kvmtop"
     cut.write_bytes(data[: len(data) * 2 // 3])
     with RecordingReader(str(cut)) as r:
@@ -112,7 +112,7 @@ def test_feed_seeks_a_streamed_recording_like_an_in_memory_one(tmp_path, tight):
 def test_gzip_members_one_after_another_read_as_one_stream(tmp_path):
     ivs = make_intervals(6)
     path = write(tmp_path / "r.kvmtop", ivs[:3])
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     # a recording whose end record is replaced by a second member holding the rest
     text = zlib.decompress(data, 31).decode().splitlines()
     first = gzip.compress(("\n".join(text[:-1]) + "\n").encode())
@@ -125,7 +125,7 @@ def test_gzip_members_one_after_another_read_as_one_stream(tmp_path):
 
 def test_trailing_garbage_and_damage_are_said(tmp_path):
     ivs = make_intervals(5)
-    data = open(write(tmp_path / "r.kvmtop", ivs), "rb").read()
+    data = Path(write(tmp_path / "r.kvmtop", ivs)).read_bytes()
     (tmp_path / "tail.kvmtop").write_bytes(data + b"garbage")
     with RecordingReader(str(tmp_path / "tail.kvmtop")) as r:
         assert list(r) == ivs and TRAILING in r.warning

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from kvmtop.decode import ISA_SVM, ISA_VMX
 from kvmtop.commands.report import report_main
+from kvmtop.decode import ISA_SVM, ISA_VMX
 from kvmtop.offline.trace_import import import_file
 from kvmtop.sources.recording import open_replay_source
 from kvmtop.sources.trace import TraceSource
@@ -104,7 +104,8 @@ def test_lkml_vmx_new_format_two_vcpus():
     assert (r["EXTERNAL_INTERRUPT"]["count"], *lat(r["EXTERNAL_INTERRUPT"])) == (4, 4, 0, 14000, 31000)
     # sorted 0, 8000, 9000, 14000: p50 = rank 2 = 8000 → [7680, 8192) → 7935;
     # p90/p99/p99.9 = rank 4 = 14000 → [13312, 14336) → 13823
-    assert [r["EXTERNAL_INTERRUPT"]["latency_ns"][k] for k in ("p50", "p90", "p99", "p999")] == [7935, 13823, 13823, 13823]
+    assert [r["EXTERNAL_INTERRUPT"]["latency_ns"][k] for k in ("p50", "p90", "p99", "p999")] == \
+        [7935, 13823, 13823, 13823]
     # CR_ACCESS (8397): .389366→.389461 95 µs, .389481→.389491 10 µs, .389536→.389562 26 µs
     assert (r["CR_ACCESS"]["count"], *lat(r["CR_ACCESS"])) == (3, 3, 10000, 95000, 131000)
     # p50 = 26000 → [24576, 26624) → 25599; p90 = 95000 → [90112, 98304) → 94207
@@ -205,7 +206,8 @@ def test_summaries_collection_imports_its_two_raw_excerpts():
     assert d["unmatched"] == {"exits": 1, "entries": 2}
     r = by_name(d["reasons"])
     # lowercase 3.x VMX names: apic_access .220181→.220185 4 µs, io_instruction .220188→.220193 5 µs
-    assert (r["apic_access"]["isa"], r["apic_access"]["code"], *lat(r["apic_access"])) == (ISA_VMX, 44, 1, 4000, 4000, 4000)
+    assert (r["apic_access"]["isa"], r["apic_access"]["code"], *lat(r["apic_access"])) == \
+        (ISA_VMX, 44, 1, 4000, 4000, 4000)
     assert (r["io_instruction"]["code"], *lat(r["io_instruction"])) == (30, 1, 5000, 5000, 5000)
     assert (r["TRIPLE_FAULT"]["count"], r["TRIPLE_FAULT"]["latency_ns"]["count"]) == (1, 0)
     assert [(u["name"], u["count"]) for u in d["userspace_exits"]] == [("KVM_EXIT_SHUTDOWN", 1)]

@@ -193,7 +193,9 @@ def test_other_kvm_events():
         "CPU 0/KVM-9 [000] ....  1.000009: kvm_mmio: mmio unsatisfied-read len 4 gpa 0xfed00000 val 0x0\n"
         "CPU 0/KVM-9 [000] ....  1.000010: kvm_mmio: mmio read len 4 gpa 0xfed00000 val 0x1234\n"
     )
-    t = lambda us: 1_000_000_000 + us * 1000  # noqa: E731
+    def t(us: int) -> int:
+        return 1_000_000_000 + us * 1000
+
     assert events == [
         (USERSPACE, 9, t(1), 2),
         (USERSPACE, 9, t(2), 8),

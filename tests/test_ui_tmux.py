@@ -1,7 +1,7 @@
 """The dashboard in a real terminal (tmux) against a real KVM guest, as root.
 
-tmux runs ``kvmtop`` (the venv's console script, or ``python -m kvmtop``); we poll ``capture-pane`` (with a deadline, never fixed
-sleeps) for the guest's row, open its guest screen, and quit with ``q``.
+tmux runs ``kvmtop`` (the venv's console script, or ``python -m kvmtop``); we poll
+``capture-pane`` (with a deadline, never fixed sleeps) for the guest's row, open its guest screen, and quit with ``q``.
 On hosts where kvm_exit never fires, the non-zero rate in the row is USER/s.
 """
 

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from .. import tracefs
 from . import headers
@@ -102,7 +103,7 @@ def check_privileges() -> Check:
 
 def check_bcc() -> Check:
     try:
-        import bcc  # noqa: PLC0415 - optional, from the distribution (python3-bpfcc)
+        import bcc
     except Exception as e:  # ImportError, or a broken libbcc
         return Check("bcc", False, f"cannot import bcc ({type(e).__name__}: {e})",
                      "no live collection: install python3-bpfcc (--demo, recordings and "
@@ -189,7 +190,7 @@ def probe_source(events: Sequence[tuple[str, str]]) -> str:
 
 def probe_tracepoints(events: Sequence[tuple[str, str]], seconds: float) -> dict[str, int]:
     """Attach to ``events`` for ``seconds`` and return hits per ``category:event``."""
-    from bcc import BPF  # noqa: PLC0415
+    from bcc import BPF
 
     bpf = BPF(text=probe_source(events).encode())
     try:
@@ -253,7 +254,7 @@ def run_checks(probe_seconds: float = 1.0) -> list[Check]:
         checks.append(_skip("tracepoints", "no tracefs"))
     else:
         for tp in TRACEPOINTS:
-            result = _safe(f"tracepoint {tp.name}", lambda tp=tp: check_tracepoint(tp, root))
+            result = _safe(f"tracepoint {tp.name}", partial(check_tracepoint, tp, root))
             checks += result
             if result[0].ok:
                 present.append(tp)

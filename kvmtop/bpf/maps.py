@@ -139,7 +139,7 @@ class HashReader:
     def keys(self) -> np.ndarray:
         """Every key (get_next_key walk)."""
         lib = _lib()
-        out = []
+        out: list[np.ndarray] = []
         cur = np.zeros(1, self.key_dtype)
         nxt = np.zeros(1, self.key_dtype)
         prev = None

@@ -17,6 +17,7 @@ import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from .. import histogram, tracefs
 from ..errors import SourceError
@@ -189,18 +190,17 @@ def build_cflags(features: Features, max_keys: int = DEFAULT_MAX_KEYS, pid: int 
 @contextlib.contextmanager
 def _captured_stderr():
     """Collect what BCC/clang/the verifier print on fd 2 (they bypass sys.stderr)."""
-    log = tempfile.TemporaryFile(mode="w+b")
-    saved = os.dup(2)
     holder = {"text": ""}
-    try:
-        os.dup2(log.fileno(), 2)
-        yield holder
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        log.seek(0)
-        holder["text"] = log.read().decode(errors="replace")
-        log.close()
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        saved = os.dup(2)
+        try:
+            os.dup2(log.fileno(), 2)
+            yield holder
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            holder["text"] = log.read().decode(errors="replace")
 
 
 def _first_error(log: str, default: str) -> str:
@@ -211,10 +211,10 @@ def _first_error(log: str, default: str) -> str:
     return lines[0] if lines else default
 
 
-def _new_bpf(BPF, text: bytes, cflags: list[str]):
+def _new_bpf(bpf_class, text: bytes, cflags: list[str]):
     """BPF(text, cflags), detaching what it attached when it fails part way (BCC itself would
     leave those probes running until the process exits)."""
-    bpf = BPF.__new__(BPF)
+    bpf = bpf_class.__new__(bpf_class)
     try:
         bpf.__init__(text=text, cflags=cflags)
     except BaseException:
@@ -239,7 +239,7 @@ class Program:
         self.pending_keys = pending_keys or max(max_keys, MIN_PENDING_KEYS)
         self.features: Features | None = features
         self.cflags: list[str] = []
-        self.bpf = None
+        self.bpf: Any = None  # bcc.BPF once loaded (bcc has no type information)
         self.log = ""          # what the compiler printed (warnings), for --debug
         self.test_fds: dict[str, int] = {}
 
@@ -283,19 +283,20 @@ class Program:
             raise SourceError(f"BPF setup failed: {msg}") from None
         return self
 
-    def _build(self, BPF, text: str, probes: dict[str, str]) -> Exception | None:
+    def _build(self, bpf_class, text: str, probes: dict[str, str]) -> Exception | None:
         """Compile, load and attach with ``probes``; the exception BCC raised, if any."""
         self.close()
+        assert self.features is not None, "load() detects the features first"
         self.cflags = build_cflags(self.features, self.max_keys, self.pid, self.test,
                                    self.hist_keys, self.pending_keys, probes)
         with _captured_stderr() as out:
             try:
-                self.bpf = _new_bpf(BPF, text.encode(), self.cflags)
+                self.bpf = _new_bpf(bpf_class, text.encode(), self.cflags)
                 if self.test:
                     for name in TEST_PROGRAMS:
-                        self.test_fds[name] = self.bpf.load_func(name.encode(), BPF.RAW_TRACEPOINT).fd
+                        self.test_fds[name] = self.bpf.load_func(name.encode(), bpf_class.RAW_TRACEPOINT).fd
                 err = None
-            except Exception as e:  # noqa: BLE001 - bcc raises bare Exceptions
+            except Exception as e:  # bcc raises bare Exceptions
                 err = e
         self.log = out["text"]
         self.probes = {} if err is not None else dict(probes)
@@ -351,7 +352,5 @@ class Program:
         bpf, self.bpf = self.bpf, None
         self.test_fds = {}
         if bpf is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing must not raise
                 bpf.cleanup()
-            except Exception:  # noqa: BLE001 - closing must not raise
-                pass

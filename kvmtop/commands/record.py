@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -44,10 +45,8 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
         feed.open()
     except BaseException:
         writer.close()
-        try:
+        with contextlib.suppress(OSError):
             os.remove(path)
-        except OSError:
-            pass
         raise
     feed.tap = writer.write
     # the number of intervals: ceil(duration / interval), at least one
@@ -89,10 +88,8 @@ def _stop_on_signals(feed) -> Callable[[], None]:
 
     old = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(ValueError, OSError):
             old[sig] = signal.signal(sig, handler)
-        except (ValueError, OSError):
-            pass
 
     def restore() -> None:
         for sig, previous in old.items():

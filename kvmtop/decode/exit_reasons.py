@@ -10,7 +10,6 @@ lowercase VMX names such as ``apic_access``).
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Mapping
 from types import MappingProxyType

@@ -8,7 +8,6 @@ name needs the traced kernel's version; without one the latest numbering is used
 from __future__ import annotations
 
 import functools
-
 import re
 
 Version = tuple[int, int]

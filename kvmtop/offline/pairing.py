@@ -220,7 +220,7 @@ class Pairing:
                 acc[0] += 1
                 if st[_EXIT_TS] is not None:
                     st[_HC_ACC] = acc
-            elif kind == PIO or kind == MMIO:
+            elif kind in (PIO, MMIO):
                 k = (tid, ev[3])
                 if kind == MMIO and ev[4] and st[_IO_TS] is not None and st[_IO_KEY] == k:
                     continue  # the completion of a pending unsatisfied read

@@ -33,7 +33,7 @@ _INTERVAL = b'{"t": '  # how the writer starts an interval record (other records
 
 
 class _Checkpoint(NamedTuple):
-    index: int  # intervals before the first line after it
+    passed: int  # intervals before the first line after it
     byte: int  # inflated bytes before it
     state: DataState
     partial: bytes  # the start of a line, read before the boundary
@@ -155,7 +155,7 @@ class RecordingReader(Sequence[Interval]):
             elif kind == "damaged":
                 damaged = f"record {lines.index + 1} is damaged ({value})"
                 break
-        self._starts = [c.index for c in self._checkpoints]
+        self._starts = [c.passed for c in self._checkpoints]
         count = lines.index
         problem = damaged or self._data.problem
         if lines.cut_record:
@@ -205,9 +205,9 @@ class RecordingReader(Sequence[Interval]):
         """The line of interval ``i``: read on from the cursor, or from the checkpoint before ``i``."""
         cursor = self._cursor
         checkpoint = self._checkpoints[bisect.bisect_right(self._starts, i) - 1]
-        if cursor is None or not checkpoint.index <= cursor.index <= i:
+        if cursor is None or not checkpoint.passed <= cursor.index <= i:
             self._data.restore(checkpoint.state)
-            cursor = self._cursor = _Lines(self._data, checkpoint.index, checkpoint.byte, checkpoint.partial)
+            cursor = self._cursor = _Lines(self._data, checkpoint.passed, checkpoint.byte, checkpoint.partial)
         try:
             while True:
                 line = cursor.next()

@@ -24,6 +24,7 @@ when the capture shows it), ``vcpu_id`` and ``latency_ns``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .. import decode
@@ -143,7 +144,7 @@ _LAT_HEAD = ("Samples", "Samples%", "Time%", "Min Time", "Max Time", "Avg time",
 
 
 def _table(title: str, rows: list[tuple[str, int, dict]], extra_head: tuple[str, ...] = (),
-           extra: list[tuple[str, ...]] | None = None) -> list[str]:
+           extra: Sequence[tuple[str, ...]] | None = None) -> list[str]:
     """perf kvm stat style: name, Samples, Samples%, Time%, Min, Max, Avg, percentiles."""
     total = sum(r[1] for r in rows)
     total_time = sum(r[2]["sum"] for r in rows)

@@ -225,7 +225,7 @@ class TraceParser:
                                 if key == 0:
                                     key = self._reason(rname)
                                 if key is not None:
-                                    tid = tasks_get(head)
+                                    tid = tasks_get(head, -1)  # present: checked above
                                     if vcpu is not None:
                                         vcpu = int(vcpu)
                                         if tid not in vcpu_known:
@@ -483,8 +483,8 @@ class TraceParser:
     def _reason(self, name: str) -> tuple[int, int] | None:
         """(isa, code) of a reason as printed; the last named reason's ISA hints the next."""
         hint = self.isa_hint
-        key = self._reasons.get((name, hint), 0)
-        if key == 0:
+        key: tuple[int, int] | int | None = self._reasons.get((name, hint), 0)
+        if isinstance(key, int):  # 0: not looked up yet
             # no reason is spelled in more than a few dozen characters (and int() refuses
             # numbers of thousands of digits)
             key = decode.parse_exit_reason(name, hint) if len(name) <= 80 else None

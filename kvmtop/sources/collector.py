@@ -17,9 +17,17 @@ import numpy as np
 
 from .. import histogram
 from ..bpf import maps
+from ..bpf.program import (
+    COUNTERS,
+    DEFAULT_MAX_KEYS,
+    DROP_COUNTERS,
+    KIND_HYPERCALL,
+    KIND_USERSPACE,
+    NO_VCPU_ID,
+    Features,
+    Program,
+)
 from ..errors import SourceError
-from ..bpf.program import (COUNTERS, DEFAULT_MAX_KEYS, DROP_COUNTERS, KIND_HYPERCALL, KIND_USERSPACE,
-                          NO_VCPU_ID, Program)
 from ..gc_policy import paused as gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
 from ..model import EMPTY_LATENCY, NOTE_NO_EXITS, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
@@ -195,7 +203,8 @@ class LiveSource:
 
     def next_interval(self) -> Interval:
         with self._lock:
-            if self.program is None:
+            program = self.program
+            if program is None:
                 raise SourceError("the live source is not open")
             t0 = time.perf_counter()
             now = time.monotonic()
@@ -206,7 +215,7 @@ class LiveSource:
                 hk, hv = r["hist"].drain()
                 rk, rv = r["requests"].drain()
                 ik, iv = r["info"].read()
-                totals = self.program.counters()
+                totals = program.counters()
             except OSError as e:
                 raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
             with gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
@@ -215,7 +224,7 @@ class LiveSource:
                                                        [c.decode(errors="replace") for c in iv["comm"].tolist()])))
             vms, threads = self._identify(threads, now)
             out = tuple(self._thread_interval(pid, tid, t) for (pid, tid), t in sorted(threads.items()))
-            status = self._status(totals)
+            status = self._status(program, totals)
             poll_ms = (time.perf_counter() - t0) * 1000.0
         return Interval(time=time.time(), interval_s=interval_s, threads=out, vms=vms,
                         status=_with_poll_ms(status, poll_ms), kernel=os.uname().release)
@@ -324,16 +333,16 @@ class LiveSource:
             for tid in arr.tolist():
                 self._tid_info.pop(tid, None)
 
-    def _status(self, totals: dict[str, int]) -> CollectorStatus:
+    def _status(self, program: Program, totals: dict[str, int]) -> CollectorStatus:
         delta = {k: totals[k] - self._totals.get(k, 0) for k in COUNTERS}
         self._totals = totals
         drops_by_map = {m: delta[c] for m, c in DROP_COUNTERS.items() if delta[c]}
-        feats = self.program.features
+        feats = program.features or Features()
         since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
         exits_ok = not (since["seen_userspace"] > 0 and since["seen_exits"] == 0)
         notes = ([] if exits_ok else [NOTE_NO_EXITS]) + list(feats.notes())
-        if self.program.fallback:
-            notes.append(self.program.fallback)
+        if program.fallback:
+            notes.append(program.fallback)
         return CollectorStatus(
             drops=sum(drops_by_map.values()),
             unmatched_exits=delta["unmatched_exits"],

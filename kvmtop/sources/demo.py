@@ -14,7 +14,7 @@ import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from .. import histogram
 from ..decode import HYPERCALLS, ISA_VMX, KVM_EXITS, VMX_REASONS, request_bit
@@ -198,7 +198,7 @@ def _phi(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shape(median_ns: float, sigma: float) -> tuple[tuple[int, float], ...]:
     """(bucket, probability) of a log-normal over the histogram's buckets."""
     mu = math.log(median_ns)
@@ -228,11 +228,12 @@ def _latency(median_ns: float, sigma: float, n: int) -> Latency:
     if n <= 0:
         return Latency()
     shape = _shape(median_ns, sigma)
-    counts = [[i, int(n * p), n * p - int(n * p)] for i, p in shape]
-    rest = n - sum(c[1] for c in counts)
-    for c in sorted(counts, key=lambda c: -c[2])[:rest]:
-        c[1] += 1
-    buckets = tuple((i, c) for i, c, _ in counts if c > 0)
+    whole = {i: int(n * p) for i, p in shape}
+    # the rounding remainder goes to the buckets with the largest fractions
+    by_fraction = sorted(shape, key=lambda ip: -(n * ip[1] - whole[ip[0]]))
+    for i, _p in by_fraction[: n - sum(whole.values())]:
+        whole[i] += 1
+    buckets = tuple((i, c) for i, c in whole.items() if c > 0)
     total = 0
     for i, c in buckets:
         total += histogram.bucket_mid(i) * c

@@ -4,7 +4,8 @@
 whose first line is a ``kvmtop.recording/`` header) opens as a RecordingSource, anything
 else as a text capture (TraceSource, which also reads a gzip-compressed capture). Both
 are unpaced and expose their intervals as the Sequence ``intervals`` (read from the file
-on demand for a recording) so the Feed can pause, step, seek and change speed. An unreadable file raises SourceError with a one-line message.
+on demand for a recording) so the Feed can pause, step, seek and change speed. An
+unreadable file raises SourceError with a one-line message.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from ..errors import SourceError
 from ..model import Interval
 from ..offline.recording import is_recording
 from ..offline.recording_reader import RecordingReader
-from ..errors import SourceError
 from .base import RecordedSource, Source
 
 

@@ -31,11 +31,11 @@ from __future__ import annotations
 import os
 import re
 
+from ..errors import SourceError
 from ..model import CollectorStatus, Interval, ThreadInterval, VmIdentity
 from ..offline.pairing import Aggregates, acc_stat
 from ..offline.trace_import import NotATrace, TraceImport, import_file
 from ..offline.trace_lines import ANON_TID, ENTRY, EXIT, HYPERCALL, USERSPACE
-from ..errors import SourceError
 from .base import RecordedSource
 
 MAX_GAP_WINDOWS = 60

@@ -29,6 +29,7 @@ in this process (vCPU in a thread) and times it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import IO
 
 PIO_PORT = 0x3F0
 DONE_PORT = 0x3F1
@@ -161,6 +163,7 @@ class Vm:
         if version != 12:
             raise GuestError(f"/dev/kvm API version {version}, expected 12")
         self.vm_fd = self._keep(fcntl.ioctl(kvm, KVM_CREATE_VM, 0))
+        assert self._anchor is not None
         region = _MemRegion(0, 0, 0, MEM_SIZE, ctypes.addressof(self._anchor))
         fcntl.ioctl(self.vm_fd, KVM_SET_USER_MEMORY_REGION, bytes(region))
         self.vcpu_fd = self._keep(fcntl.ioctl(self.vm_fd, KVM_CREATE_VCPU, 0))
@@ -189,6 +192,7 @@ class Vm:
         ``first_exit`` is set once the first exit has been handled."""
         counts = dict.fromkeys(EXIT_NAMES.values(), 0)
         run = self._run
+        assert run is not None, "set up in __init__"
         while not (stop and stop.is_set()):
             try:
                 fcntl.ioctl(self.vcpu_fd, KVM_RUN, 0)
@@ -259,7 +263,7 @@ class VcpuThread(threading.Thread):
             t0 = time.perf_counter()
             self.exits = self.vm.run(self.stop, self.mmio_sleep_s, self.running)
             self.elapsed = time.perf_counter() - t0
-        except BaseException as e:  # noqa: BLE001 - reported to the owner
+        except BaseException as e:
             self.error = e
             if self.on_error:
                 self.on_error(e)
@@ -366,10 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     if started:
         _emit({"done": True, "exits": vcpu.exits, "tid": vcpu.tid})
         if not args.loop:
-            try:
+            with contextlib.suppress(_Stop):
                 _wait_quit()
-            except _Stop:
-                pass
     return 0
 
 
@@ -382,7 +384,8 @@ class GuestProcess:
     def __init__(self, name: str, pio: int = 0, mmio: int = 0, hlt: int = 0,
                  mmio_sleep_ms: float = 0.0, loop: bool = False, timeout: float = 30.0):
         self.name, self.timeout, self.loop = name, timeout, loop
-        self.argv = [sys.executable, os.path.abspath(__file__), "-name", f"guest={name.replace(',', ',,')},debug-threads=on",
+        self.argv = [sys.executable, os.path.abspath(__file__),
+                     "-name", f"guest={name.replace(',', ',,')},debug-threads=on",
                      "--pio", str(pio), "--mmio", str(mmio), "--hlt", str(hlt),
                      "--mmio-sleep-ms", str(mmio_sleep_ms)] + (["--loop"] if loop else [])
         self.proc: subprocess.Popen | None = None
@@ -415,21 +418,22 @@ class GuestProcess:
 
     def close(self) -> int:
         """Send ``quit``, close stdin and reap the child; returns its exit status."""
-        if self.proc is None:
+        proc = self.proc
+        if proc is None:
             return 0
         try:
             self._send("quit")
-            self.proc.stdin.close()
+            self._pipe(proc.stdin).close()
         except (BrokenPipeError, OSError, ValueError):
             pass
         try:
-            self.proc.wait(self.timeout)
+            proc.wait(self.timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
-        return self.proc.returncode
+            proc.kill()
+            proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            self._pipe(f).close()
+        return proc.returncode
 
     @property
     def returncode(self) -> int | None:
@@ -441,22 +445,34 @@ class GuestProcess:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _started(self) -> subprocess.Popen:
+        if self.proc is None:
+            raise GuestError(f"guest {self.name!r} is not started")
+        return self.proc
+
+    @staticmethod
+    def _pipe(f: IO[bytes] | None) -> IO[bytes]:
+        assert f is not None, "every stream is a pipe (start)"
+        return f
+
     def _send(self, line: str) -> None:
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
+        stdin = self._pipe(self._started().stdin)
+        stdin.write(line.encode() + b"\n")
+        stdin.flush()
 
     def _read(self, key: str, timeout: float | None = None) -> dict:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        fd = self.proc.stdout.fileno()
+        proc = self._started()
+        fd = self._pipe(proc.stdout).fileno()
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 raise GuestError(f"guest {self.name!r}: no {key!r} line within the timeout")
             chunk = os.read(fd, 65536)
             if not chunk:
-                self.proc.wait()
-                err = self.proc.stderr.read().decode(errors="replace").strip()
-                raise GuestError(f"guest {self.name!r} exited ({self.proc.returncode}) before {key!r}: {err}")
+                proc.wait()
+                err = self._pipe(proc.stderr).read().decode(errors="replace").strip()
+                raise GuestError(f"guest {self.name!r} exited ({proc.returncode}) before {key!r}: {err}")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         msg = json.loads(line)

@@ -112,7 +112,7 @@ class KvmtopApp(App[int]):
         self._update_header()
         self.run_feed()
 
-    def exit(self, result=None, return_code: int = 0, message=None) -> None:  # type: ignore[override]
+    def exit(self, result=None, return_code: int = 0, message=None) -> None:
         self.feed.stop()  # wakes the worker so the process can end promptly
         super().exit(result, return_code, message)
 
@@ -139,7 +139,7 @@ class KvmtopApp(App[int]):
                 del raw, shown, cells  # hold nothing while waiting for the next one
         except SourceError as exc:
             self.post_message(FeedFailed(str(exc) or type(exc).__name__))
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        except Exception as exc:
             self.post_message(FeedFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]))
         finally:
             self.gc_policy.close()
@@ -245,8 +245,8 @@ class KvmtopApp(App[int]):
             return
 
         def done(result: ReasonFilter | None | bool) -> None:
-            if result is not False:  # False: cancelled
-                self.reason_filter = result  # type: ignore[assignment]
+            if not isinstance(result, bool):  # False: cancelled
+                self.reason_filter = result
 
         self.push_screen(FilterScreen(sorted(self.reasons_seen), self.reason_filter), done)
 

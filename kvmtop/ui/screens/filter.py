@@ -59,14 +59,14 @@ class FilterScreen(ModalScreen[ReasonFilter | None | bool]):
         self._fill("")
 
     # ------------------------------------------------------------------ list
-    def visible(self, text: str) -> list[str]:
+    def matching(self, text: str) -> list[str]:
         needle = text.strip().lower()
         return [n for n in self.names if needle in n.lower()]
 
     def _fill(self, text: str) -> None:
         sl = self.query_one("#filter-list", SelectionList)
         sl.clear_options()
-        names = self.visible(text)
+        names = self.matching(text)
         sl.add_options([(Text(n), n, n in self.selected) for n in names])
         if not self.names:
             sl.border_subtitle = "no exit reasons seen yet"
@@ -109,7 +109,7 @@ class FilterScreen(ModalScreen[ReasonFilter | None | bool]):
         names = set(self.selected)
         if not names:
             text = self.query_one("#filter-search", Input).value
-            names = set(self.visible(text)) if text.strip() else set()
+            names = set(self.matching(text)) if text.strip() else set()
         self.dismiss(ReasonFilter.of(names, exclude=self.exclude))
 
     @on(Input.Submitted, "#filter-search")

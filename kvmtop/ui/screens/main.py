@@ -69,10 +69,9 @@ class MainScreen(Screen):
             if self.sort_column in NEEDS_EXITS:
                 self.sort_column = "user"  # nothing to sort exits by on this host
         cells = view.vm_cells
-        if any(vm_key(v) not in cells for v in snapshot.vms):
-            cells = None
+        complete = all(vm_key(v) in cells for v in snapshot.vms)
         self.table.edges_to_owner = view.replaying
-        self.table.show(snapshot, self.sort_column, self.sort_reverse, cells)
+        self.table.show(snapshot, self.sort_column, self.sort_reverse, cells if complete else None)
 
     def _publish_sort(self) -> None:
         col = next(c for c in COLUMNS if c.key == self.sort_column)

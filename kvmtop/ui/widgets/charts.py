@@ -54,7 +54,8 @@ class LatencyChart(PlotextPlot):
         if latency is None or not latency.count:
             self._empty(why or "no exits of this reason this interval")
             return
-        xs, ys = [], []
+        xs: list[float] = []
+        ys: list[float] = []
         for index, n in latency.buckets:
             lo, hi = bucket_bounds(index)
             xs.append(math.log10(max(1.0, (lo + hi) / 2)))
@@ -63,9 +64,9 @@ class LatencyChart(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         plt.plot(xs, ys, color="cyan", marker="hd", fillx=True)
-        lo, hi = min(xs) - 0.1, max(xs) + 0.1
-        plt.xlim(lo, hi)
-        ticks, labels = _log_ticks(lo, hi)
+        left, right = min(xs) - 0.1, max(xs) + 0.1
+        plt.xlim(left, right)
+        ticks, labels = _log_ticks(left, right)
         plt.xticks(ticks, labels)
         for q, color in ((latency.p50, "green"), (latency.p99, "yellow")):
             if q > 0:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.actions import SkipAction
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Cells = tuple[Text, ...]
 
@@ -85,7 +85,7 @@ class DiffTable(DataTable):
         changed = False
         for col in self.COLUMNS:
             label = self._label(Col(col.key, labels.get(col.key, col.label), col.width, col.justify), "")
-            column = self.columns.get(col.key)  # type: ignore[call-overload]
+            column = self.columns.get(ColumnKey(col.key))
             if column is not None and column.label != label:
                 column.label = label
                 changed = True

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...model import Snapshot
+from ...model import CollectorStatus, Snapshot
 from .. import format as fmt
 
 SPARK_SECONDS = 120.0
@@ -60,8 +60,8 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
     """(line 1 right part, line 2, line 3, notice) — pure, for tests and the widget."""
     snap = state.snapshot
     host = snap.host if snap else None
-    status = snap.collector if snap else None
-    exits_ok = status.has("exits") if status else True
+    status = snap.collector if snap else CollectorStatus()  # before the first: nothing is missing
+    exits_ok = status.has("exits")
 
     right = Text(no_wrap=True)
     if host is not None and exits_ok:
@@ -149,12 +149,14 @@ class SparkText(Widget):
         return text
 
 
-def set_text(static: Static, text: Text) -> None:
-    """Update a one-line Static; re-layout only when its width may change."""
-    previous = getattr(static, "_kvmtop_len", None)
-    length = text.cell_len
-    static._kvmtop_len = length  # type: ignore[attr-defined]
-    static.update(text, layout=previous != length)
+class Line(Static):
+    """A one-line Static that re-lays out only when its width may change."""
+
+    cells: int | None = None  # the width of the text shown
+
+    def set_text(self, text: Text) -> None:
+        previous, self.cells = self.cells, text.cell_len
+        self.update(text, layout=previous != self.cells)
 
 
 class Meters(Vertical):
@@ -162,9 +164,9 @@ class Meters(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="meter-top"):
-            yield Static(id="meter-rate")
+            yield Line(id="meter-rate")
             yield SparkText(id="meter-spark")
-            yield Static(id="meter-lat")
+            yield Line(id="meter-lat")
         yield Static(id="meter-line2")
         yield Static(id="meter-line3")
         yield Static(id="meter-notice")
@@ -190,10 +192,10 @@ class Meters(Vertical):
                                                         style="bold magenta")
             values = list(snap.host.userspace_history)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
-        set_text(self.query_one("#meter-rate", Static), rate)
+        self.query_one("#meter-rate", Line).set_text(rate)
         self.query_one("#meter-spark", SparkText).set_values(values[-keep:])
         right, line2, line3, notice = summary_lines(state)
-        set_text(self.query_one("#meter-lat", Static), right)
+        self.query_one("#meter-lat", Line).set_text(right)
         self.query_one("#meter-line2", Static).update(line2, layout=False)
         self.query_one("#meter-line3", Static).update(line3, layout=False)
         box = self.query_one("#meter-notice", Static)

@@ -6,7 +6,7 @@ this interval, or the collector note saying the tracepoint has no source).
 
 from __future__ import annotations
 
-from rich.console import RenderableType
+from rich.console import JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -15,16 +15,16 @@ from ...model import Breakdown, CollectorStatus
 from .. import format as fmt
 
 
-def _table(*columns: tuple[str, str]) -> Table:
+def _table(*columns: tuple[str, JustifyMethod]) -> Table:
     """A borderless table; the first left-aligned column gives way when space is short."""
     t = Table(box=None, pad_edge=False, expand=True, show_edge=False, padding=(0, 1),
               header_style="bold")
     flexible = next((i for i, (_, j) in enumerate(columns) if j == "left"), None)
     for i, (name, justify) in enumerate(columns):
         if i == flexible:
-            t.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1)  # type: ignore[arg-type]
+            t.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1)
         else:
-            t.add_column(name, justify=justify, no_wrap=True, min_width=len(name))  # type: ignore[arg-type]
+            t.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
     return t
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from textual.binding import Binding
 
@@ -127,7 +127,7 @@ class VmTable(DiffTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open")]
 
     def show(self, snapshot: Snapshot, column: str, reverse: bool,
-             cells: dict[str, Cells] | None = None) -> None:
+             cells: Mapping[str, Cells] | None = None) -> None:
         if cells is None:
             cells = all_cells(snapshot)
         order = sorted_vms(snapshot, column, reverse)
