@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from pathlib import Path
@@ -29,7 +28,7 @@ from kvmtop.decode import (
     userspace_exit_name,
 )
 
-TRACES = sorted(glob.glob("/work/shared/traces/*.txt"))
+TRACES = sorted((Path(__file__).parent / "data" / "traces").glob("*.txt"))
 VMX, SVM = ISA_VMX, ISA_SVM
 
 

@@ -31,9 +31,7 @@ from kvmtop.sources.recording import RecordingSource, open_replay_source
 from kvmtop.sources.trace import TraceSource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRACES = os.path.join(ROOT, "..", "shared", "traces")
-if not os.path.isdir(TRACES):
-    TRACES = "/work/shared/traces"
+TRACES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "traces")
 
 
 def make_intervals(n: int = 30, seed: int = 7) -> list[Interval]:
@@ -119,8 +117,6 @@ def test_write_read_round_trip_and_identical_snapshots(tmp_path):
 ])
 def test_trace_import_records_and_replays_identically(tmp_path, name, window):
     path = os.path.join(TRACES, name)
-    if not os.path.exists(path):
-        pytest.skip("shared/traces is absent")
     ivs = TraceSource(path, window).intervals
     rec = str(tmp_path / "trace.kvmtop")
     with RecordingWriter(rec, {"source": name}) as w:

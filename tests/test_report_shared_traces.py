@@ -1,4 +1,4 @@
-"""Every real capture in shared/traces imports, checked against figures derived by hand.
+"""Every real capture in tests/data/traces imports, checked against figures derived by hand.
 
 How the figures were derived (never with the code under test):
 
@@ -29,16 +29,13 @@ from kvmtop.offline.trace_import import import_file
 from kvmtop.sources.recording import open_replay_source
 from kvmtop.sources.trace import TraceSource
 
-TRACES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces")
-if not os.path.isdir(TRACES):
-    TRACES = "/work/shared/traces"
+TRACES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "traces")
 AMD = os.path.join(TRACES, "amd-svm_kvm-lists_2019-2024_three-eras.txt")
 LKML = os.path.join(TRACES, "lkml-2023-03-30_krause-cr0wp_vmx-newfmt_2vcpu.txt")
 QEMU = os.path.join(TRACES, "qemu-devel-2021-05-25_pckbd_joined.txt")
 SUMMARIES = os.path.join(TRACES, "summaries_perf-kvm-stat_kvm_stat_perf-script_collection.txt")
 ALL = [AMD, LKML, QEMU, SUMMARIES]
 
-pytestmark = pytest.mark.skipif(not all(os.path.exists(p) for p in ALL), reason="shared/traces is absent")
 
 KEYS = ["schema", "events", "skipped_lines", "bad_lines", "unmatched", "reasons", "userspace_exits",
         "hypercalls", "requests", "threads"]
