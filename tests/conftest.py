@@ -1,10 +1,18 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the test groups (markers in pyproject.toml)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    """``bpf`` and ``kvm`` tests belong to the ``root`` group (``-m root`` / ``-m "not root"``)."""
+    for item in items:
+        if item.get_closest_marker("bpf") or item.get_closest_marker("kvm") or "kvm_guest" in item.fixturenames:
+            item.add_marker(pytest.mark.root)
+
 
 # --------------------------------------------------------------------------- real KVM guest
 # Owner: kvmtop/testing/kvm_guest.py. ``kvm_guest`` is a factory: kvm_guest("name", pio=5, ...) starts a

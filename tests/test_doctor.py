@@ -19,7 +19,10 @@ from kvmtop.bpf import headers
 from kvmtop.bpf.program import OPTIONAL, REQUIRED
 from kvmtop.commands import doctor as doctor_command
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+def needs_root(test):
+    """Reads tracefs: the root group, skipped without root."""
+    return pytest.mark.root(pytest.mark.skipif(os.geteuid() != 0, reason="needs root")(test))
 
 
 @pytest.fixture(autouse=True)

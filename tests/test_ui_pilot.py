@@ -27,6 +27,8 @@ from kvmtop.ui.widgets.reason_table import ReasonTable
 from kvmtop.ui.widgets.vcpu_table import VcpuTable
 from kvmtop.ui.widgets.vm_table import VmTable, vm_key
 
+pytestmark = pytest.mark.ui
+
 SIZE = (140, 42)
 
 

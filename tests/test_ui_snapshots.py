@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from textual.widgets import Input
 
 from kvmtop.stepped_feed import demo_feed
 from kvmtop.ui.app import make_app
+
+pytestmark = pytest.mark.ui
 
 SIZE = (140, 42)
 

@@ -24,6 +24,7 @@ KVMTOP = [str(ROOT / ".venv" / "bin" / "kvmtop")] if (ROOT / ".venv" / "bin" / "
     else [PYTHON, "-m", "kvmtop"]
 
 pytestmark = [
+    pytest.mark.ui,
     pytest.mark.kvm,
     pytest.mark.bpf,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
