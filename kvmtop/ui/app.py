@@ -24,6 +24,7 @@ from ..feed import Feed
 from ..filtering import ReasonFilter
 from ..gc_policy import GcPolicy
 from ..model import Snapshot
+from ..pacing import MAX_INTERVAL, MIN_INTERVAL
 from .messages import FeedEnded, FeedFailed, SnapshotReady, SortChanged
 from .palette import BindingCommands, Command
 from .prepare import prepare
@@ -34,7 +35,7 @@ from .view import View
 from .widgets.diff_table import Cells
 from .widgets.meters import HeaderState, Replay
 
-INTERVALS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+INTERVALS = (MIN_INTERVAL, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, MAX_INTERVAL)  # the +/- ladder
 INTERVAL = Binding.Group("Interval", compact=True)
 STEP = Binding.Group("Step", compact=True)
 SEEK = Binding.Group("Seek", compact=True)
