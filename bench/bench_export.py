@@ -163,7 +163,7 @@ def load(vms: int, scrapers: int, seconds: float) -> dict:
                     dt = scrape(child.url, timeout=10)[0]
                     with lock:
                         lat.append(dt * 1000)
-                except Exception as e:  # noqa: BLE001 - every failure is counted and shown
+                except Exception as e:
                     with lock:
                         failures.append(f"{type(e).__name__}: {e}")
 
@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'scrape p50':>11} {'p99':>8} {'CPU/scrape':>11} {'CPU @15s':>9}")
     for vms in args.sizes:
         m = measure(vms, args.scrapes if vms < 1000 else max(10, args.scrapes // 5))
-        print(f"{vms:>8} {m['series']:>8} {m['bytes_gz'] / 1024:>8.0f} {m['rss_mb']:>7.0f} {m['interval_ms']:>10.0f} ms "
+        print(f"{vms:>8} {m['series']:>8} {m['bytes_gz'] / 1024:>8.0f} {m['rss_mb']:>7.0f} "
+              f"{m['interval_ms']:>10.0f} ms "
               f"{m['first_ms']:>8.0f} ms {m['p50_ms']:>8.1f} ms {m['p99_ms']:>5.1f} ms {m['scrape_cpu_ms']:>8.1f} ms "
               f"{m['cpu_pct']:>8.2f}%")
         if vms == 100:

@@ -42,6 +42,7 @@ class RecordLog:
             self._reopen = False
             self.close()
             self._open()
+        assert self._fd is not None, "opened in __init__"
         _write_all(self._fd, record.encode("utf-8"))
 
     def close(self) -> None:
@@ -50,6 +51,7 @@ class RecordLog:
             self._fd = None
 
     def _open(self) -> None:
+        assert self.path is not None, "stdout needs no opening"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.opened += 1
         if self.header and os.fstat(self._fd).st_size == 0:

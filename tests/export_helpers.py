@@ -54,7 +54,7 @@ def wait_for(predicate, timeout: float, step: float = 0.1, what: str = "conditio
             result = predicate()
             if result:
                 return result
-        except Exception as e:  # noqa: BLE001 - the thing polled may not be up yet
+        except Exception as e:
             last_error = e
         time.sleep(step)
     raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
@@ -133,7 +133,7 @@ class PrometheusServer:
         for _ in range(3):  # the port is free when chosen; retry if someone took it meanwhile
             port = free_port()
             self.url = f"http://127.0.0.1:{port}"
-            self.log = open(os.path.join(self.dir, "prometheus.log"), "w+")
+            self.log = open(os.path.join(self.dir, "prometheus.log"), "w+")  # noqa: SIM115 - closed by stop() or a failed start
             self.proc = subprocess.Popen(
                 [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
                  f"--storage.tsdb.path={os.path.join(self.dir, 'data')}", f"--web.listen-address=127.0.0.1:{port}"],

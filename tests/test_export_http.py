@@ -12,15 +12,14 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from kvmtop.commands.export import Exporter, host_isa
-from kvmtop.exporter.http import parse_listen
-from kvmtop.exporter.state import MetricState
-from kvmtop.errors import SourceError
-from kvmtop.sources.demo import DemoSource
-
 from export_helpers import REPO, ExporterProcess, samples, scrape, value, wait_for
 from fake_sources import ListSource
+
+from kvmtop.commands.export import Exporter, host_isa
+from kvmtop.errors import SourceError
+from kvmtop.exporter.http import parse_listen
+from kvmtop.exporter.state import MetricState
+from kvmtop.sources.demo import DemoSource
 
 LOOPBACK = ("127.0.0.1", 0)
 
@@ -47,7 +46,8 @@ def exporter():
     def make(source, **kwargs) -> Exporter:
         log = []
         kwargs.setdefault("interval_s", 0.1)
-        e = Exporter(source, MetricState(forget_after_s=kwargs.pop("state_forget", 300)), LOOPBACK, log=log.append, **kwargs)
+        state = MetricState(forget_after_s=kwargs.pop("state_forget", 300))
+        e = Exporter(source, state, LOOPBACK, log=log.append, **kwargs)
         e.lines = log
         running.append(e.start())
         return e
@@ -123,7 +123,7 @@ def test_scrapes_while_vms_come_and_go(exporter):
         while not stop.is_set():
             try:
                 bodies.append(samples(scrape(e.url, timeout=5)))
-            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            except Exception as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=scraper) for _ in range(4)]
@@ -205,7 +205,8 @@ def test_demo_exporter_end_to_end_and_clean_exit_on_sigterm():
         text = wait_for(lambda: (t := scrape(e.url)) and value(t, "kvmtop_collector_intervals_total") >= 2 and t,
                         30, what="two demo intervals")
         s = samples(text)
-        assert s["kvmtop_vcpu_exits_total"] and len({lab["le"] for lab, _ in s["kvmtop_exit_latency_seconds_bucket"]}) == 98
+        assert s["kvmtop_vcpu_exits_total"]
+        assert len({lab["le"] for lab, _ in s["kvmtop_exit_latency_seconds_bucket"]}) == 98
         assert e.url.startswith("http://127.0.0.1:")
     assert e.proc.returncode == 0
     assert "Traceback" not in e.stderr

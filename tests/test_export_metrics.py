@@ -6,6 +6,8 @@ import random
 from decimal import Decimal
 
 import pytest
+from export_helpers import KNOWN_LINT, promtool_check_metrics, samples, value
+from fake_sources import make_interval
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
@@ -16,9 +18,6 @@ from kvmtop.exporter.buckets import DEFAULT, FINE, LAYOUTS, TOP_NS
 from kvmtop.exporter.families import KvmtopCollector
 from kvmtop.exporter.state import Histo, MetricState
 from kvmtop.model import CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
-
-from export_helpers import KNOWN_LINT, promtool_check_metrics, samples, value
-from fake_sources import make_interval
 
 
 def exposition(state: MetricState) -> str:

@@ -13,9 +13,16 @@ import shutil
 import urllib.request
 
 import pytest
-
-from export_helpers import (KNOWN_LINT, ExporterProcess, PrometheusServer, promtool_check_metrics, samples,
-                            scrape, value, wait_for)
+from export_helpers import (
+    KNOWN_LINT,
+    ExporterProcess,
+    PrometheusServer,
+    promtool_check_metrics,
+    samples,
+    scrape,
+    value,
+    wait_for,
+)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live collector needs root")
 needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
@@ -73,7 +80,8 @@ def test_prometheus_sees_the_real_guests_exact_counts_and_round_trip(exporter, k
         mean = value(text, "kvmtop_userspace_exit_latency_seconds_sum", **mmio) / count
         assert count == 3 and mean >= MMIO_SLEEP_MS / 1000
         # the bucket holding the median round trip, from the exporter's own buckets (cumulative)
-        buckets = sorted((float(lab["le"]), v) for lab, v in samples(text)["kvmtop_userspace_exit_latency_seconds_bucket"]
+        series = samples(text)["kvmtop_userspace_exit_latency_seconds_bucket"]
+        buckets = sorted((float(lab["le"]), v) for lab, v in series
                          if lab["pid"] == str(g.pid) and lab["reason"] == "KVM_EXIT_MMIO")
         k = next(i for i, (_, cum) in enumerate(buckets) if cum >= count / 2)
         lower, upper = buckets[k - 1][0], buckets[k][0]

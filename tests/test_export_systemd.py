@@ -14,9 +14,9 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-
 from export_helpers import REPO, ExporterProcess, scrape, value, wait_for
 
 UNIT = os.path.join(REPO, "contrib", "systemd", "kvmtop-exporter.service")
@@ -30,7 +30,7 @@ needs_tools = pytest.mark.skipif(not (shutil.which("setpriv") and shutil.which("
 
 def unit() -> dict[str, str]:
     settings = {}
-    for line in open(UNIT, encoding="utf-8"):
+    for line in Path(UNIT).read_text(encoding="utf-8").splitlines():
         m = re.match(r"^(\w+)=(.*)$", line.strip())
         if m:
             settings[m.group(1)] = m.group(2)

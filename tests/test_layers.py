@@ -19,7 +19,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(units) for units in (
     ("model", "history"),
     ("aggregate", "filtering", "identity", "tracefs", "bpf", "offline"),
     ("sources",),
-    ("feed", "stepped_feed", "text", "snapshot_json"),
+    ("feed", "stepped_feed", "text", "snapshot_json", "snapshot_csv", "record_log", "exporter"),
     ("ui",),
     ("commands", "testing"),
     ("cli", "__main__"),

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from export_helpers import REPO
 
 CONTRIB = os.path.join(REPO, "contrib", "prometheus")

@@ -11,14 +11,13 @@ import subprocess
 import sys
 
 import pytest
-
-from kvmtop import cli
-from kvmtop.commands import stream
-from kvmtop.aggregate import SnapshotBuilder
-from kvmtop.snapshot_csv import COLUMNS, rows, snapshot_to_csv
-
 from export_helpers import REPO, wait_for
 from fake_sources import ListSource, make_interval
+
+from kvmtop import cli
+from kvmtop.aggregate import SnapshotBuilder
+from kvmtop.commands import stream
+from kvmtop.snapshot_csv import COLUMNS, rows, snapshot_to_csv
 
 DEMO_STEP = 1.0  # the demo source stamps interval n at EPOCH + n seconds, whatever -d is
 

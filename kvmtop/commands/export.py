@@ -102,7 +102,7 @@ class Exporter:
                     if snap is None:
                         break
                     self.state.update(snap)
-                except Exception as e:  # noqa: BLE001 - any failure of one poll: count, log, go on
+                except Exception as e:
                     self.state.poll_failed()
                     self._log_failure(e)
                 self.app.prerender()

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from socketserver import TCPServer, ThreadingMixIn
+from typing import cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
@@ -69,7 +70,7 @@ class MetricsApp:
         self._wanted[key] = (encoder, self.clock())
         try:
             body = self._body(key, encoder)
-        except Exception as e:  # noqa: BLE001 - a bug must not take the server down
+        except Exception as e:
             self.log(f"encoding /metrics failed: {type(e).__name__}: {e}")
             return _reply(start_response, "500 Internal Server Error", b"encoding the metrics failed\n")
         headers = [("Content-Type", content_type)] + ([("Content-Encoding", "gzip")] if key[1] else [])
@@ -86,7 +87,7 @@ class MetricsApp:
                 if self._fresh(key) is None:
                     try:
                         self._render(key, encoder)
-                    except Exception as e:  # noqa: BLE001 - the scrape will say so again
+                    except Exception as e:
                         self.log(f"encoding /metrics failed: {type(e).__name__}: {e}")
 
     def _body(self, key, encoder) -> bytes:
@@ -150,7 +151,7 @@ class MetricsServer(ThreadingMixIn, WSGIServer):
     def server_bind(self):
         # HTTPServer.server_bind looks the host's FQDN up (DNS); the WSGI environ needs no more than this.
         TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
+        host, port = self._address()
         self.server_name, self.server_port = host, port
         self.setup_environ()
 
@@ -170,9 +171,14 @@ class MetricsServer(ThreadingMixIn, WSGIServer):
     def handle_error(self, request, client_address):
         pass  # a client that went away mid-response is not the server's problem
 
+    def _address(self) -> tuple[str, int]:
+        """(host, port) bound: an AF_INET/AF_INET6 address, whose host is text."""
+        host, port = self.server_address[:2]
+        return cast(str, host), int(port)
+
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self._address()
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
 
 
