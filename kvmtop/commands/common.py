@@ -1,4 +1,4 @@
-"""The source that the live front ends (dashboard, stream, record) build from the same options."""
+"""The source that the live front ends (dashboard, stream, record, export) build from the same options."""
 
 from __future__ import annotations
 

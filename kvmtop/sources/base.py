@@ -14,8 +14,8 @@ class Source(Protocol):
 
     ``paced`` sources (live, demo) measure the present: the caller waits ``interval_s``
     between calls and ``next_interval`` returns what happened since the last call.
-    Unpaced sources (recordings, imported traces) hold their intervals already; they
-    also expose them all as ``intervals`` so a replay can seek.
+    Unpaced sources (recordings, imported traces) know their intervals ahead; they
+    expose them as the Sequence ``intervals`` so a replay can seek.
     """
 
     name: str
@@ -35,9 +35,9 @@ class Source(Protocol):
 
 
 class RecordedSource:
-    """Base of unpaced sources whose intervals are all in memory (recordings, trace imports).
-
-    A Feed replays ``intervals`` itself (pause, step, seek, speed); ``next_interval`` just
+    """Base of unpaced sources whose intervals are known ahead (recordings, trace imports):
+    ``intervals`` is a Sequence (a list for a trace import; a recording reads its file on
+    demand). A Feed replays ``intervals`` itself (pause, step, seek, speed); ``next_interval`` just
     walks them in order for callers that do not seek.
     """
 
