@@ -79,8 +79,9 @@ def test_failed_polls_are_counted_logged_once_and_serving_goes_on(exporter):
 
 
 def test_slow_and_silent_clients_do_not_block_scrapes(exporter):
-    e = exporter(DemoSource(vms=50, vcpus=4), client_timeout_s=2.0)
+    e = exporter(DemoSource(vms=50, vcpus=4), client_timeout_s=5.0)
     wait_for(lambda: value(scrape(e.url), "kvmtop_collector_intervals_total") >= 1, 20, what="a first interval")
+    e.feed.interval_s = 60  # no poll competing with the scrapes: only the clients are measured
     host, port = e.server.server_address[:2]
     silent = [socket.create_connection((host, port)) for _ in range(5)]
     for s in silent[:3]:
@@ -93,7 +94,7 @@ def test_slow_and_silent_clients_do_not_block_scrapes(exporter):
         t0 = time.monotonic()
         for _ in range(5):
             assert value(scrape(e.url, timeout=5), "kvmtop_info") == 1
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 4  # not queued behind the stalled clients (they hold on for 5 s)
     finally:
         for s in silent + [reader]:
             s.close()
