@@ -51,13 +51,17 @@ def sandbox() -> list[str]:
     """A private mount namespace shaped like the unit's ProtectSystem=strict and friends."""
     hide_home = "" if REPO.startswith(("/home/", "/root/")) else \
         "for h in /home /root /run/user; do [ -d $h ] && mount -t tmpfs -o ro tmpfs $h; done; "
+    # PrivateTmp; a checkout under /tmp (a scratch clone) is bound back into the private /tmp
+    private_tmp = "mount -t tmpfs tmpfs /tmp; " if not REPO.startswith("/tmp/") else (
+        f"exec 3<'{REPO}'; mount -t tmpfs tmpfs /tmp; mkdir -p '{REPO}'; "
+        f"mount --no-canonicalize --bind /proc/self/fd/3 '{REPO}'; exec 3<&-; ")
     script = (
         "set -e; "
         "for m in $(awk '{print $2}' /proc/self/mounts | sort -u); do "
         "  case $m in /proc|/proc/*|/dev|/dev/*) continue;; esac; "
         "  mount -o remount,bind,ro \"$m\" 2>/dev/null || true; "
         "done; "
-        "mount -t tmpfs tmpfs /tmp; "
+        f"{private_tmp}"
         f"{hide_home}"
         f"mkdir -p {CACHE} 2>/dev/null || true; mount --bind {CACHE} {CACHE}; mount -o remount,bind,rw {CACHE}; "
         "if touch /usr/.kvmtop-rw-check 2>/dev/null; then echo 'sandbox: / is writable' >&2; exit 99; fi; "
