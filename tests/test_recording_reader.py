@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from test_recording import make_intervals, snapshots
 
+from kvmtop.errors import SourceError
 from kvmtop.feed import Feed
 from kvmtop.offline import datafile, recording_reader
 from kvmtop.offline.datafile import CUT_SHORT, DAMAGED, TRAILING, head, open_data
@@ -59,6 +60,8 @@ def test_any_order_of_access_gives_the_recorded_intervals(tmp_path, tight, kind)
         assert r[-1] == ivs[-1] and r[10:14] == ivs[10:14] and r[::25] == ivs[::25]
         with pytest.raises(IndexError):
             r[60]
+    with pytest.raises(SourceError, match="closed"):
+        r[3]
 
 
 def test_cut_files_read_their_complete_prefix_through_checkpoints(tmp_path, tight):

@@ -188,6 +188,8 @@ class RecordingReader(Sequence[Interval]):
         with self._lock:
             if self._last is not None and self._last[0] == i:
                 return self._last[1]
+            if self._data.closed:
+                raise SourceError(f"recording {os.path.basename(self.path)} is closed")
             line = self._line(i)
             try:
                 interval = interval_from_json(json.loads(line))
@@ -222,7 +224,8 @@ class RecordingReader(Sequence[Interval]):
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        self._data.close()
+        with self._lock:  # not in the middle of a read on another thread
+            self._data.close()
 
     def __enter__(self) -> RecordingReader:
         return self
