@@ -11,6 +11,7 @@ because that bucket also holds everything above it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from prometheus_client.utils import floatToGoString
@@ -33,29 +34,30 @@ class BucketLayout:
         lows = {histogram.bucket_bounds(i)[0] for i in range(1, histogram.NBUCKETS)}
         assert all(b in lows and b <= TOP_NS for b in self.boundaries), "not kernel boundaries"
         assert list(self.boundaries) == sorted(set(self.boundaries))
-        slots = np.searchsorted(np.array(self.boundaries, np.int64),
-                                np.array([histogram.bucket_bounds(i)[1] for i in range(histogram.NBUCKETS)]),
-                                side="left")
-        object.__setattr__(self, "_slot", slots.astype(np.intp))
-        object.__setattr__(self, "_le", tuple(floatToGoString((b - 1) / 1e9) for b in self.boundaries)
-                           + ("+Inf",))
 
     @property
     def size(self) -> int:
         """Buckets including +Inf."""
         return len(self.boundaries) + 1
 
-    @property
+    @cached_property
     def le(self) -> tuple[str, ...]:
         """The ``le`` label of each bucket, +Inf last."""
-        return self._le  # type: ignore[attr-defined]
+        return tuple(floatToGoString((b - 1) / 1e9) for b in self.boundaries) + ("+Inf",)
+
+    @cached_property
+    def _slot(self) -> np.ndarray:
+        """Prometheus bucket of each kernel bucket."""
+        return np.searchsorted(np.array(self.boundaries, np.int64),
+                               np.array([histogram.bucket_bounds(i)[1] for i in range(histogram.NBUCKETS)]),
+                               side="left").astype(np.intp)
 
     def slot(self, index: int) -> int:
         """The Prometheus bucket (0-based, +Inf last) that holds kernel bucket ``index``."""
-        return int(self._slot[index])  # type: ignore[attr-defined]
+        return int(self._slot[index])
 
     def slots(self, indices: np.ndarray) -> np.ndarray:
-        return self._slot[indices]  # type: ignore[attr-defined]
+        return self._slot[indices]
 
     def slot_of_ns(self, value_ns: int) -> int:
         return self.slot(histogram.bucket_index(value_ns))
