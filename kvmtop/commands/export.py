@@ -136,7 +136,10 @@ def run(args) -> int:
     except OSError as e:
         print(f"kvmtop: cannot listen on {args.listen}: {e.strerror or e}", file=sys.stderr)
         return 1
-    stop = lambda *_: exporter.done.set()  # noqa: E731
+
+    def stop(*_signal) -> None:
+        exporter.done.set()
+
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         stderr_log(f"serving {exporter.url} ({'demo' if args.demo else 'live'} source, every {args.interval:g} s, "
