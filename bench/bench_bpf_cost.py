@@ -1,94 +1,125 @@
 """What kvmtop's BPF programs cost per event, from the kernel's own accounting.
 
-BPF_ENABLE_STATS makes the kernel time every program run (run_time_ns / run_cnt).
+BPF_ENABLE_STATS makes the kernel time every program run (run_time_ns / run_cnt); that
+timing itself reads the clock twice around each run (the "stats floor", ~50 ns here, in
+every figure below; an empty program shows it).
 
-* Programs that fire on this host (kvm_userspace_exit, sys_enter_ioctl) are timed over
-  real events: an exit-heavy guest (kvmtop.testing.kvm_guest.run_exit_loop, vCPU in a thread of
-  this process) runs with the real program attached, once with the raw tracepoints kvmtop
-  uses where it can and once with the classic ones only. sys_enter_ioctl also counts
-  every other ioctl on the host, which leave at the KVM_RUN filter. BPF_ENABLE_STATS
-  reads the clock twice around every run; an empty program attached alongside shows that
-  floor, which every real-event figure includes. It times the programs only: what a
-  classic tracepoint spends before (filling its trace record), which raw tracepoints
-  save, is in bench_guest_slowdown.py's figures, not here.
-* The exit/entry/hypercall handlers, whose tracepoints never fire here, are timed over
-  many BPF_PROG_TEST_RUN calls of the -DKVMTOP_TEST build (same handler bodies; the
-  wrappers read pid_tgid/time from ctx instead of calling two helpers).
+* The exit/entry/hypercall handlers, whose tracepoints never fire on this host, are timed
+  over many BPF_PROG_TEST_RUN calls of the -DKVMTOP_TEST build (same handler bodies; the
+  wrappers read pid_tgid/time from ctx instead of calling two helpers), in steady state
+  (4 vCPU threads, 8 reasons, latencies over a dozen buckets), for each scenario: a plain
+  exit -> entry pair, with 2 request bits set at the exit, with a hypercall made during
+  the exit, and with both (the target's scenario).
+* Programs that fire here (kvm_userspace_exit, sys_enter_ioctl) are timed over real
+  events: an exit-heavy guest (kvmtop.testing.kvm_guest.run_exit_loop, vCPU in a thread of
+  this process) with the real program attached, with classic tracepoints and with the
+  raw ones kvmtop uses where it can. sys_enter_ioctl also counts every other ioctl on the
+  host, which leave at the KVM_RUN filter. What a classic tracepoint spends before the
+  program (filling its trace record) is not in these figures: bench_guest_slowdown.py's are
+  the whole cost.
 
-    sudo python bench/bench_bpf_cost.py [--pairs N] [--exits N]
+``--baseline FILE`` times another kvmtop.bpf.c too (e.g. ``git show
+main:kvmtop/bpf/kvmtop.bpf.c > /tmp/base.bpf.c``), interleaved with this one in the same
+rounds, and prints both.
+
+    sudo python bench/bench_bpf_cost.py [--events N] [--rounds R] [--exits N] [--baseline FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import statistics
 import sys
 
 from kvmtop.testing.bpf_testrun import TestProgram, bpf_stats, prog_stats
 
-TARGET_PAIR_NS = 400
-
-
-def _delta(fd: int, before: tuple[int, int]) -> tuple[int, int]:
-    ns, cnt = prog_stats(fd)
-    return ns - before[0], cnt - before[1]
-
-
-def _line(label: str, ns: int, cnt: int, unit: str = "event", target: int | None = None) -> float:
-    per = ns / cnt if cnt else float("nan")
-    tail = f" (target ≤ {target})" if target else ""
-    print(f"bpf_cost {label}: {per:.0f} ns/{unit}{tail}   [{cnt} runs]")
-    return per
-
-
-def synthetic(pairs: int) -> None:
-    from kvmtop.bpf.program import KVM_RUN
-
-    with TestProgram() as tp, bpf_stats():
-        fds = tp.program.test_fds
-        pid, tids = 1000, [1001 + i for i in range(4)]
-        t = 1_000_000
-        # steady state: the keys exist (as within an interval); 4 vCPUs, 8 reasons
-        before = {name: prog_stats(fd) for name, fd in fds.items()}
-        ex, en = tp.run["test_exit"], tp.run["test_entry"]
-        for i in range(pairs):
-            tid = tids[i & 3]
-            ptid = (pid << 32) | tid
-            ex(ptid, t, 1, 30 + (i & 7), 0, tid)
-            en(ptid, t + 700 + (i & 1023))
-            t += 2000
-        d_exit, d_entry = _delta(fds["test_exit"], before["test_exit"]), _delta(fds["test_entry"], before["test_entry"])
-        e = _line("exit", *d_exit)
-        n = _line("entry", *d_entry)
-        print(f"bpf_cost exit+entry: {e + n:.0f} ns/pair (target ≤ {TARGET_PAIR_NS})")
-
-        # with two request bits set at each exit
-        before = {name: prog_stats(fd) for name, fd in fds.items()}
-        for i in range(pairs // 4):
-            ptid = (pid << 32) | tids[i & 3]
-            ex(ptid, t, 1, 30, (1 << 0) | (1 << 14), 0)
-            en(ptid, t + 700)
-            t += 2000
-        _line("exit with 2 request bits", *_delta(fds["test_exit"], before["test_exit"]))
-
-        # hypercall between exit and entry, and a userspace round trip
-        before = {name: prog_stats(fd) for name, fd in fds.items()}
-        hc, ue, io = tp.run["test_hypercall"], tp.run["test_userspace_exit"], tp.run["test_ioctl"]
-        for i in range(pairs // 4):
-            ptid = (pid << 32) | tids[i & 3]
-            ex(ptid, t, 1, 18, 0, 0)
-            hc(ptid, t + 10, 5)
-            en(ptid, t + 900)
-            ue(ptid, t + 1000, 2, 0)
-            io(ptid, t + 5000, KVM_RUN)
-            t += 10_000
-        _line("hypercall", *_delta(fds["test_hypercall"], before["test_hypercall"]))
-        _line("entry with hypercall", *_delta(fds["test_entry"], before["test_entry"]))
-        _line("userspace_exit (test run)", *_delta(fds["test_userspace_exit"], before["test_userspace_exit"]))
-        _line("ioctl KVM_RUN (test run)", *_delta(fds["test_ioctl"], before["test_ioctl"]))
-
-
+TARGET_PAIR_NS = 250
+KVM_RUN = 0xAE80
 FLOOR_PROGRAM = b"RAW_TRACEPOINT_PROBE(kvm_userspace_exit) { return 0; }"
+EMPTY_TEST_PROGRAM = b"int test_empty(struct bpf_raw_tracepoint_args *ctx) { return 0; }"
+
+
+def _per_run(fds: dict[str, int], names, fn, n: int) -> float:
+    """Sum over ``names`` of the mean run time of each program while ``fn(i)`` runs n times."""
+    before = {k: prog_stats(fds[k]) for k in names}
+    for i in range(n):
+        fn(i)
+    total = 0.0
+    for k in names:
+        ns, cnt = prog_stats(fds[k])
+        runs = cnt - before[k][1]
+        total += (ns - before[k][0]) / runs if runs else float("nan")
+    return total
+
+
+SCENARIOS = ("exit+entry", "exit (2 request bits)+entry", "exit+entry, hypercall pending",
+             "exit (2 request bits)+entry, hypercall pending", "hypercall", "userspace_exit+KVM_RUN ioctl (test runs)")
+
+
+def scenario(tp: TestProgram, name: str, n: int) -> float:
+    """ns per event (or pair) of one scenario, over n runs of one loaded test build."""
+    fds, run = tp.program.test_fds, tp.run
+    ex, en, hc = run["test_exit"], run["test_entry"], run["test_hypercall"]
+    ue, io = run["test_userspace_exit"], run["test_ioctl"]
+    pid, tids = 1000, [1001 + i for i in range(4)]
+    clock = [1_000_000]
+    reqs = (1 << 0) | (1 << 14) if "request bits" in name else 0
+    hypercall = "hypercall" in name
+
+    def pair(i: int) -> None:
+        tid = tids[i & 3]
+        ptid, t = (pid << 32) | tid, clock[0]
+        ex(ptid, t, 1, 30 + (i >> 2 & 7), reqs, tid)
+        if hypercall:
+            hc(ptid, t + 10, 5)
+        en(ptid, t + 700 + (i & 1023))
+        clock[0] += 20_000
+
+    def round_trip(i: int) -> None:
+        ptid, t = (pid << 32) | tids[i & 3], clock[0]
+        ue(ptid, t, 2, 0)
+        io(ptid, t + 5000 + (i & 1023) * 4, KVM_RUN)
+        clock[0] += 20_000
+
+    if name.startswith("userspace"):
+        return _per_run(fds, ("test_userspace_exit", "test_ioctl"), round_trip, n)
+    return _per_run(fds, ("test_hypercall",) if name == "hypercall" else ("test_exit", "test_entry"), pair, n)
+
+
+def synthetic(events: int, rounds: int, baseline: str | None) -> None:
+    from bcc import BPF
+
+    from kvmtop.bpf.program import Features
+    from kvmtop.testing.bpf_testrun import Runner
+
+    builds = {"kvmtop": TestProgram()}
+    if baseline:
+        old = Features(requests=True, exit_vcpu_id=True, hypercalls=True, ioctl=True)
+        builds["baseline"] = TestProgram(source=baseline, features=old)
+    empty = BPF(text=EMPTY_TEST_PROGRAM)
+    empty_fd = empty.load_func(b"test_empty", BPF.RAW_TRACEPOINT).fd
+    results: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCENARIOS} for k in builds}
+    floor: list[float] = []
+    try:
+        with bpf_stats():
+            for r in range(rounds):  # interleaved: each scenario on each build, in turn
+                for name in SCENARIOS:
+                    for build in (builds if r % 2 == 0 else dict(reversed(builds.items()))):
+                        results[build][name].append(scenario(builds[build], name, events))
+                floor.append(_per_run({"e": empty_fd}, ("e",), lambda i, run=Runner(empty_fd): run(), events))
+    finally:
+        empty.cleanup()
+        for tp in builds.values():
+            tp.close()
+    print(f"bpf_cost stats floor (an empty program, test runs): {statistics.median(floor):.0f} ns/run, "
+          f"in every figure below")
+    for name in SCENARIOS:
+        now = statistics.median(results["kvmtop"][name])
+        was = f" (baseline {statistics.median(results['baseline'][name]):.0f})" if baseline else ""
+        target = f" (target ≤ {TARGET_PAIR_NS})" if "entry" in name else ""
+        print(f"bpf_cost {name}: {now:.0f} ns{was}{target}   [median of {rounds} rounds of {events}]")
 
 
 def _short(name: str) -> str:
@@ -97,58 +128,68 @@ def _short(name: str) -> str:
     return name[len("tracepoint__"):].split("__", 1)[1]
 
 
-def real(exits: int, raw: bool) -> None:
+def real(exits: int, raw: bool, baseline: str | None) -> None:
     from bcc import BPF
 
-    from kvmtop.bpf.program import RAW, Program
+    from kvmtop.bpf.program import RAW, Program, detect_features
     from kvmtop.testing.kvm_guest import run_exit_loop
 
-    p = Program(pid=None, raw=raw).load()
+    programs = {"kvmtop": Program(raw=raw).load()}
+    if baseline:
+        old = dataclasses.replace(detect_features(), thread_exit=False)
+        programs["baseline"] = Program(raw=raw, source=baseline, features=old).load()
+    for p in programs.values():
+        p.detach()
     floor = BPF(text=FLOOR_PROGRAM)
+    floor_fd = next(iter(floor.funcs.values())).fd
     try:
-        fds = p.prog_fds()
-        floor_fd = next(iter(floor.funcs.values())).fd
-        with bpf_stats():
-            before = {name: prog_stats(fd) for name, fd in fds.items()}
-            floor_before = prog_stats(floor_fd)
-            secs = run_exit_loop(exits)
-            after = {name: _delta(fd, before[name]) for name, fd in fds.items()}
-            floor_after = _delta(floor_fd, floor_before)
-        label = "raw" if p.probes.get("kvm:kvm_userspace_exit") == RAW else "classic"
-        if p.fallback:
-            print(f"bpf_cost: {p.fallback}")
-        print(f"bpf_cost guest ({label} tracepoints where possible): {exits} PIO exits in {secs:.2f} s "
-              f"({secs / exits * 1e6:.1f} µs/exit incl. the Python VMM)")
-        per = {}
-        for name, (ns, cnt) in sorted(after.items()):
-            if cnt:
-                per[name] = _line(f"{_short(name)} (real events)", ns, cnt)
-            else:
-                print(f"bpf_cost {_short(name)} (real events): never fired here")
-        kvm_run = [v for n, v in per.items() if n.endswith("sys_enter_ioctl")]
-        us = [v for n, v in per.items() if n.endswith("kvm_userspace_exit")]
-        if us and kvm_run:
-            print(f"bpf_cost userspace round trip, {label} (kvm_userspace_exit + KVM_RUN ioctl): "
-                  f"{us[0] + kvm_run[0]:.0f} ns/round trip (target ≤ {TARGET_PAIR_NS})")
-        _line("stats floor (empty program on kvm_userspace_exit, in every figure above)", *floor_after,
-              unit="run")
+        for label, p in programs.items():
+            p.attach()
+            fds = {**p.prog_fds(), "floor": floor_fd}
+            with bpf_stats():
+                before = {name: prog_stats(fd) for name, fd in fds.items()}
+                secs = run_exit_loop(exits)
+                after = {name: (prog_stats(fd)[0] - before[name][0], prog_stats(fd)[1] - before[name][1])
+                         for name, fd in fds.items()}
+            p.detach()
+            how = "raw" if p.probes.get("kvm:kvm_userspace_exit") == RAW else "classic"
+            print(f"bpf_cost {label}, {how} tracepoints where possible: {exits} PIO exits in {secs:.2f} s "
+                  f"({secs / exits * 1e6:.1f} µs/exit incl. the Python VMM)" + (f"; {p.fallback}" if p.fallback else ""))
+            per = {}
+            for name, (ns, cnt) in sorted(after.items()):
+                if name == "floor":
+                    continue
+                if cnt:
+                    per[name] = ns / cnt
+                    print(f"bpf_cost   {_short(name)} (real events): {ns / cnt:.0f} ns/event   [{cnt} runs]")
+                else:
+                    print(f"bpf_cost   {_short(name)} (real events): never fired here")
+            run = next((v for n, v in per.items() if n.endswith("sys_enter_ioctl")), None)
+            us = next((v for n, v in per.items() if n.endswith("kvm_userspace_exit")), None)
+            if us is not None and run is not None:
+                print(f"bpf_cost   userspace round trip (kvm_userspace_exit + KVM_RUN ioctl): {us + run:.0f} ns")
+            ns, cnt = after["floor"]
+            print(f"bpf_cost   stats floor (empty program on kvm_userspace_exit): {ns / max(cnt, 1):.0f} ns/run")
     finally:
         floor.cleanup()
-        p.close()
+        for p in programs.values():
+            p.close()
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=200_000, help="synthetic exit+entry pairs")
+    ap.add_argument("--events", type=int, default=5_000, help="synthetic events (or pairs) per scenario and round")
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--exits", type=int, default=100_000, help="real PIO exits of the test guest")
+    ap.add_argument("--baseline", metavar="FILE", help="another kvmtop.bpf.c to time in the same rounds")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_bpf_cost: needs root", file=sys.stderr)
         return 1
-    synthetic(args.pairs)
+    synthetic(args.events, args.rounds, args.baseline)
     if os.path.exists("/dev/kvm"):
-        real(args.exits, raw=False)
-        real(args.exits, raw=True)
+        real(args.exits, False, args.baseline)
+        real(args.exits, True, args.baseline)
     else:
         print("bpf_cost real events: skipped, /dev/kvm is absent")
     return 0

@@ -1,18 +1,37 @@
-"""How much slower an exit-heavy guest runs with kvmtop attached, in one run.
+"""How much slower an exit-heavy guest runs with kvmtop attached, beside perf and bpftrace.
 
-The test guest (kvmtop.testing.kvm_guest.run_exit_loop: a vCPU thread in this process doing PIO
-exits, each handled by a Python VMM) runs alternately without and with kvmtop's probes
-attached, many short rounds (ABBA order, so drift falls on both sides alike). kvmtop is a
-LiveSource in a child process, as it is in real use (its polls never hold this process's
-GIL), polled once a second throughout; between rounds only its probes are attached or
-detached. Each round gives a with/without ratio; the median ratio is the slowdown. On
-this host every PIO exit costs kvmtop two probes (kvm_userspace_exit and the KVM_RUN
-ioctl); where kvm_exit/kvm_entry fire, add those.
+The test guest (kvmtop.testing.kvm_guest.run_exit_loop: a vCPU thread in this process doing
+PIO exits, each handled by a Python VMM, ~11 µs a round trip) runs many short rounds. In
+each round every observer watches one run, and every observed run sits between two
+unobserved ones (B O1 B O2 B ...; the observers' order rotates from round to round); an
+observed run's ratio is to the mean of its two neighbours, and each figure is the median of
+those ratios over the rounds, so drift and noise from the rest of the host fall on both
+sides alike. Two clocks: wall time, what the guest sees, and the CPU time of the vCPU
+thread, which leaves out the time the rest of a busy host takes the CPU away (the observers'
+own user-space work, e.g. kvmtop's poll or perf writing its file, shows only in wall time).
 
-    sudo python bench/bench_guest_slowdown.py [--exits N] [--rounds R] [--classic]
+Observers (each attached only around the run it watches):
+- kvmtop: a LiveSource in a child process, as in real use, polled once a second
+  throughout; its probes are attached for the run, detached after.
+- perf stat, counting only (what kvm_stat does):
+  ``perf stat -e kvm:kvm_userspace_exit -e syscalls:sys_enter_ioctl -a``
+- perf record of the same two events (``-a``, to a file).
+- bpftrace: the same pairing as kvmtop's (kvm_userspace_exit -> the thread's next KVM_RUN
+  ioctl) into a per-VM histogram.
+perf and bpftrace are started per run and enabled (perf: --control) or ready (bpftrace:
+its BEGIN probe runs after every probe is attached) before the run starts. Every observer's
+count of the run's userspace exits is checked.
 
---classic also times kvmtop with classic tracepoints only (as before raw tracepoints),
-alternated within the same rounds.
+On this host each PIO exit costs an observer two probes (kvm_userspace_exit and the KVM_RUN
+ioctl entry); where kvm_exit/kvm_entry fire, kvmtop adds those.
+
+    sudo python bench/bench_guest_slowdown.py [--exits N] [--rounds R] [--only kvmtop,perf-stat,...]
+                                              [--baseline-tree DIR]
+
+``--baseline-tree DIR``: also time the kvmtop collector of another source tree (e.g.
+``git archive main | tar -x -C DIR``) in the same rounds, as "kvmtop (baseline)".
+perf comes with Debian's linux-perf package, bpftrace with bpftrace (scripts/setup.sh
+installs both); an observer whose tool is missing is skipped with a line saying so.
 """
 
 from __future__ import annotations
@@ -20,23 +39,50 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
+import select
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 
-from kvmtop.testing.kvm_guest import run_exit_loop
+from kvmtop.testing.kvm_guest import run_exit_loop_timed
 
 TARGET_PCT = 5.0
+MOONSHOT = 1.5  # kvmtop's slowdown within this factor of counting-only perf stat
 POLL_S = 1.0
+EVENTS = ("kvm:kvm_userspace_exit", "syscalls:sys_enter_ioctl")
+KVM_RUN = 0xAE80
+
+BPFTRACE_SCRIPT = r"""
+BEGIN { printf("ready\n"); }
+tracepoint:kvm:kvm_userspace_exit { @start[tid] = nsecs; }
+tracepoint:syscalls:sys_enter_ioctl /args->cmd == 0xAE80 && @start[tid]/ {
+    @round_trip_ns[pid] = hist(nsecs - @start[tid]);
+    @n[pid] = count();
+    delete(@start[tid]);
+}
+"""
 
 
-def collector(conn, raw: bool, target_pid: int) -> None:
-    """Child: a LiveSource polled every POLL_S; commands attach/detach its probes.
+# --------------------------------------------------------------------------- kvmtop, in a child
+
+
+def collector(conn, target_pid: int, tree: str | None) -> None:
+    """Child: a LiveSource polled every POLL_S; "attach"/"detach" toggle its probes.
 
     ``detach`` answers with the userspace exits of ``target_pid`` counted since ``attach``."""
+    if tree:  # this child imported kvmtop (with the bench module): import the tree's instead
+        for name in [m for m in sys.modules if m == "kvmtop" or m.startswith("kvmtop.")]:
+            del sys.modules[name]
+        sys.path.insert(0, tree)
     from kvmtop.sources.collector import LiveSource
 
-    src = LiveSource(raw=raw)
+    src = LiveSource()
     try:
         src.open()
     except Exception as e:
@@ -78,82 +124,232 @@ def collector(conn, raw: bool, target_pid: int) -> None:
         src.close()
 
 
-class Collector:
-    def __init__(self, ctx, raw: bool):
+class Kvmtop:
+    def __init__(self, ctx, tree: str | None = None):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=collector, args=(child, raw, os.getpid()), daemon=True)
+        self.proc = ctx.Process(target=collector, args=(child, os.getpid(), tree), daemon=True)
         self.proc.start()
         msg = self.conn.recv()
         if msg[0] != "ready":
-            raise SystemExit(f"bench_guest_slowdown: the collector failed: {msg[1]}")
-        _, self.probes, self.fallback = msg
+            raise RuntimeError(f"the collector failed: {msg[1]}")
+        _, probes, fallback = msg
+        raw = sorted(e.split(":")[1] for e, k in probes.items() if k == "raw_tracepoint")
+        self.how = f"raw tracepoints: {', '.join(raw)}" if raw else "classic tracepoints only"
+        if fallback:
+            self.how += f"; {fallback}"
 
-    def timed(self, exits: int) -> tuple[float, int]:
+    def start(self) -> None:
         self.conn.send("attach")
         self.conn.recv()
-        try:
-            secs = run_exit_loop(exits)
-        finally:
-            self.conn.send("detach")
-            seen = self.conn.recv()
-        return secs, seen
+
+    def stop(self) -> int:
+        self.conn.send("detach")
+        return self.conn.recv()
+
+    def expected(self, exits: int) -> int:
+        return exits + 1  # the DONE_PORT exit too: in flight at its thread's exit, counted then
 
     def close(self) -> None:
         self.conn.send("quit")
         self.proc.join(30)
 
 
+# --------------------------------------------------------------------------- perf, bpftrace
+
+
+class Perf:
+    """perf stat / perf record, started with its events disabled and enabled through --control."""
+
+    def __init__(self, mode: str, workdir: str):
+        self.mode, self.workdir = mode, workdir
+        self.how = f"perf {mode} -e {' -e '.join(EVENTS)} -a"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        ctl_r, self.ctl_w = os.pipe()
+        self.ack_r, ack_w = os.pipe()
+        self.out = os.path.join(self.workdir, f"perf-{self.mode}.out")
+        argv = ["perf", self.mode, *[a for e in EVENTS for a in ("-e", e)], "-a", "-D", "-1",
+                "--control", f"fd:{ctl_r},{ack_w}", "-o", self.out]
+        if self.mode == "stat":
+            argv += ["-x", ","]
+        self.proc = subprocess.Popen(argv, pass_fds=(ctl_r, ack_w), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        os.close(ctl_r)
+        os.close(ack_w)
+        self._command(b"enable")
+
+    def _command(self, cmd: bytes) -> None:
+        os.write(self.ctl_w, cmd + b"\n")
+        if not select.select([self.ack_r], [], [], 30)[0] or not os.read(self.ack_r, 64).startswith(b"ack"):
+            raise RuntimeError(f"perf {self.mode} did not acknowledge {cmd.decode()}: "
+                               f"{self.proc.stderr.read().decode(errors='replace')[:200]}")
+
+    def stop(self) -> int:
+        self._command(b"disable")
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
+        self.proc.stderr.close()
+        for fd in (self.ctl_w, self.ack_r):
+            os.close(fd)
+        if self.mode != "stat":
+            return -1
+        with open(self.out) as f:
+            for line in f:
+                fields = line.split(",")
+                if len(fields) > 2 and fields[2] == EVENTS[0]:
+                    return int(fields[0])
+        return 0
+
+    def expected(self, exits: int) -> int | None:
+        return exits + 1 if self.mode == "stat" else None  # perf record's file is not parsed
+
+    def close(self) -> None:
+        pass
+
+
+class Bpftrace:
+    def __init__(self, workdir: str):
+        self.script = os.path.join(workdir, "pairing.bt")
+        with open(self.script, "w") as f:
+            f.write(BPFTRACE_SCRIPT)
+        self.how = "bpftrace: kvm_userspace_exit -> next KVM_RUN ioctl of the thread, hist() per pid"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["bpftrace", self.script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = b""
+        while not line.startswith(b"ready"):
+            if not select.select([self.proc.stdout], [], [], 60)[0]:
+                raise RuntimeError("bpftrace did not start within 60 s")
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"bpftrace failed: {self.proc.stderr.read().decode(errors='replace')[:300]}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=60)
+        m = re.search(rf"@n\[{os.getpid()}\]: (\d+)", out.decode(errors="replace"))
+        return int(m.group(1)) if m else 0
+
+    def expected(self, exits: int) -> int:
+        return exits  # round trips that ended: the DONE_PORT exit never sees its KVM_RUN
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+def other_bpf_holders(mine: set[int]) -> list[str]:
+    """Other processes holding BPF programs (another kvmtop, a test suite): they slow the guest too."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) in mine:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-prog" for fd in fds):
+                with open(f"/proc/{pid}/comm") as f:
+                    out.append(f"{pid} ({f.read().strip()})")
+        except OSError:
+            continue
+    return out
+
+
+def pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def summary(ratios: list[float]) -> str:
+    med = statistics.median(ratios)
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [med] * 3
+    return f"{pct(med)} (quartiles {pct(q[0])}..{pct(q[2])})"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exits", type=int, default=50_000, help="PIO exits per run")
-    ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--classic", action="store_true", help="also time classic tracepoints only")
+    ap.add_argument("--exits", type=int, default=20_000, help="PIO exits per run")
+    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--only", default="kvmtop,perf-stat,perf-record,bpftrace",
+                    help="observers to time, comma-separated")
+    ap.add_argument("--baseline-tree", metavar="DIR", help="also time the kvmtop collector of this source tree")
     args = ap.parse_args(argv)
     if os.geteuid() != 0 or not os.path.exists("/dev/kvm"):
         print("bench_guest_slowdown: needs root and /dev/kvm", file=sys.stderr)
         return 1
+    wanted = args.only.split(",")
+    workdir = tempfile.mkdtemp(prefix="kvmtop-bench-")
     ctx = mp.get_context("spawn")
-    variants = {"kvmtop": Collector(ctx, raw=True)}
-    if args.classic:
-        variants["kvmtop classic"] = Collector(ctx, raw=False)
+    observers: dict = {}
     try:
-        run_exit_loop(10_000)  # warm up
-        times: dict[str, list[float]] = {"baseline": [], **{k: [] for k in variants}}
-        ratios: dict[str, list[float]] = {k: [] for k in variants}
+        if "kvmtop" in wanted:
+            observers["kvmtop"] = Kvmtop(ctx)
+        if args.baseline_tree:
+            observers["kvmtop (baseline)"] = Kvmtop(ctx, os.path.abspath(args.baseline_tree))
+        for name, make, tool, pkg in (("perf-stat", lambda: Perf("stat", workdir), "perf", "linux-perf"),
+                                      ("perf-record", lambda: Perf("record", workdir), "perf", "linux-perf"),
+                                      ("bpftrace", lambda: Bpftrace(workdir), "bpftrace", "bpftrace")):
+            if name not in wanted:
+                continue
+            if shutil.which(tool) is None:
+                print(f"guest_slowdown {name}: skipped, {tool} is not installed (apt-get install {pkg}, "
+                      f"or make setup)")
+                continue
+            observers[name] = make()
+        mine = {os.getpid(), *(o.proc.pid for o in observers.values() if isinstance(o, Kvmtop))}
+        others = other_bpf_holders(mine)
+        load0 = os.getloadavg()[0]
+
+        run_exit_loop_timed(5_000)  # warm up
+        names = list(observers)
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
+        base_wall, base_cpu, bad = [], [], []
         for r in range(args.rounds):
-            base = []
-            order = [None, *variants] if r % 2 == 0 else [*variants, None]
-            traced = {}
+            order = names[r % len(names):] + names[:r % len(names)]
+            prev = run_exit_loop_timed(args.exits)
+            base_wall.append(prev[0])
+            base_cpu.append(prev[1])
             for name in order:
-                if name is None:
-                    secs = run_exit_loop(args.exits)
-                    base.append(secs)
-                    times["baseline"].append(secs)
-                    continue
-                secs, seen = variants[name].timed(args.exits)
-                traced[name] = secs
-                times[name].append(secs)
-                if seen != args.exits + 1:
-                    print(f"guest_slowdown: warning: {name} counted {seen} userspace exits, "
-                          f"expected {args.exits + 1}")
-            for name, secs in traced.items():
-                ratios[name].append(secs / base[0])
-        per_exit = {k: statistics.median(v) / args.exits * 1e6 for k, v in times.items()}
-        print(f"guest_slowdown baseline: {per_exit['baseline']:.2f} µs/exit (median of {args.rounds} rounds "
-              f"of {args.exits} PIO exits, with and without kvmtop alternated)")
-        for name, c in variants.items():
-            raw = sorted(e.split(":")[1] for e, k in c.probes.items() if k == "raw_tracepoint")
-            how = f"raw tracepoints: {', '.join(raw)}" if raw else "classic tracepoints only"
-            if c.fallback:
-                how += f"; {c.fallback}"
-            ratio = statistics.median(ratios[name])
-            q = statistics.quantiles(ratios[name], n=4) if len(ratios[name]) > 1 else [ratio] * 3
-            print(f"guest_slowdown {name}: {per_exit[name]:.2f} µs/exit, median ratio {ratio:.3f} = "
-                  f"{(ratio - 1) * 100:+.1f}% (quartiles {(q[0] - 1) * 100:+.1f}%..{(q[2] - 1) * 100:+.1f}%) "
-                  f"(target ≤ {TARGET_PCT:.0f}%) [{how}]")
+                obs = observers[name]
+                obs.start()
+                try:
+                    t = run_exit_loop_timed(args.exits)
+                finally:
+                    counted = obs.stop()
+                expect = obs.expected(args.exits)
+                if counted != expect and expect is not None:
+                    bad.append(f"{name} counted {counted} userspace exits, expected {expect}")
+                nxt = run_exit_loop_timed(args.exits)
+                base_wall.append(nxt[0])
+                base_cpu.append(nxt[1])
+                wall[name].append(t[0] / ((prev[0] + nxt[0]) / 2))
+                cpu[name].append(t[1] / ((prev[1] + nxt[1]) / 2))
+                prev = nxt
+        others += [p for p in other_bpf_holders(mine) if p not in others]
+
+        print(f"guest_slowdown baseline: {statistics.median(base_wall) / args.exits * 1e6:.2f} µs/exit wall, "
+              f"{statistics.median(base_cpu) / args.exits * 1e6:.2f} µs/exit CPU of the vCPU thread "
+              f"({args.rounds} rounds of {args.exits} PIO exits; load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
+        for name in names:
+            target = f" (target ≤ {TARGET_PCT:.0f}%)" if name == "kvmtop" else ""
+            print(f"guest_slowdown {name}: wall {summary(wall[name])}, CPU {summary(cpu[name])}{target}   "
+                  f"[{observers[name].how}]")
+        if "kvmtop" in names and "perf-stat" in names:
+            for label, series in (("wall", wall), ("CPU", cpu)):
+                k, p = statistics.median(series["kvmtop"]) - 1, statistics.median(series["perf-stat"]) - 1
+                ratio = f"{k / p:.2f}×" if p > 0 else "n/a (perf stat's slowdown is not above zero)"
+                print(f"guest_slowdown kvmtop / perf stat (counting only), {label}: {ratio} (moonshot ≤ {MOONSHOT}×)")
+        for line in bad:
+            print(f"guest_slowdown: warning: {line}")
+        if others:
+            print(f"guest_slowdown: note: other processes held BPF programs during the rounds (their probes "
+                  f"may fire on this guest too): {', '.join(others[:8])}")
     finally:
-        for c in variants.values():
-            c.close()
+        for obs in observers.values():
+            obs.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -1,10 +1,11 @@
 """Milliseconds per poll of the live source with many map keys.
 
 The maps of a real LiveSource are filled from Python (one batch update per map) with a
-realistic shape: vCPU threads with 25 (kind, code) stat keys each (20 exit reasons, 3
-userspace codes, 2 hypercalls), 2 histogram buckets per stat key and 4 request bits per
-thread: 79 map keys per thread. --keys counts all map keys (stats + hist + requests). Then one poll is timed two ways:
-``drain`` (the three lookup-and-delete batches into numpy) and ``next_interval`` (drain,
+realistic shape: vCPU threads with 25 (kind, code) keys each (20 exit reasons, 3
+userspace codes, 2 hypercalls), each key's events in 2 latency buckets (one `stats` row
+per key and bucket) and its pairing state (4 request bits counted): 51 map rows per
+thread. --keys counts all map rows. Then one poll is timed two ways: ``drain`` (the
+lookup-and-delete batches into numpy) and ``next_interval`` (drain, pairing state,
 grouping, Stat/Latency objects, identity, status). Repeated, best and median shown.
 
     sudo python bench/bench_poll.py [--keys 10000 100000] [--repeat 5]
@@ -31,6 +32,7 @@ TID_BASE = 3_000_000  # not real threads: only the maps are exercised
 
 
 def fill(src: LiveSource, n: int, pid: int) -> dict[str, int]:
+    """n (thread, kind, code) keys, two `stats` rows each, one pairing state per thread."""
     threads = max(1, n // CODES_PER_THREAD)
     idx = np.arange(n)
     tid = (TID_BASE + idx // CODES_PER_THREAD).astype(np.uint32)
@@ -38,27 +40,23 @@ def fill(src: LiveSource, n: int, pid: int) -> dict[str, int]:
     kind = np.where(slot < 20, KIND_VMX, np.where(slot < 23, KIND_USERSPACE, KIND_HYPERCALL)).astype(np.uint8)
     code = np.where(slot < 20, slot * 3, slot).astype(np.uint32)
 
-    sk = np.zeros(n, maps.STAT_KEY)
-    sk["pid"], sk["tid"], sk["code"], sk["kind"] = pid, tid, code, kind
-    sv = np.zeros(n, maps.STAT_VAL)
-    sv["count"], sv["sum_ns"], sv["min_ns"], sv["max_ns"] = 5, 4000, 300, 2000
-
-    hk = np.zeros(2 * n, maps.HIST_KEY)
+    sk = np.zeros(2 * n, maps.STAT_KEY)
+    sv = np.zeros(2 * n, maps.STAT_VAL)
     for j, value in enumerate((400, 1500)):
-        part = hk[j * n:(j + 1) * n]
+        part = sk[j * n:(j + 1) * n]
         part["pid"], part["tid"], part["code"], part["kind"] = pid, tid, code, kind
         part["bucket"] = histogram.bucket_index(value)
-    hv = np.full(2 * n, 2, maps.COUNT)
-
-    rk = np.zeros(threads * 4, maps.REQ_KEY)
-    rk["pid"] = pid
-    rk["tid"] = np.repeat(TID_BASE + np.arange(threads), 4)
-    rk["bit"] = np.tile([0, 3, 14, 40], threads)
-    rv = np.full(len(rk), 3, maps.COUNT)
+        v = sv[j * n:(j + 1) * n]
+        v["count"], v["sum_ns"], v["min_ns"], v["max_ns"] = 2, 2 * value, value, value
 
     r = src._readers
-    return {"stats": r["stats"].update(sk, sv), "hist": r["hist"].update(hk, hv),
-            "requests": r["requests"].update(rk, rv)}
+    idx, states = r["slots"].read()  # the threads' pairing state: request counts are cumulative
+    tids = TID_BASE + np.arange(threads)
+    mine = tids % len(idx)
+    states["tid"][mine], states["pid"][mine] = tids, pid
+    for bit in (0, 3, 14, 40):
+        states["req"][mine, bit] += 3
+    return {"stats": r["stats"].update(sk, sv), "slots": r["slots"].update(idx[mine], states[mine])}
 
 
 def main(argv=None) -> int:
@@ -71,7 +69,7 @@ def main(argv=None) -> int:
         return 1
     pid = os.getpid()  # a live process, so identity resolves; the kernel filter keeps real events out
     for total in args.keys:
-        n = round(total * CODES_PER_THREAD / (3 * CODES_PER_THREAD + 4))  # stat keys
+        n = round(total * CODES_PER_THREAD / (2 * CODES_PER_THREAD + 1))  # (thread, kind, code) keys
         src = LiveSource(pid=pid, max_keys=n)
         src.open()
         try:
@@ -79,7 +77,7 @@ def main(argv=None) -> int:
             for _ in range(args.repeat):
                 fill(src, n, pid)
                 t = time.perf_counter()
-                for name in ("stats", "hist", "requests"):
+                for name in ("stats", "lost"):
                     src._readers[name].drain()
                 drain_ms.append((time.perf_counter() - t) * 1000)
                 filled = fill(src, n, pid)
@@ -91,9 +89,9 @@ def main(argv=None) -> int:
             keys = sum(filled.values())
             target = TARGET_MS.get(total)
             tail = f" (target ≤ {target})" if target else ""
-            print(f"poll drain {keys} map keys ({n} stat keys): {statistics.median(drain_ms):.1f} ms/poll "
+            print(f"poll drain {keys} map rows ({n} keys): {statistics.median(drain_ms):.1f} ms/poll "
                   f"median, {min(drain_ms):.1f} best{tail}")
-            print(f"poll next_interval {keys} map keys ({n} stat keys): {statistics.median(poll_ms):.1f} ms/poll "
+            print(f"poll next_interval {keys} map rows ({n} keys): {statistics.median(poll_ms):.1f} ms/poll "
                   f"median, {min(poll_ms):.1f} best{tail}")
         finally:
             src.close()

@@ -44,22 +44,26 @@ def _by_count(items):
 
 def reason_stats(reasons: Mapping[ReasonKey, Stat], interval_s: float) -> tuple[ReasonStat, ...]:
     return _by_count(
-        ReasonStat(isa, code, decode.exit_reason_name(isa, code), s.count, per_second(s.count, interval_s), s.latency)
+        ReasonStat(isa, code, decode.exit_reason_name(isa, code), s.count, per_second(s.count, interval_s), s.latency,
+                   s.lost)
         for (isa, code), s in reasons.items()
     )
 
 
 def code_stats(stats: Mapping[int, Stat], interval_s: float, namer) -> tuple[CodeStat, ...]:
     return _by_count(
-        CodeStat(code, namer(code), s.count, per_second(s.count, interval_s), s.latency)
+        CodeStat(code, namer(code), s.count, per_second(s.count, interval_s), s.latency, s.lost)
         for code, s in stats.items()
     )
 
 
-def request_stats(requests: Mapping[int, int], exits: int, kernel: str | None) -> tuple[RequestStat, ...]:
+def request_stats(requests: Mapping[int, int], exits: int, kernel: str | None,
+                  lost: Mapping[int, int] | None = None) -> tuple[RequestStat, ...]:
+    """``lost``: bit -> exits with the bit that a full map could not take (a bit may have only those)."""
+    lost = lost or {}
     stats = (
-        RequestStat(bit, decode.request_bit_name(bit, kernel), n, n / exits if exits else 0.0)
-        for bit, n in requests.items()
+        RequestStat(bit, decode.request_bit_name(bit, kernel), n, n / exits if exits else 0.0, lost.get(bit, 0))
+        for bit, n in {**dict.fromkeys(lost, 0), **requests}.items()
     )
     return tuple(sorted(stats, key=lambda r: (-r.count, r.bit)))
 
@@ -115,7 +119,8 @@ class SnapshotBuilder:
                                        decode.userspace_exit_name),
             hypercalls=code_stats(merge_maps(_code_map(v.hypercalls) for v in vms), dt, decode.hypercall_name),
             requests=request_stats(merge_maps({r.bit: r.count for r in v.requests} for v in vms),
-                                   sum(v.exits for v in vms), interval.kernel),
+                                   sum(v.exits for v in vms), interval.kernel,
+                                   merge_maps({r.bit: r.lost for r in v.requests if r.lost} for v in vms)),
             history_slot=slot,
             entity=HOST,
             vm_count=len(vms),
@@ -142,7 +147,7 @@ class SnapshotBuilder:
                 reasons=reason_stats(t.reasons, dt),
                 userspace_exits=code_stats(t.userspace, dt, decode.userspace_exit_name),
                 hypercalls=code_stats(t.hypercalls, dt, decode.hypercall_name),
-                requests=request_stats(t.requests, exits, kernel),
+                requests=request_stats(t.requests, exits, kernel, t.requests_lost),
                 history_slot=slot,
                 entity=entity,
                 pid=ident.pid,
@@ -150,6 +155,7 @@ class SnapshotBuilder:
                 index=ident.vcpu_index.get(tid),
                 vcpu_id=t.vcpu_id,
                 comm=ident.comms.get(tid, ""),
+                in_userspace=t.in_userspace,
             )
             self._record(entity, vcpu, dt)
             vcpus.append(vcpu)
@@ -160,7 +166,8 @@ class SnapshotBuilder:
             reasons=reason_stats(merge_maps(t.reasons for t in threads), dt),
             userspace_exits=code_stats(merge_maps(t.userspace for t in threads), dt, decode.userspace_exit_name),
             hypercalls=code_stats(merge_maps(t.hypercalls for t in threads), dt, decode.hypercall_name),
-            requests=request_stats(merge_maps(t.requests for t in threads), exits, kernel),
+            requests=request_stats(merge_maps(t.requests for t in threads), exits, kernel,
+                                   merge_maps(t.requests_lost for t in threads)),
             history_slot=slot,
             entity=vm_entity(ident.pid, ident.start_time),
             pid=ident.pid,
@@ -182,9 +189,9 @@ class SnapshotBuilder:
 
 
 def _reason_map(b) -> dict[ReasonKey, Stat]:
-    return {r.key: Stat(r.count, r.latency) for r in b.reasons}
+    return {r.key: Stat(r.count, r.latency, r.lost) for r in b.reasons}
 
 
 def _code_map(items) -> dict[int, Stat]:
-    return {c.code: Stat(c.count, c.latency) for c in items}
+    return {c.code: Stat(c.count, c.latency, c.lost) for c in items}
 

@@ -191,15 +191,27 @@ EMPTY_LATENCY = Latency()
 
 @dataclass(frozen=True)
 class Stat:
-    """Events of one kind in one interval, and the durations paired with them."""
+    """Events of one kind in one interval, and the durations paired with them.
+
+    ``lost``: events of this kind that a full BPF map could not take (not in ``count``)."""
 
     count: int
     latency: Latency = EMPTY_LATENCY
+    lost: int = 0
 
     @classmethod
     def merge(cls, items: Iterable[Stat]) -> Stat:
         parts = list(items)
-        return cls(sum(s.count for s in parts), Latency.merge(s.latency for s in parts))
+        return cls(sum(s.count for s in parts), Latency.merge(s.latency for s in parts),
+                   sum(s.lost for s in parts))
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A userspace exit whose round trip had not ended when the interval did."""
+
+    code: int  # its KVM_EXIT_* code
+    ns: int    # how long the VMM had had it, at the end of the interval
 
 
 # --------------------------------------------------------------------------- intervals
@@ -216,6 +228,8 @@ class ThreadInterval:
     userspace: Mapping[int, Stat] = field(default_factory=dict)  # KVM_EXIT_* code (see decode)
     hypercalls: Mapping[int, Stat] = field(default_factory=dict)
     requests: Mapping[int, int] = field(default_factory=dict)  # bit -> exits with the bit set
+    requests_lost: Mapping[int, int] = field(default_factory=dict)  # bit -> exits a full map lost
+    in_userspace: InFlight | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,8 @@ class CollectorStatus:
     unmatched_entries: int = 0
     poll_ms: float = 0.0
     drops_by_map: Mapping[str, int] = field(default_factory=dict)
+    # events not recorded, per kind: "exits", "userspace", "hypercalls", "requests" (sum = drops)
+    drops_by_kind: Mapping[str, int] = field(default_factory=dict)
     # feature -> available: "exits" (kvm_exit/kvm_entry), "requests", "hypercalls",
     # "userspace" (kvm_userspace_exit). Missing keys count as available.
     features: Mapping[str, bool] = field(default_factory=dict)
@@ -299,6 +315,7 @@ class ReasonStat:
     count: int
     per_s: float
     latency: Latency
+    lost: int = 0  # events a full map could not take (not in count)
 
     @property
     def key(self) -> ReasonKey:
@@ -314,6 +331,7 @@ class CodeStat:
     count: int
     per_s: float
     latency: Latency
+    lost: int = 0  # events a full map could not take (not in count)
 
 
 @dataclass(frozen=True)
@@ -322,6 +340,7 @@ class RequestStat:
     name: str
     count: int  # exits with the bit set
     share: float  # of all exits in the interval
+    lost: int = 0  # exits with the bit that a full map could not take
 
 
 History = tuple[float, ...]  # oldest first, one value per interval (events per second)
@@ -370,6 +389,24 @@ class Breakdown(Derivable):
     @property
     def hypercalls_per_s(self) -> float:
         return per_second(self.hypercall_count, self.interval_s)
+
+    @cached_property
+    def exits_lost(self) -> int:
+        """Exits a full map could not take (the exit figures are lower bounds when > 0)."""
+        return sum(r.lost for r in self.reasons)
+
+    @cached_property
+    def userspace_lost(self) -> int:
+        return sum(u.lost for u in self.userspace_exits)
+
+    @cached_property
+    def hypercalls_lost(self) -> int:
+        return sum(h.lost for h in self.hypercalls)
+
+    @cached_property
+    def lost(self) -> int:
+        """Events of any kind (request bits included) a full map could not take."""
+        return self.exits_lost + self.userspace_lost + self.hypercalls_lost + sum(r.lost for r in self.requests)
 
     @cached_property
     def latency(self) -> Latency:
@@ -421,6 +458,7 @@ class VcpuStat(Breakdown):
     index: int | None = None  # the VMM's vCPU number ("CPU 3/KVM"), when known
     vcpu_id: int | None = None  # KVM's vcpu_id (APIC id)
     comm: str = ""
+    in_userspace: InFlight | None = None  # its VMM has had an exit this long, at the end
 
     @property
     def label(self) -> str:
@@ -440,6 +478,12 @@ class VmStat(Breakdown):
 
     def vcpu(self, tid: int) -> VcpuStat | None:
         return next((v for v in self.vcpus if v.tid == tid), None)
+
+    @cached_property
+    def longest_in_userspace(self) -> VcpuStat | None:
+        """The vCPU whose userspace exit has been in flight longest, if any is."""
+        busy = [v for v in self.vcpus if v.in_userspace is not None]
+        return max(busy, key=lambda v: v.in_userspace.ns) if busy else None
 
 
 @dataclass(frozen=True, eq=False)

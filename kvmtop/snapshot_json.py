@@ -2,7 +2,9 @@
 
 Counts are for the interval only. Fields beyond the contract are extensions (added,
 never renamed): ``host`` details, per-vCPU breakdowns, ``collector.sources`` and
-``collector.notes``.
+``collector.notes``, ``lost`` on every row and breakdown (events a full BPF map could not
+take: the row's true count is ``count + lost``), ``in_userspace`` per vCPU and VM,
+``collector.drops_by_kind``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .model import Breakdown, CodeStat, Snapshot, VcpuStat, VmStat
+from . import decode
+from .model import Breakdown, CodeStat, InFlight, Snapshot, VcpuStat, VmStat
 
 SCHEMA = "kvmtop.snapshot/1"
 
@@ -22,20 +25,22 @@ def _round(x: float) -> float:
 def _reasons(b: Breakdown) -> list[dict[str, Any]]:
     return [
         {"isa": r.isa, "code": r.code, "name": r.name, "count": r.count, "per_s": _round(r.per_s),
-         "latency_ns": r.latency.to_json()}
+         "latency_ns": r.latency.to_json(), "lost": r.lost}
         for r in b.reasons
     ]
 
 
 def _codes(items: tuple[CodeStat, ...], key: str) -> list[dict[str, Any]]:
     return [
-        {key: c.code, "name": c.name, "count": c.count, "per_s": _round(c.per_s), "latency_ns": c.latency.to_json()}
+        {key: c.code, "name": c.name, "count": c.count, "per_s": _round(c.per_s), "latency_ns": c.latency.to_json(),
+         "lost": c.lost}
         for c in items
     ]
 
 
 def _requests(b: Breakdown) -> list[dict[str, Any]]:
-    return [{"bit": r.bit, "name": r.name, "count": r.count, "share": round(r.share, 6)} for r in b.requests]
+    return [{"bit": r.bit, "name": r.name, "count": r.count, "share": round(r.share, 6), "lost": r.lost}
+            for r in b.requests]
 
 
 def _breakdown(b: Breakdown) -> dict[str, Any]:
@@ -44,19 +49,29 @@ def _breakdown(b: Breakdown) -> dict[str, Any]:
         "userspace_exits": _codes(b.userspace_exits, "code"),
         "hypercalls": _codes(b.hypercalls, "nr"),
         "requests": _requests(b),
+        "lost": b.lost,
     }
+
+
+def _in_userspace(f: InFlight | None) -> dict[str, Any] | None:
+    """The userspace exit still with the VMM at the end of the interval, and for how long."""
+    return None if f is None else {"code": f.code, "name": decode.userspace_exit_name(f.code), "ns": f.ns}
 
 
 def vcpu_to_dict(v: VcpuStat) -> dict[str, Any]:
     return {"index": v.index, "tid": v.tid, "vcpu_id": v.vcpu_id, "exits": v.exits,
-            "exits_per_s": _round(v.exits_per_s), "comm": v.comm, **_breakdown(v)}
+            "exits_per_s": _round(v.exits_per_s), "comm": v.comm, **_breakdown(v),
+            "in_userspace": _in_userspace(v.in_userspace)}
 
 
 def vm_to_dict(vm: VmStat) -> dict[str, Any]:
+    longest = vm.longest_in_userspace
     return {
         "pid": vm.pid, "name": vm.name, "exits": vm.exits, "exits_per_s": _round(vm.exits_per_s),
         "vcpus": [vcpu_to_dict(v) for v in vm.vcpus],
         **_breakdown(vm),
+        "in_userspace": None if longest is None else {"tid": longest.tid, "index": longest.index,
+                                                      **_in_userspace(longest.in_userspace)},
     }
 
 
@@ -75,11 +90,13 @@ def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
             "hypercalls": h.hypercall_count, "hypercalls_per_s": _round(h.hypercalls_per_s),
             "latency_ns": h.latency.to_json(),
             "userspace_latency_ns": h.userspace_latency.to_json(),
+            "lost": h.lost,
         },
         "collector": {
             "drops": c.drops, "unmatched_exits": c.unmatched_exits, "unmatched_entries": c.unmatched_entries,
             "poll_ms": round(c.poll_ms, 3),
             "drops_by_map": dict(c.drops_by_map),
+            "drops_by_kind": dict(c.drops_by_kind),
             "sources": {k: bool(v) for k, v in c.features.items()},
             "notes": list(c.notes),
         },

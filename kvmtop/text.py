@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from . import units
+from . import marks, units
 from .model import Breakdown, Latency, Snapshot, VmStat
 from .safe_text import safe_name
 
@@ -22,45 +22,61 @@ def _table(title: str, header: str, rows: Sequence[str]) -> list[str]:
     return [f"  {title:<28}{header}", *(f"  {r}" for r in rows)] if rows else []
 
 
+def _count(n: int, lost: int) -> str:
+    return f"{marks.at_least(str(n), lost):>9}"
+
+
+def _lost(lost: int) -> str:
+    return f"  ! {marks.lost_note(lost)}" if lost else ""
+
+
 def render_breakdown(b: Breakdown, exits_ok: bool) -> list[str]:
     lines: list[str] = []
     exits = b.exits
     lines += _table(
         "Exit reason", f"{'count':>9} {'/s':>8} {'share':>6} {LAT_HEAD}",
-        [f"{safe_name(r.name, 27):<28}{r.count:>9} {units.rate(r.per_s):>8} "
-         f"{units.share(r.count / exits if exits else 0):>6} {_lat(r.latency)}" for r in b.reasons],
+        [f"{safe_name(r.name, 27):<28}{_count(r.count, r.lost)} {units.rate(r.per_s):>8} "
+         f"{units.share(r.count / exits if exits else 0):>6} {_lat(r.latency)}{_lost(r.lost)}" for r in b.reasons],
     )
     lines += _table(
         "Userspace exit (round trip)", f"{'count':>9} {'/s':>8} {'':>6} {LAT_HEAD}",
-        [f"{u.name:<28}{u.count:>9} {units.rate(u.per_s):>8} {'':>6} {_lat(u.latency)}" for u in b.userspace_exits],
+        [f"{u.name:<28}{_count(u.count, u.lost)} {units.rate(u.per_s):>8} {'':>6} {_lat(u.latency)}{_lost(u.lost)}"
+         for u in b.userspace_exits],
     )
     lines += _table(
         "Hypercall", f"{'count':>9} {'/s':>8} {'':>6} {LAT_HEAD}",
-        [f"{h.name:<28}{h.count:>9} {units.rate(h.per_s):>8} {'':>6} {_lat(h.latency)}" for h in b.hypercalls],
+        [f"{h.name:<28}{_count(h.count, h.lost)} {units.rate(h.per_s):>8} {'':>6} {_lat(h.latency)}{_lost(h.lost)}"
+         for h in b.hypercalls],
     )
     lines += _table(
         "Request bit at exit", f"{'exits':>9} {'share':>8}",
-        [f"{f'{r.bit:>2} {r.name}':<28}{r.count:>9} {units.share(r.share):>8}" for r in b.requests],
+        [f"{f'{r.bit:>2} {r.name}':<28}{_count(r.count, r.lost)} {units.share(r.share):>8}{_lost(r.lost)}"
+         for r in b.requests],
     )
     return lines
 
 
 def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
     exits = f"{units.rate(vm.exits_per_s)} exits/s" if exits_ok else "exits n/a"
+    stuck = marks.stuck_vcpu(vm)
     lines = [
         f"VM {safe_name(vm.name)} (pid {vm.pid})  {len(vm.vcpus)} vCPUs  {exits}  "
         f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {units.rate(vm.hypercalls_per_s)}/s"
+        + (f"  ! {marks.lost_note(vm.lost)}" if vm.lost else "")
+        + (f"  ! {marks.in_userspace(stuck)}" if stuck else "")
     ]
     lines += render_breakdown(vm, exits_ok)
     if vm.vcpus:
         lines.append(f"  {'vCPU':<6}{'tid':>8} {'vcpu_id':>8} {'exits/s':>9} {'usr/s':>8}  top reason")
         for v in vm.vcpus:
             top = v.top_reason
+            exits = marks.at_least(units.rate(v.exits_per_s), v.exits_lost) if exits_ok else "n/a"
             lines.append(
                 f"  {v.index if v.index is not None else '?':<6}{v.tid:>8} "
                 f"{v.vcpu_id if v.vcpu_id is not None else '—':>8} "
-                f"{units.rate(v.exits_per_s) if exits_ok else 'n/a':>9} {units.rate(v.userspace_per_s):>8}  "
+                f"{exits:>9} {marks.at_least(units.rate(v.userspace_per_s), v.userspace_lost):>8}  "
                 f"{safe_name(top.name, 30) + f' {units.share(v.top_reason_share)}' if top else '—'}"
+                + (f"  ! in userspace for {units.duration(v.in_userspace.ns)}" if marks.stuck(v.in_userspace) else "")
             )
     return lines
 
@@ -77,7 +93,9 @@ def render(snap: Snapshot) -> str:
         f"kvmtop {stamp}  interval {snap.interval_s:.2f}s  VMs {h.vm_count}  vCPUs {h.vcpu_count}  "
         f"{exits}  userspace {units.rate(h.userspace_per_s)}/s  hypercalls {units.rate(h.hypercalls_per_s)}/s",
     ]
-    counters = [f"{k} {v}" for k, v in (("drops", c.drops), ("unmatched exits", c.unmatched_exits),
+    drops = f"{c.drops} ({', '.join(f'{k} {n}' for k, n in c.drops_by_kind.items())})" \
+        if c.drops_by_kind else c.drops
+    counters = [f"{k} {v}" for k, v in (("drops", drops), ("unmatched exits", c.unmatched_exits),
                                           ("unmatched entries", c.unmatched_entries)) if v]
     lines.append(f"collector poll {c.poll_ms:.1f} ms" + (f"  {'  '.join(counters)}" if counters else ""))
     lines += [f"note: {n}" for n in c.notes]

@@ -32,6 +32,21 @@ if [ ! -e "/lib/modules/$release/build" ]; then
   fi
 fi
 
+# The peers bench/bench_guest_slowdown.py measures kvmtop against (perf, bpftrace).
+for pkg in linux-perf bpftrace; do
+  dpkg -s "$pkg" >/dev/null 2>&1 && continue
+  if ! apt-cache show "$pkg" >/dev/null 2>&1 && [ -z "${apt_updated:-}" ]; then
+    apt_updated=1
+    echo "setup: apt-get update"
+    apt-get update -qq
+  fi
+  if apt-cache show "$pkg" >/dev/null 2>&1; then
+    missing+=("$pkg")
+  else
+    echo "setup: $pkg is not packaged here: bench_guest_slowdown.py will skip that peer"
+  fi
+done
+
 if [ ${#missing[@]} -gt 0 ]; then
   [ -n "${apt_updated:-}" ] || { echo "setup: apt-get update"; apt-get update -qq; }
   echo "setup: installing ${missing[*]}"

@@ -4,6 +4,10 @@ kvmtop.bpf.c built with -DKVMTOP_TEST has raw-tracepoint wrappers that take ever
 (pid_tgid and the time included) from ctx->args[]; they run the same handler bodies the
 tracepoint probes run. Each test reads the maps back and checks exact values, and the
 histogram bucket the C picked against kvmtop.histogram.bucket_index().
+
+An event is counted when its pair completes (or when it is known never to complete: the
+thread's next event of that kind, or the thread's exit); until then it is in flight in the
+thread's pairing state.
 """
 
 from __future__ import annotations
@@ -12,11 +16,23 @@ import os
 import random
 import threading
 
+import numpy as np
 import pytest
 
 from kvmtop import histogram
-from kvmtop.bpf import maps
-from kvmtop.bpf.program import ERRNO_FLAG, KIND_HYPERCALL, KIND_SVM, KIND_USERSPACE, KIND_VMX, KVM_RUN
+from kvmtop.bpf.program import (
+    ERRNO_FLAG,
+    KIND_HYPERCALL,
+    KIND_REQUEST,
+    KIND_SVM,
+    KIND_USERSPACE,
+    KIND_VMX,
+    KVM_RUN,
+    NO_LATENCY,
+    WITH_HYPERCALL,
+)
+from kvmtop.sources import collector
+from kvmtop.sources.pairing_state import PairingState
 from kvmtop.testing.bpf_testrun import TestProgram
 
 pytestmark = pytest.mark.bpf
@@ -29,48 +45,92 @@ PID, TID = 4242, 4243
 
 
 class Harness:
-    """A loaded test program plus readers that drain its maps into dicts."""
+    """A loaded test program plus readers of its maps.
+
+    ``stats()`` and ``hist()`` fold the `stats` rows (one per key and latency bucket, or a
+    count without latency; an exit's row with WITH_HYPERCALL is also that hypercall's row)
+    into per-key (count, sum, min, max) and buckets, the view the old separate maps gave."""
 
     def __init__(self, **kwargs):
         self.tp = TestProgram(**kwargs)
         p = self.tp.program
-        self.readers = {
-            "stats": maps.HashReader(p.map_fd("stats"), maps.STAT_KEY, maps.STAT_VAL, p.max_keys),
-            "hist": maps.HashReader(p.map_fd("hist"), maps.HIST_KEY, maps.COUNT, p.hist_keys),
-            "requests": maps.HashReader(p.map_fd("requests"), maps.REQ_KEY, maps.COUNT, p.max_keys),
-            "info": maps.HashReader(p.map_fd("info"), maps.TID, maps.INFO_VAL, p.pending_keys),
-            "pending": maps.HashReader(p.map_fd("pending"), maps.TID, maps.PENDING_VAL, p.pending_keys),
-        }
+        self.readers = collector.readers(p)
+        self._unread: dict[str, list] = {"stats": [], "hist": []}
         self.base = p.counters()
 
-    def __getattr__(self, name):  # exit, entry, hypercall, userspace_exit, ioctl
+    def __getattr__(self, name):  # exit, entry, hypercall, userspace_exit, ioctl, thread_exit
         return getattr(self.tp, name)
 
     def clear(self):
-        for r in self.readers.values():
-            r.clear()
+        for name, r in self.readers.items():
+            if name == "slots":
+                idx, vals = r.read()
+                r.update(idx, np.zeros(len(idx), vals.dtype))
+            else:
+                r.clear()
+        self._unread = {"stats": [], "hist": []}
         self.base = self.tp.program.counters()
 
     def counters(self) -> dict[str, int]:
         now = self.tp.program.counters()
         return {k: now[k] - self.base[k] for k in now}
 
-    def stats(self) -> dict[tuple, tuple[int, int, int, int]]:
+    def rows(self) -> dict[tuple, tuple[int, int, int, int]]:
+        """Drain `stats`: (pid, tid, kind, code, nr, flags, bucket) -> (count, sum, min, max)."""
         k, v = self.readers["stats"].drain()
-        return {(int(a["pid"]), int(a["tid"]), int(a["kind"]), int(a["code"])):
-                (int(b["count"]), int(b["sum_ns"]), int(b["min_ns"]), int(b["max_ns"])) for a, b in zip(k, v)}
+        return {(int(a["pid"]), int(a["tid"]), int(a["kind"]), int(a["code"]), int(a["nr"]), int(a["flags"]),
+                 int(a["bucket"])): (int(b["count"]), int(b["sum_ns"]), int(b["min_ns"]), int(b["max_ns"]))
+                for a, b in zip(k, v)}
+
+    def _fold(self, view: str):
+        """The `stats` rows drained since this view was last asked for, folded (each view
+        keeps its own rows, as the separate stats and hist maps once did)."""
+        rows = self.rows()
+        for buf in self._unread.values():
+            buf.append(rows)
+        parts, self._unread[view] = self._unread[view], []
+        stats: dict[tuple, tuple[int, int, int, int]] = {}
+        hist: dict[tuple, dict[int, int]] = {}
+        for part in parts:
+            for (pid, tid, kind, code, nr, flags, bucket), (n, total, lo, hi) in part.items():
+                keys = [(pid, tid, kind, code)]
+                if flags & WITH_HYPERCALL:
+                    keys.append((pid, tid, KIND_HYPERCALL, nr))
+                for key in keys:
+                    c, t, mn, mx = stats.get(key, (0, 0, UNSET, 0))
+                    if flags & NO_LATENCY:
+                        stats[key] = (c + n, t, mn, mx)
+                        continue
+                    stats[key] = (c + n, t + total, min(mn, lo), max(mx, hi))
+                    b = hist.setdefault(key, {})
+                    b[bucket] = b.get(bucket, 0) + n
+        return stats if view == "stats" else hist
+
+    def stats(self) -> dict[tuple, tuple[int, int, int, int]]:
+        return self._fold("stats")
 
     def hist(self) -> dict[tuple, dict[int, int]]:
-        out: dict[tuple, dict[int, int]] = {}
-        k, v = self.readers["hist"].drain()
-        for a, c in zip(k, v):
-            key = (int(a["pid"]), int(a["tid"]), int(a["kind"]), int(a["code"]))
-            out.setdefault(key, {})[int(a["bucket"])] = int(c)
-        return out
+        return self._fold("hist")
 
     def requests(self) -> dict[tuple, int]:
-        k, v = self.readers["requests"].drain()
-        return {(int(a["pid"]), int(a["tid"]), int(a["bit"])): int(c) for a, c in zip(k, v)}
+        """(pid, tid, bit) -> exits with the bit set, from each thread's (cumulative) state."""
+        return {(st["pid"], tid, bit): n for tid, st in self.state().items() for bit, n in st["req"].items()}
+
+    def lost(self) -> dict[tuple, int]:
+        k, v = self.readers["lost"].drain()
+        return {(int(a["pid"]), int(a["tid"]), int(a["kind"]), int(a["code"])): int(n) for a, n in zip(k, v)}
+
+    def state(self) -> dict[int, dict]:
+        """tid -> its pairing state (from `slots` or `pending`), with where it lives."""
+        out = {}
+        for name in ("slots", "pending"):
+            _, vals = self.readers[name].read()
+            for row in vals:
+                if name == "pending" or row["tid"]:
+                    out[int(row["tid"])] = {"where": name, **{f: int(row[f]) for f in
+                                            ("exit_ns", "us_ns", "exit_code", "us_code", "pid", "vcpu_id", "gone")},
+                                            "req": {b: int(n) for b, n in enumerate(row["req"]) if n}}
+        return out
 
     def info(self) -> dict[int, tuple[int, int]]:
         k, v = self.readers["info"].read()
@@ -182,11 +242,57 @@ def test_entry_without_exit_is_unmatched(h):
     assert (c["unmatched_exits"], c["unmatched_entries"]) == (0, 2)
 
 
-def test_exit_counts_do_not_depend_on_pairing(h):
+def test_exits_without_entries_still_count_exactly_once(h):
     for i in range(5):
         h.exit(PID, TID, 100 + i, VMX, 48)  # no entries at all
-    assert h.stats()[(PID, TID, KIND_VMX, 48)][0] == 5
+    # each exit counts (without a latency) when the next one replaces it; the last is in flight
+    assert h.stats() == {(PID, TID, KIND_VMX, 48): (4, 0, UNSET, 0)}
+    assert h.state()[TID]["exit_ns"] == 104
+    h.thread_exit(PID, TID)  # ... and counts when its thread exits
+    assert h.stats() == {(PID, TID, KIND_VMX, 48): (1, 0, UNSET, 0)}
     assert h.hist() == {}
+    assert h.state()[TID]["gone"] == 1 and h.state()[TID]["exit_ns"] == 0
+    h.thread_exit(PID, TID)  # (once is enough)
+    assert h.stats() == {}
+    assert h.counters()["unmatched_exits"] == 5
+
+
+def test_thread_exit_counts_what_is_in_flight_and_marks_its_state_gone(h):
+    h.exit(PID, TID, 100, VMX, 30, requests=0b10)
+    h.hypercall(PID, TID, 110, 9)
+    h.userspace_exit(PID, TID + 1, 200, 6)
+    assert set(h.state()) == {TID, TID + 1}
+    h.thread_exit(PID, TID)
+    h.thread_exit(PID, TID + 1)
+    h.thread_exit(PID, TID + 2)  # a thread never seen: nothing happens
+    assert h.stats() == {(PID, TID, KIND_VMX, 30): (1, 0, UNSET, 0), (PID, TID, KIND_HYPERCALL, 9): (1, 0, UNSET, 0),
+                         (PID, TID + 1, KIND_USERSPACE, 6): (1, 0, UNSET, 0)}
+    st = h.state()
+    assert {tid: s["gone"] for tid, s in st.items()} == {TID: 1, TID + 1: 1}  # user space frees them
+    assert st[TID]["req"] == {1: 1} and st[TID]["exit_ns"] == st[TID + 1]["us_ns"] == 0  # last counts kept
+    h.exit(PID + 1, TID, 300, VMX, 12)  # the tid of a new thread, before user space freed the old one's
+    h.entry(PID + 1, TID, 350)
+    assert h.stats() == {(PID + 1, TID, KIND_VMX, 12): (1, 50, 50, 50)}
+    assert h.state()[TID]["gone"] == 0 and h.state()[TID]["pid"] == PID + 1
+
+
+def test_threads_sharing_a_slot_pair_separately(h):
+    slots = h.tp.program.slots
+    a, b, c = TID, TID + slots, TID + 2 * slots  # one slot index: a owns it, b and c use the hash
+    for i, tid in enumerate((a, b, c)):
+        h.exit(PID, tid, 1000 + i, VMX, 30)
+    where = {tid: st["where"] for tid, st in h.state().items()}
+    assert where == {a: "slots", b: "pending", c: "pending"}
+    for i, tid in enumerate((c, a, b)):
+        h.entry(PID, tid, 2000 + i)
+    assert h.stats() == {(PID, a, KIND_VMX, 30): (1, 1001, 1001, 1001), (PID, b, KIND_VMX, 30): (1, 1001, 1001, 1001),
+                         (PID, c, KIND_VMX, 30): (1, 998, 998, 998)}
+    h.thread_exit(PID, a)
+    PairingState(h.readers["slots"], h.readers["pending"]).forget([a])  # as user space does
+    h.userspace_exit(PID, TID + 3 * slots, 3000, 2)  # the next new thread of that index takes the slot
+    assert {tid: st["where"] for tid, st in h.state().items()} == {b: "pending", c: "pending",
+                                                                    TID + 3 * slots: "slots"}
+    assert h.counters()["unmatched_entries"] == 0
 
 
 # --------------------------------------------------------------------------- hypercalls
@@ -196,6 +302,12 @@ def test_hypercall_gets_its_exits_latency(h):
     h.exit(PID, TID, 1000, VMX, 18)  # VMCALL
     h.hypercall(PID, TID, 1010, 5)  # KICK_CPU
     h.entry(PID, TID, 4000)
+    # one map row carries both: the exit's, marked with the hypercall it made
+    assert h.rows() == {(PID, TID, KIND_VMX, 18, 5, WITH_HYPERCALL, histogram.bucket_index(3000)):
+                        (1, 3000, 3000, 3000)}
+    h.exit(PID, TID, 5000, VMX, 18)
+    h.hypercall(PID, TID, 5010, 5)
+    h.entry(PID, TID, 8000)
     stats, hist = h.stats(), h.hist()
     assert stats[(PID, TID, KIND_VMX, 18)] == (1, 3000, 3000, 3000)
     assert stats[(PID, TID, KIND_HYPERCALL, 5)] == (1, 3000, 3000, 3000)
@@ -219,6 +331,7 @@ def test_request_bits_counted_per_bit(h):
     h.exit(PID, TID, 10, VMX, 30, requests=bits)
     h.exit(PID, TID, 20, VMX, 30, requests=1 << 63 | 1)
     h.exit(PID, TID, 30, VMX, 30, requests=0)
+    h.entry(PID, TID, 40)
     assert h.requests() == {(PID, TID, 0): 2, (PID, TID, 3): 1, (PID, TID, 40): 1, (PID, TID, 63): 1}
     assert h.stats()[(PID, TID, KIND_VMX, 30)][0] == 3
 
@@ -251,7 +364,18 @@ def test_userspace_exit_then_kvm_run_is_a_round_trip(h):
     h.entry(PID, TID, 21_500)  # the round trip already ended at KVM_RUN
     assert h.stats() == {(PID, TID, KIND_USERSPACE, 6): (1, 20_000, 20_000, 20_000)}
     assert h.hist() == {(PID, TID, KIND_USERSPACE, 6): {histogram.bucket_index(20_000): 1}}
-    assert h.counters()["seen_kvm_run"] == 1
+    assert h.state()[TID]["us_ns"] == 0 and h.counters()["seen_userspace"] == 1
+
+
+def test_userspace_exit_is_in_flight_until_its_kvm_run(h):
+    h.userspace_exit(PID, TID, 1000, 6)
+    st = h.state()[TID]
+    assert (st["us_ns"], st["us_code"], st["pid"]) == (1000, 6, PID)
+    assert h.stats() == {}  # counted when its round trip ends
+    h.userspace_exit(PID, TID, 2000, 2)  # no KVM_RUN in between: the first counts without latency
+    h.ioctl(PID, TID, 2500)
+    assert h.stats() == {(PID, TID, KIND_USERSPACE, 6): (1, 0, UNSET, 0), (PID, TID, KIND_USERSPACE, 2): (1, 500, 500, 500)}
+    assert h.state()[TID]["us_ns"] == 0
 
 
 def test_userspace_round_trip_ends_at_kvm_entry_without_ioctl(h):
@@ -307,23 +431,95 @@ def test_pid_filter_in_the_kernel():
 # --------------------------------------------------------------------------- full maps
 
 
-def test_full_maps_count_drops():
-    h = Harness(max_keys=4, hist_keys=2, pending_keys=1024)
+def check_exact(h: Harness, events: dict[tuple, int]) -> dict[str, int]:
+    """Every event is either in `stats` or counted as dropped, per kind and (while `lost` has
+    room) per row: count + lost == the events of each row. Returns the drop counters."""
+    stats, lost = h.stats(), h.lost()
+    for key, n in events.items():
+        assert stats.get(key, (0,))[0] + lost.get(key, 0) == n, key
+    c = h.counters()
+    kinds = {KIND_USERSPACE: "drop_userspace", KIND_HYPERCALL: "drop_hypercalls"}
+    for name in ("drop_exits", "drop_userspace", "drop_hypercalls"):
+        dropped = sum(n - stats.get(key, (0,))[0] for key, n in events.items()
+                      if kinds.get(key[2], "drop_exits") == name)
+        assert c[name] == dropped, name
+    return c
+
+
+def test_full_stats_map_drops_exactly_the_events_it_could_not_take():
+    h = Harness(max_keys=4, hist_keys=4)  # `stats` holds 4 rows
     try:
-        for code in range(6):  # 6 stat keys into a map of 4
-            h.exit(PID, TID, 100, VMX, code)
-        assert h.counters()["drop_stats"] == 2
-        assert h.counters()["unmatched_exits"] == 5
+        events: dict[tuple, int] = {}
+        t = 1000
+        for i in range(12):  # 6 reasons (one latency bucket each), twice: 6 rows into 4
+            code = i % 6
+            h.exit(PID, TID, t, VMX, code)
+            h.entry(PID, TID, t + 100)
+            events[(PID, TID, KIND_VMX, code)] = events.get((PID, TID, KIND_VMX, code), 0) + 1
+            t += 1000
+        c = check_exact(h, events)
+        assert c["drop_exits"] == 4 and c["drop_lost"] == 0
+        assert h.counters()["drop_pending"] == 0
+
         h.clear()
-        for d in (10, 1000, 100_000):  # 3 buckets of one key into a map of 2
-            h.exit(PID, TID, 1000, VMX, 30)
-            h.entry(PID, TID, 1000 + d)
+        deltas = (10, 1000, 100_000, 1000)  # 3 buckets of one reason into 2 free rows
+        h.exit(PID, TID + 1, 1, VMX, 77)
+        h.entry(PID, TID + 1, 2)
+        h.exit(PID, TID + 1, 1, VMX, 78)
+        h.entry(PID, TID + 1, 2)  # 2 of 4 rows used
+        for d in deltas:
+            h.exit(PID, TID, t, VMX, 30)
+            h.entry(PID, TID, t + d)
+            t += 200_000
+        stats, lost = h.stats(), h.lost()
+        # the whole event goes, count and latency together: the latencies never fall short of the count
+        assert stats[(PID, TID, KIND_VMX, 30)][0] == 3 and lost == {(PID, TID, KIND_VMX, 30): 1}
+        assert h.counters()["drop_exits"] == 1
+    finally:
+        h.close()
+
+
+def test_drops_are_counted_per_kind_and_per_row():
+    h = Harness(max_keys=4, hist_keys=1, lost_keys=4)  # one `stats` row, four `lost` rows
+    try:
+        h.exit(PID, TID, 1, VMX, 1)
+        h.entry(PID, TID, 5)  # takes the only row
+        h.userspace_exit(PID, TID, 10, 2)
+        h.ioctl(PID, TID, 20)
+        h.exit(PID, TID, 30, VMX, 18)
+        h.hypercall(PID, TID, 31, 5)
+        h.entry(PID, TID, 40)  # an exit and its hypercall: two events lost
+        h.hypercall(PID, TID, 50, 6)  # no pending exit: counted alone, lost alone
         c = h.counters()
-        assert c["drop_hist"] == 1 and c["drop_stats"] == 0
-        assert h.stats()[(PID, TID, KIND_VMX, 30)] == (3, 101_010, 10, 100_000)
+        assert (c["drop_exits"], c["drop_userspace"], c["drop_hypercalls"]) == (1, 1, 2)
+        assert h.lost() == {(PID, TID, KIND_USERSPACE, 2): 1, (PID, TID, KIND_VMX, 18): 1,
+                            (PID, TID, KIND_HYPERCALL, 5): 1, (PID, TID, KIND_HYPERCALL, 6): 1}
+        assert c["drop_lost"] == 0
         h.clear()
-        h.exit(PID, TID, 10, VMX, 30, requests=0b11111)  # 5 bits into a map of 4
-        assert h.counters()["drop_requests"] == 1
-        assert len(h.requests()) == 4
+        for code in range(6):  # `lost` itself is full after 4 rows: the per-kind counter stays exact
+            h.userspace_exit(PID, TID, 100 * code + 1, code)
+            h.ioctl(PID, TID, 100 * code + 50)
+        c = h.counters()
+        assert c["drop_userspace"] == 5 and c["drop_lost"] == 1
+        assert sum(h.lost().values()) == 4
+    finally:
+        h.close()
+
+
+def test_without_pairing_state_events_count_and_request_bits_drop_per_bit():
+    h = Harness(max_keys=2, pending_keys=1)  # `pending` holds 1 thread: a third on one slot has no state
+    try:
+        slots = h.tp.program.slots
+        a, b, c = TID, TID + slots, TID + 2 * slots
+        for tid in (a, b, c):
+            h.exit(PID, tid, 10, VMX, 30, requests=0b101)
+            h.entry(PID, tid, 20)
+        assert h.requests() == {(PID, a, 0): 1, (PID, a, 2): 1, (PID, b, 0): 1, (PID, b, 2): 1}
+        c_ = h.counters()
+        assert c_["drop_requests"] == 2 and c_["drop_pending"] == 1
+        assert h.lost() == {(PID, c, KIND_REQUEST, 0): 1, (PID, c, KIND_REQUEST, 2): 1}
+        stats = h.stats()
+        assert stats[(PID, c, KIND_VMX, 30)] == (1, 0, UNSET, 0)  # counted, without a latency
+        assert stats[(PID, a, KIND_VMX, 30)] == (1, 10, 10, 10)
     finally:
         h.close()

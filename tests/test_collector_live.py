@@ -11,11 +11,22 @@ import pytest
 
 from kvmtop import histogram
 from kvmtop.bpf import maps
-from kvmtop.bpf.program import CLASSIC, KIND_HYPERCALL, KIND_USERSPACE, KIND_VMX, RAW
+from kvmtop.bpf.program import (
+    CLASSIC,
+    KIND_HYPERCALL,
+    KIND_REQUEST,
+    KIND_SVM,
+    KIND_USERSPACE,
+    KIND_VMX,
+    NO_LATENCY,
+    RAW,
+    WITH_HYPERCALL,
+)
 from kvmtop.errors import SourceError
-from kvmtop.model import NOTE_NO_EXITS, Interval
+from kvmtop.model import NOTE_NO_EXITS, InFlight, Interval, Stat
 from kvmtop.sources import Source
 from kvmtop.sources.collector import LiveSource, build_threads
+from kvmtop.sources.pairing_state import PairingState
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live source needs root")
 
@@ -161,15 +172,26 @@ def test_reset_forgets_counts(live, kvm_guest):
 @pytest.mark.bpf
 @pytest.mark.kvm
 @needs_root
-def test_full_stats_map_reports_drops(live, kvm_guest):
-    g = kvm_guest("kvmtop-drops", pio=2, mmio=2, hlt=2)
+def test_full_stats_map_reports_exactly_the_events_it_lost(live, kvm_guest):
+    """--max-keys 1: `stats` holds 8 rows (one per code and latency bucket); every exit
+    beyond them is reported lost, on its row and per kind, and nothing else is."""
+    g = kvm_guest("kvmtop-drops", pio=300, mmio=4, hlt=3, mmio_sleep_ms=1)
     src = live(pid=g.pid, max_keys=1)
     g.go()
-    g.wait_done()
+    reported = g.wait_done()
     iv = src.next_interval()
-    assert iv.status.drops > 0
-    assert iv.status.drops_by_map.get("stats", 0) > 0
-    assert iv.status.drops == sum(iv.status.drops_by_map.values())
+    us = threads_of(iv, g.pid)[g.tid].userspace
+    lost = 0
+    for name, n in reported.items():
+        stat = us[CODES[name]]
+        assert stat.count + stat.lost == n, name  # exact per row
+        assert stat.latency.count <= stat.count
+        lost += stat.lost
+    st = iv.status
+    assert lost > 0
+    assert st.drops == lost == st.drops_by_kind["userspace"]  # reported drops == events lost
+    assert st.drops_by_map["stats"] == lost
+    assert sum(s.count for s in us.values()) + lost == sum(reported.values())
     iv = src.next_interval()
     assert iv.status.drops == 0  # deltas, not totals
 
@@ -182,47 +204,47 @@ def test_map_rows_become_thread_intervals(live):
     src = live(pid=pid)  # the kernel filter keeps other processes' events out
     r = src._readers
     vmx_failed = 0x80000000 | 33
-    stat_rows = [((pid, tid, 30, KIND_VMX), (10, 3000, 100, 2000)),
-                 ((pid, tid, vmx_failed, KIND_VMX), (1, 0, 2**64 - 1, 0)),
-                 ((pid, tid, 6, KIND_USERSPACE), (2, 50, 20, 30)),
-                 ((pid, tid, 5, KIND_HYPERCALL), (1, 2000, 2000, 2000))]
-    keys = np.zeros(len(stat_rows), maps.STAT_KEY)
-    vals = np.zeros(len(stat_rows), maps.STAT_VAL)
-    for i, ((p, t, code, kind), v) in enumerate(stat_rows):
-        keys[i]["pid"], keys[i]["tid"], keys[i]["code"], keys[i]["kind"] = p, t, code, kind
-        vals[i] = v
-    assert r["stats"].update(keys, vals) == len(stat_rows)
     b = histogram.bucket_index
-    hist_rows = [((30, KIND_VMX, b(100)), 1), ((30, KIND_VMX, b(900)), 1), ((30, KIND_VMX, b(2000)), 1),
-                 ((6, KIND_USERSPACE, b(20)), 1), ((6, KIND_USERSPACE, b(30)), 1),
-                 ((5, KIND_HYPERCALL, b(2000)), 1)]
-    hk = np.zeros(len(hist_rows), maps.HIST_KEY)
-    for i, ((code, kind, bucket), _) in enumerate(hist_rows):
-        hk[i]["pid"], hk[i]["tid"], hk[i]["code"], hk[i]["kind"], hk[i]["bucket"] = pid, tid, code, kind, bucket
-    r["hist"].update(hk, np.ones(len(hist_rows), maps.COUNT))
-    rk = np.zeros(2, maps.REQ_KEY)
-    rk["pid"], rk["tid"], rk["bit"] = pid, tid, [0, 40]
-    r["requests"].update(rk, np.array([7, 3], maps.COUNT))
+    sk, sv = _stats([
+        (pid, tid, KIND_VMX, 30, 0, 0, b(100), 1, 100, 100, 100),
+        (pid, tid, KIND_VMX, 30, 0, 0, b(900), 1, 900, 900, 900),
+        (pid, tid, KIND_VMX, 30, 0, 0, b(2000), 1, 2000, 2000, 2000),
+        (pid, tid, KIND_VMX, 30, 0, NO_LATENCY, 0, 7, 0, 0, 0),
+        (pid, tid, KIND_VMX, vmx_failed, 0, NO_LATENCY, 0, 1, 0, 0, 0),
+        (pid, tid, KIND_USERSPACE, 6, 0, 0, b(20), 1, 20, 20, 20),
+        (pid, tid, KIND_USERSPACE, 6, 0, 0, b(30), 1, 30, 30, 30),
+        (pid, tid, KIND_VMX, 18, 5, WITH_HYPERCALL, b(2000), 1, 2000, 2000, 2000),
+    ])
+    assert r["stats"].update(sk, sv) == len(sk)
+    r["lost"].update(_rows(maps.LOST_KEY, [{"pid": pid, "tid": tid, "kind": KIND_USERSPACE, "code": 6}]),
+                     np.array([4], maps.COUNT))
     info = np.zeros(1, maps.INFO_VAL)
     info["pid"], info["vcpu_id"], info["comm"] = pid, 2, b"CPU 3/KVM"
     r["info"].update(np.array([tid], maps.TID), info)
+    # this thread has had a KVM_EXIT_MMIO for 3 s; its exits had request bits 0 (7) and 40 (3)
+    state = np.array([_state(tid, pid, us_code=6, us_ns=time.monotonic_ns() - 3 * 10**9)], maps.PENDING_VAL)
+    state["req"][0][[0, 40]] = 7, 3
+    r["slots"].update(np.array([tid % src.program.slots], maps.INDEX), state)
 
     iv = src.next_interval()
     t = threads_of(iv, pid)[tid]
     assert t.vcpu_id == 2
-    assert set(t.reasons) == {(1, 30), (1, vmx_failed)}
+    assert set(t.reasons) == {(1, 30), (1, vmx_failed), (1, 18)}
     exit30 = t.reasons[(1, 30)]
     assert exit30.count == 10
     assert (exit30.latency.count, exit30.latency.sum, exit30.latency.min, exit30.latency.max) == (3, 3000, 100, 2000)
     assert t.reasons[(1, vmx_failed)].count == 1 and t.reasons[(1, vmx_failed)].latency.count == 0
-    assert t.userspace[6].count == 2 and t.userspace[6].latency.count == 2
-    assert t.hypercalls[5].latency.max == 2000
+    assert t.userspace[6].count == 2 and t.userspace[6].latency.count == 2 and t.userspace[6].lost == 4
+    assert t.hypercalls[5].count == 1 and t.hypercalls[5].latency.max == 2000
     assert t.requests == {0: 7, 40: 3}
+    assert t.in_userspace.code == 6 and 3 * 10**9 <= t.in_userspace.ns < 60 * 10**9
     assert pid in iv.vms
     # the runner's own thread keeps its /proc name; BPF's comm only fills in what /proc lacks
     assert iv.vms[pid].comms[tid] != "CPU 3/KVM"
-    # read and cleared
-    assert not threads_of(src.next_interval(), pid)
+    # read and cleared; the pairing state is not cleared: the exit is still in flight
+    again = threads_of(src.next_interval(), pid)
+    assert not again[tid].reasons and not again[tid].requests and again[tid].in_userspace.code == 6
+    src._readers["slots"].update(np.array([tid % src.program.slots], maps.INDEX), np.zeros(1, maps.PENDING_VAL))
 
 
 @pytest.mark.bpf
@@ -249,49 +271,144 @@ def _rows(dtype, rows):
     return a
 
 
-def test_build_threads_groups_rows_per_thread():
-    sk = _rows(maps.STAT_KEY, [
-        {"pid": 1, "tid": 11, "kind": KIND_VMX, "code": 30},
-        {"pid": 1, "tid": 12, "kind": KIND_VMX, "code": 30},
-        {"pid": 1, "tid": 11, "kind": KIND_USERSPACE, "code": 2},
-        {"pid": 2, "tid": 21, "kind": 2, "code": 0x7B},
-    ])
-    sv = _rows(maps.STAT_VAL, [
-        {"count": 4, "sum_ns": 700, "min_ns": 100, "max_ns": 400},
-        {"count": 1, "sum_ns": 0, "min_ns": 2**64 - 1, "max_ns": 0},  # counted, not paired yet
-        {"count": 2, "sum_ns": 30, "min_ns": 10, "max_ns": 20},
-        {"count": 1, "sum_ns": 5000, "min_ns": 5000, "max_ns": 5000},
-    ])
-    b = histogram.bucket_index
-    hist = [(1, 11, KIND_VMX, 30, b(100), 1), (1, 11, KIND_VMX, 30, b(200), 2), (1, 11, KIND_VMX, 30, b(400), 1),
-            (1, 11, KIND_USERSPACE, 2, b(10), 1), (1, 11, KIND_USERSPACE, 2, b(20), 1),
-            (2, 21, 2, 0x7B, b(5000), 1),
-            (1, 12, KIND_HYPERCALL, 5, b(3000), 2)]  # its stats value was dropped
-    hk = _rows(maps.HIST_KEY, [dict(zip(("pid", "tid", "kind", "code", "bucket"), h[:5])) for h in reversed(hist)])
-    hv = np.array([h[5] for h in reversed(hist)], maps.COUNT)
-    rk = _rows(maps.REQ_KEY, [{"pid": 2, "tid": 21, "bit": 3}, {"pid": 3, "tid": 31, "bit": 40}])
-    rv = np.array([5, 1], maps.COUNT)
+def _stats(rows):
+    """rows: (pid, tid, kind, code, nr, flags, bucket, count, sum, min, max)."""
+    names = ("pid", "tid", "kind", "code", "nr", "flags", "bucket")
+    k = _rows(maps.STAT_KEY, [dict(zip(names, r[:7])) for r in rows])
+    v = _rows(maps.STAT_VAL, [dict(zip(("count", "sum_ns", "min_ns", "max_ns"), r[7:])) for r in rows])
+    return k, v
 
-    threads = build_threads(sk, sv, hk, hv, rk, rv)
-    assert set(threads) == {(1, 11), (1, 12), (2, 21), (3, 31)}
+
+def test_build_threads_groups_rows_per_thread():
+    b = histogram.bucket_index
+    X, N, H = KIND_VMX, NO_LATENCY, WITH_HYPERCALL
+    rows = [
+        (1, 11, X, 30, 0, 0, b(100), 1, 100, 100, 100),
+        (1, 11, X, 30, 0, 0, b(200), 2, 410, 200, 210),
+        (1, 11, X, 30, 0, N, 0, 2, 0, 0, 0),               # counted without a latency (unmatched)
+        (1, 11, X, 30, 0, 0, b(400), 1, 400, 400, 400),
+        (1, 12, X, 30, 0, N, 0, 1, 0, 0, 0),
+        (1, 11, KIND_USERSPACE, 2, 0, 0, b(10), 1, 10, 10, 10),
+        (1, 11, KIND_USERSPACE, 2, 0, 0, b(20), 1, 20, 20, 20),
+        (2, 21, KIND_SVM, 0x7B, 0, 0, b(5000), 1, 5000, 5000, 5000),
+        (1, 12, X, 18, 5, H, b(3000), 2, 6000, 2990, 3010),   # VMCALL exits that made hypercall 5
+        (1, 12, KIND_SVM, 0x81, 5, H, b(3000), 1, 3001, 3001, 3001),  # another exit, same hypercall
+        (1, 12, KIND_HYPERCALL, 5, 0, N, 0, 1, 0, 0, 0),    # hypercall 5 with no pending exit
+    ]
+    sk, sv = _stats(rows[::-1])
+    requests = {(2, 21): {3: 5}, (3, 31): {40: 1}}
+    lk = _rows(maps.LOST_KEY, [{"pid": 1, "tid": 11, "kind": X, "code": 30},
+                               {"pid": 4, "tid": 41, "kind": KIND_USERSPACE, "code": 6},
+                               {"pid": 2, "tid": 21, "kind": KIND_REQUEST, "code": 3}])
+    lv = np.array([7, 2, 1], maps.COUNT)
+
+    threads = build_threads(sk, sv, lk, lv, requests)
+    assert set(threads) == {(1, 11), (1, 12), (2, 21), (3, 31), (4, 41)}
     t11 = threads[(1, 11)]
-    lat = t11.reasons[(KIND_VMX, 30)].latency
-    assert t11.reasons[(KIND_VMX, 30)].count == 4
-    assert (lat.count, lat.sum, lat.min, lat.max) == (4, 700, 100, 400)
+    s30 = t11.reasons[(X, 30)]
+    assert (s30.count, s30.lost) == (6, 7)
+    lat = s30.latency
+    assert (lat.count, lat.sum, lat.min, lat.max) == (4, 910, 100, 400)
     assert lat.buckets == tuple(sorted({b(100): 1, b(200): 2, b(400): 1}.items()))
     assert t11.userspace[2].latency.buckets == ((b(10), 1), (b(20), 1))
     t12 = threads[(1, 12)]
-    assert t12.reasons[(KIND_VMX, 30)].count == 1 and t12.reasons[(KIND_VMX, 30)].latency.count == 0
-    dropped = t12.hypercalls[5]
-    assert dropped.count == 0 and dropped.latency.count == 2
-    lo, hi = histogram.bucket_bounds(b(3000))
-    assert lo <= dropped.latency.min <= dropped.latency.max < hi
-    assert threads[(2, 21)].reasons[(2, 0x7B)].latency.p50 == 5000
-    assert threads[(2, 21)].requests == {3: 5}
+    assert t12.reasons[(X, 30)].count == 1 and t12.reasons[(X, 30)].latency.count == 0
+    assert t12.reasons[(X, 18)].count == 2 and t12.reasons[(KIND_SVM, 0x81)].count == 1
+    hc = t12.hypercalls[5]
+    assert hc.count == 4 and hc.latency.count == 3  # both exits' rows, and the one without latency
+    assert (hc.latency.sum, hc.latency.min, hc.latency.max) == (9001, 2990, 3010)
+    assert hc.latency.buckets == ((b(3000), 3),)
+    assert t12.requests == {}
+    assert threads[(2, 21)].reasons[(KIND_SVM, 0x7B)].latency.p50 == 5000
+    assert threads[(2, 21)].requests == {3: 5} and threads[(2, 21)].requests_lost == {3: 1}
     assert threads[(3, 31)].requests == {40: 1} and not threads[(3, 31)].reasons
+    assert threads[(4, 41)].userspace[6] == Stat(0, lost=2)  # every event of the row was lost
 
 
 def test_build_threads_empty():
-    empty = build_threads(np.zeros(0, maps.STAT_KEY), np.zeros(0, maps.STAT_VAL), np.zeros(0, maps.HIST_KEY),
-                          np.zeros(0, maps.COUNT), np.zeros(0, maps.REQ_KEY), np.zeros(0, maps.COUNT))
+    empty = build_threads(np.zeros(0, maps.STAT_KEY), np.zeros(0, maps.STAT_VAL), np.zeros(0, maps.LOST_KEY),
+                          np.zeros(0, maps.COUNT))
     assert empty == {}
+
+
+class FakeReader:
+    """A maps.HashReader stand-in over a numpy array (the `slots` array, or a `pending` hash by tid)."""
+
+    def __init__(self, rows: np.ndarray, keyed_by_tid: bool = False):
+        self.rows, self.keyed = rows, keyed_by_tid
+
+    def read(self):
+        keys = self.rows["tid"].astype(maps.TID) if self.keyed else np.arange(len(self.rows), dtype=maps.INDEX)
+        return keys, self.rows.copy()
+
+    def update(self, keys, values):
+        self.rows[keys] = values
+        return len(keys)
+
+    def delete(self, keys):
+        self.rows = self.rows[~np.isin(self.rows["tid"], keys.astype(np.uint64))]
+
+
+def _state(tid, pid=1, **fields):
+    row = np.zeros(1, maps.PENDING_VAL)[0]
+    row["tid"], row["pid"] = tid, pid
+    for k, v in fields.items():
+        row[k] = v
+    return row
+
+
+def test_pairing_state_gives_what_is_in_flight_and_request_deltas():
+    slots = np.zeros(4, maps.PENDING_VAL)
+    slots[1] = _state(11, us_ns=1_000, us_code=6)
+    slots[2] = _state(12, exit_ns=500)  # an exit in flight, not a userspace one
+    pending = np.array([_state(13, us_ns=4_000, us_code=2)], maps.PENDING_VAL)
+    ps = PairingState(FakeReader(slots), FakeReader(pending, keyed_by_tid=True))
+    flying, requests = ps.poll(now_ns=3_200_001_000)
+    assert flying == {(1, 11): InFlight(6, 3_200_000_000), (1, 13): InFlight(2, 3_199_997_000)}
+    assert requests == {}
+
+    ps.slots.rows[1]["req"][14] = 5
+    ps.pending.rows[0]["req"][3] = 2**32 - 2  # counts wrap: differences still hold
+    assert ps.poll(0)[1] == {(1, 11): {14: 5}, (1, 13): {3: 2**32 - 2}}
+    ps.slots.rows[1]["req"][14] = 7
+    ps.pending.rows[0]["req"][3] = 3
+    assert ps.poll(0)[1] == {(1, 11): {14: 2}, (1, 13): {3: 5}}
+    assert ps.poll(0)[1] == {}
+
+    # a thread that exited: its last counts are read on two polls, then its state is freed
+    ps.slots.rows[1]["req"][14] = 9
+    ps.slots.rows[1]["gone"], ps.slots.rows[1]["us_ns"] = 1, 0
+    ps.pending.rows[0]["gone"] = 1
+    flying, requests = ps.poll(0)
+    assert requests == {(1, 11): {14: 2}} and (1, 13) not in flying
+    assert ps.slots.rows[1]["tid"] == 11 and len(ps.pending.rows) == 1  # not yet
+    ps.slots.rows[1]["req"][14] = 10  # (what the thread did just before it went, read late)
+    assert ps.poll(0)[1] == {(1, 11): {14: 1}}
+    assert ps.slots.rows[1]["tid"] == 0 and not ps.slots.rows[1]["req"].any()  # free for the next thread
+    assert len(ps.pending.rows) == 0
+    assert ps.poll(0) == ({}, {})
+
+
+@pytest.mark.bpf
+@pytest.mark.kvm
+@needs_root
+def test_a_vmm_stuck_in_userspace_stays_visible(live, kvm_guest):
+    """A round trip counts when it ends; until then the vCPU shows what it waits for, and how long."""
+    src = live()
+    g = kvm_guest("kvmtop-stuck", mmio=1, mmio_sleep_ms=2500)  # the VMM takes 2.5 s over one MMIO exit
+    g.go()
+    deadline = time.monotonic() + 20
+    seen = None
+    while time.monotonic() < deadline:
+        t = threads_of(src.next_interval(), g.pid).get(g.tid)
+        if t is not None and t.in_userspace is not None and t.in_userspace.ns >= 1_000_000_000:
+            seen = t
+            break
+        time.sleep(0.05)
+    assert seen is not None, "the vCPU in its VMM never showed"
+    assert seen.in_userspace.code == KVM_EXIT_MMIO
+    assert KVM_EXIT_MMIO not in seen.userspace  # not counted before its round trip ends
+    reported = g.wait_done()
+    us = threads_of(src.next_interval(), g.pid)[g.tid].userspace
+    assert us[KVM_EXIT_MMIO].count == reported["KVM_EXIT_MMIO"] == 1
+    assert us[KVM_EXIT_MMIO].latency.min >= 2_500_000_000

@@ -27,7 +27,7 @@ def test_json_contract_fields():
     assert {"isa", "code", "name", "count", "per_s", "latency_ns"} <= hlt.keys()
     assert hlt["latency_ns"].keys() == LATENCY_KEYS
     assert hlt["latency_ns"]["min"] == 40_000 and hlt["latency_ns"]["max"] == 40_003
-    assert vm["requests"][0] == {"bit": 14, "name": "EVENT", "count": 4, "share": round(4 / 12, 6)}
+    assert vm["requests"][0] == {"bit": 14, "name": "EVENT", "count": 4, "share": round(4 / 12, 6), "lost": 0}
     beta = next(v for v in d["vms"] if v["pid"] == 20)
     assert beta["userspace_exits"][0]["name"] == "KVM_EXIT_IO"
 

@@ -18,7 +18,7 @@ from kvmtop.commands.record import record_main
 from kvmtop.decode import ISA_SVM, ISA_VMX
 from kvmtop.errors import SourceError
 from kvmtop.feed import Feed
-from kvmtop.model import CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+from kvmtop.model import CollectorStatus, InFlight, Interval, Latency, Stat, ThreadInterval, VmIdentity
 from kvmtop.offline.recording import (
     SCHEMA,
     RecordingWriter,
@@ -60,11 +60,18 @@ def make_intervals(n: int = 30, seed: int = 7) -> list[Interval]:
                              for c in rnd.sample([2, 6, 0x80000004, 0x8000000E], 2)}
                 hypercalls = {5: Stat(2, Latency.from_values([1500, 2500]))} if k == 0 else {}
                 requests = {0: rnd.randint(0, 5), 12: 1} if rnd.random() < 0.5 else {}
+                lost = {}
+                if i % 5 == 1 and k == 0:  # rows a full map cut, and a vCPU stuck in its VMM
+                    userspace[7] = Stat(0, lost=3)
+                    hypercalls = {5: Stat(2, Latency.from_values([1500, 2500]), lost=1)}
+                    lost = {12: 2, 40: 1}
                 threads.append(ThreadInterval(pid=pid, tid=tid, vcpu_id=None if k == 3 else k * 2,
                                               reasons=reasons, userspace=userspace,
-                                              hypercalls=hypercalls, requests=requests))
+                                              hypercalls=hypercalls, requests=requests, requests_lost=lost,
+                                              in_userspace=InFlight(6, 3_200_000_000 + i) if lost else None))
         status = CollectorStatus(drops=i % 3, unmatched_exits=i % 2, unmatched_entries=i % 5,
                                  poll_ms=0.1 * i, drops_by_map={"events": i} if i % 4 == 0 else {},
+                                 drops_by_kind={"userspace": 3, "requests": 3} if i % 5 == 1 else {},
                                  features={"exits": True, "requests": i % 2 == 0, "hypercalls": False},
                                  notes=("no kvm_hypercall \x1b[31m", "ok") if i % 2 else ())
         out.append(Interval(time=t0 + i * 0.5, interval_s=0.5, threads=tuple(threads), vms=vms,

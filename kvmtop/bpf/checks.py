@@ -61,6 +61,8 @@ _CONSEQUENCES = {
                       "the hypercall table stays empty"),
     "sys_enter_ioctl": ("userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl",
                         "userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl"),
+    "sched_process_exit": ("an exit or userspace exit still in flight when its vCPU thread ends is not counted",
+                           "an exit or userspace exit still in flight when its vCPU thread ends is not counted"),
 }
 
 TRACEPOINTS = tuple(

@@ -6,20 +6,33 @@
  *   kvm_exit  -> next kvm_entry            = exit latency of that exit's (isa, reason)
  *   kvm_hypercall during a pending exit    = gets that exit's latency
  *   kvm_userspace_exit -> next KVM_RUN ioctl or kvm_entry = userspace round trip
- * Counts are taken when the event happens, latencies when the pair completes, so
- * exit counts never depend on pairing. Nothing is sent to user space per event:
- * kvmtop reads and clears the hash maps once per interval.
+ * An event is counted when its pair completes, together with its latency: one update of
+ * one key (pid, tid, kind, code, latency bucket) that carries count, sum, min and max. An
+ * event that never completes is still counted exactly once, without a latency: when the
+ * thread's next event of that kind replaces it (unmatched), or when the thread exits.
+ * Events in flight stay in the thread's pairing state, which user space reads each
+ * interval ("in userspace for 3.2 s"); so do the thread's request-bit counts (cumulative:
+ * user space takes the differences). Nothing is sent to user space per event: kvmtop reads
+ * the pairing state and reads and clears the other hash maps once per interval.
+ *
+ * An event that does not fit in a full map is counted in counters[] per kind, and per row
+ * in `lost` (itself bounded), so user space can mark exactly the rows that were cut.
  *
  * cflags (see program.py): HIST_SUB_BITS, HIST_MAX_EXP, HIST_NBUCKETS (histogram.py),
- * MAX_KEYS, HIST_KEYS, PENDING_KEYS, HAVE_REQUESTS, HAVE_EXIT_VCPU_ID, HAVE_HYPERCALL,
- * HAVE_IOCTL, FILTER_PID, KVMTOP_TEST (raw-tracepoint test wrappers instead of probes),
- * RAW_USERSPACE_EXIT, RAW_ENTRY, RAW_HYPERCALL (raw tracepoint instead of the classic one).
+ * MAX_KEYS, HIST_KEYS, PENDING_KEYS, LOST_KEYS, SLOTS, HAVE_REQUESTS, HAVE_EXIT_VCPU_ID, HAVE_HYPERCALL,
+ * HAVE_IOCTL, HAVE_THREAD_EXIT, FILTER_PID, KVMTOP_TEST (raw-tracepoint test wrappers
+ * instead of probes), RAW_USERSPACE_EXIT, RAW_ENTRY, RAW_HYPERCALL, RAW_THREAD_EXIT (raw
+ * tracepoint instead of the classic one).
  *
  * Raw tracepoints: the kernel passes the TP_PROTO arguments as ctx->args[] and fills no
  * trace record, so they cost less per event. Only events whose arguments are plain values
  * (or are not needed) use them; program.py checks in tracefs that the fields still match
  * the prototypes below and falls back to the classic probe otherwise. kvm_exit stays
  * classic: its values come from the vcpu struct, which only the trace record decodes.
+ *
+ * Cost (bench/bench_bpf_cost.py): every map lookup is a function call, and on hosts with
+ * return-stack mitigations each call and helper costs tens of ns, so handlers make as few
+ * as they can; per-thread keys have one writer (the thread), so updates need no atomics.
  */
 #include <uapi/linux/ptrace.h>
 
@@ -32,6 +45,13 @@
 #ifndef PENDING_KEYS
 #define PENDING_KEYS MAX_KEYS
 #endif
+#ifndef LOST_KEYS
+#define LOST_KEYS PENDING_KEYS
+#endif
+#ifndef SLOTS
+#define SLOTS 1024
+#endif
+_Static_assert((SLOTS & (SLOTS - 1)) == 0, "SLOTS must be a power of two");
 #ifndef HIST_SUB_BITS
 #error "HIST_SUB_BITS missing: pass kvmtop.histogram.c_defines()"
 #endif
@@ -45,65 +65,68 @@ _Static_assert(HIST_NBUCKETS <= 256, "a bucket index must fit in a u8");
 /* stat_key.kind: an exit's isa (1 VMX, 2 SVM), or one of these */
 #define KIND_USERSPACE 0x10
 #define KIND_HYPERCALL 0x11
+#define KIND_REQUEST 0x12         /* `lost` only: code = the request bit */
+
+/* stat_key.flags */
+#define NO_LATENCY 1              /* counted without a latency (bucket 0 means nothing) */
+#define WITH_HYPERCALL 2          /* an exit that made hypercall `nr`: one event of each */
 
 /* counters[] (per CPU, never cleared: user space takes deltas) */
 enum {
-    C_DROP_STATS,
-    C_DROP_HIST,
+    C_DROP_EXITS,       /* events not recorded because `stats` (or `pending`) was full */
+    C_DROP_USERSPACE,
+    C_DROP_HYPERCALLS,
     C_DROP_REQUESTS,
-    C_DROP_PENDING,
+    C_DROP_PENDING,     /* events counted without a latency: `pending` was full */
     C_DROP_INFO,
+    C_DROP_LOST,        /* `lost` was full too: the drop is in the per-kind counter only */
     C_UNMATCHED_EXITS,
     C_UNMATCHED_ENTRIES,
-    C_SEEN_EXITS,
-    C_SEEN_ENTRIES,
+    C_SEEN_EXITS,       /* these two tell user space whether kvm_exit fires on this host */
     C_SEEN_USERSPACE,
-    C_SEEN_HYPERCALLS,
-    C_SEEN_KVM_RUN,
     C_NR,
 };
 
-struct stat_key {
+struct stat_key {   /* 20 bytes */
     u32 pid;
     u32 tid;
     u32 code;       /* exit_reason (VMX flag bits kept), KVM_EXIT_* code, hypercall nr */
+    u32 nr;         /* WITH_HYPERCALL: the exit's hypercall nr (its latency is the exit's) */
+    u8 kind;
+    u8 bucket;      /* the latency's histogram bucket (histogram.py) */
+    u8 flags;
+    u8 pad;
+};
+
+struct stat_val {   /* 32 bytes: the events of one key, and their latencies */
+    u64 count;
+    u64 sum_ns;
+    u64 min_ns;
+    u64 max_ns;
+};
+
+struct lost_key {   /* a row that lost events to a full map */
+    u32 pid;
+    u32 tid;
+    u32 code;       /* as in stat_key; the bit for KIND_REQUEST */
     u8 kind;
     u8 pad[3];
 };
 
-struct stat_val {   /* 32 bytes */
-    u64 count;      /* events, counted when they happen */
-    u64 sum_ns;     /* latencies, recorded when the pair completes */
-    u64 min_ns;     /* ~0 until a latency is recorded */
-    u64 max_ns;
-};
-
-struct hist_key {
-    u32 pid;
-    u32 tid;
-    u32 code;
-    u8 kind;
-    u8 bucket;
-    u16 pad;
-};
-
-struct req_key {
-    u32 pid;
-    u32 tid;
-    u32 bit;
-};
-
-struct pending {    /* one per vCPU thread (40 bytes) */
+struct pending {    /* one per vCPU thread (304 bytes): what is in flight, request bits */
     u64 exit_ns;    /* 0: no exit waiting for its entry */
     u64 us_ns;      /* 0: no userspace exit waiting for KVM_RUN */
     u32 exit_code;
     u32 us_code;
     u32 hc_nr;
     u32 vcpu_id;
-    u32 pid;        /* lets user space prune threads that are gone */
+    u32 pid;
     u8 exit_kind;
     u8 has_hc;
-    u8 pad[2];
+    u8 gone;        /* the thread has exited: user space reads the counts once more, then frees */
+    u8 pad;
+    u64 tid;        /* the owner (in `slots`, 0: free); u64 for cmpxchg */
+    u32 req[64];    /* exits with each request bit set, since the thread's first event (wraps) */
 };
 
 struct info {       /* written once per thread, read (not cleared) by user space */
@@ -112,18 +135,24 @@ struct info {       /* written once per thread, read (not cleared) by user space
     char comm[16];  /* the thread's name when first seen: survives the thread */
 };
 
-BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats, MAX_KEYS, BPF_F_NO_PREALLOC);
-BPF_F_TABLE("hash", struct hist_key, u64, hist, HIST_KEYS, BPF_F_NO_PREALLOC);
-BPF_F_TABLE("hash", struct req_key, u64, requests, MAX_KEYS, BPF_F_NO_PREALLOC);
-BPF_TABLE("lru_hash", u32, struct pending, pending, PENDING_KEYS);
+BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats, HIST_KEYS, BPF_F_NO_PREALLOC);
+BPF_F_TABLE("hash", struct lost_key, u64, lost, LOST_KEYS, BPF_F_NO_PREALLOC);
+/* Pairing state. A thread's first event claims slot tid % SLOTS if it is free: an array
+ * lookup is a few instructions where a hash lookup is a call. A thread whose slot is taken
+ * keeps its state in `pending`. When the thread exits (HAVE_THREAD_EXIT) its state is
+ * marked gone; user space frees it after reading its last counts. Nothing is evicted. */
+BPF_ARRAY(slots, struct pending, SLOTS);
+BPF_F_TABLE("hash", u32, struct pending, pending, PENDING_KEYS, BPF_F_NO_PREALLOC);
+BPF_PERCPU_ARRAY(fresh_state, struct pending, 1);    /* never written: all zeros */
 BPF_TABLE("lru_hash", u32, struct info, info, PENDING_KEYS);
 BPF_PERCPU_ARRAY(counters, u64, C_NR);
 
+/* per-CPU: no other CPU writes it, and these probes do not nest on one CPU */
 static __always_inline void bump(u32 idx)
 {
     u64 *c = counters.lookup(&idx);
     if (c)
-        __sync_fetch_and_add(c, 1);
+        (*c)++;
 }
 
 /* floor(log2(v)) for v > 0, without loops */
@@ -149,54 +178,70 @@ static __always_inline u32 bucket_index(u64 v)
     return (e - HIST_SUB_BITS + 1) * HIST_SUB + (u32)(v >> (e - HIST_SUB_BITS)) - HIST_SUB;
 }
 
-static __always_inline void count_event(u32 pid, u32 tid, u8 kind, u32 code)
+static __always_inline u32 drop_counter(u8 kind)
 {
-    struct stat_key k = {.pid = pid, .tid = tid, .code = code, .kind = kind};
-    struct stat_val *v = stats.lookup(&k);
-    if (!v) {
-        struct stat_val init = {.count = 1, .min_ns = ~0ULL};
-        if (stats.insert(&k, &init) == 0)
-            return;
-        v = stats.lookup(&k);   /* lost a race with another CPU, or the map is full */
-        if (!v) {
-            bump(C_DROP_STATS);
-            return;
-        }
-    }
-    __sync_fetch_and_add(&v->count, 1);
+    if (kind == KIND_USERSPACE)
+        return C_DROP_USERSPACE;
+    if (kind == KIND_HYPERCALL)
+        return C_DROP_HYPERCALLS;
+    if (kind == KIND_REQUEST)
+        return C_DROP_REQUESTS;
+    return C_DROP_EXITS;
 }
 
-static __always_inline void record_latency(u32 pid, u32 tid, u8 kind, u32 code, u64 ns)
+/* one event that no map could take: counted per kind, and per row while `lost` has room */
+static __always_inline void drop(u32 pid, u32 tid, u8 kind, u32 code)
 {
-    struct stat_key k = {.pid = pid, .tid = tid, .code = code, .kind = kind};
-    struct stat_val *v = stats.lookup(&k);
-    if (v) {
-        __sync_fetch_and_add(&v->sum_ns, ns);
-        if (ns < v->min_ns)     /* one thread updates its own keys: no real race */
-            v->min_ns = ns;
-        if (ns > v->max_ns)
-            v->max_ns = ns;
-    } else {
-        struct stat_val init = {.sum_ns = ns, .min_ns = ns, .max_ns = ns};
-        if (stats.insert(&k, &init) != 0)
-            bump(C_DROP_STATS);
-    }
-
-    struct hist_key hk = {.pid = pid, .tid = tid, .code = code, .kind = kind,
-                          .bucket = bucket_index(ns)};
-    u64 *c = hist.lookup(&hk);
-    if (c) {
-        __sync_fetch_and_add(c, 1);
+    bump(drop_counter(kind));
+    struct lost_key k = {.pid = pid, .tid = tid, .code = code, .kind = kind};
+    u64 *n = lost.lookup(&k);
+    if (n) {
+        __sync_fetch_and_add(n, 1);
         return;
     }
     u64 one = 1;
-    if (hist.insert(&hk, &one) == 0)
+    if (lost.insert(&k, &one) != 0)
+        bump(C_DROP_LOST);
+}
+
+/* one event of (kind, code) [and hypercall nr], with its latency unless NO_LATENCY */
+static __always_inline void record(u32 pid, u32 tid, u8 kind, u32 code, u32 nr, u64 ns, u8 flags)
+{
+    struct stat_key k = {.pid = pid, .tid = tid, .code = code, .nr = nr, .kind = kind,
+                         .flags = flags, .bucket = (flags & NO_LATENCY) ? 0 : bucket_index(ns)};
+    struct stat_val *v = stats.lookup(&k);
+    if (v) {            /* only this thread writes its keys: no atomics needed */
+        v->count++;
+        v->sum_ns += ns;
+        if (ns < v->min_ns)
+            v->min_ns = ns;
+        if (ns > v->max_ns)
+            v->max_ns = ns;
         return;
-    c = hist.lookup(&hk);
-    if (c)
-        __sync_fetch_and_add(c, 1);
-    else
-        bump(C_DROP_HIST);
+    }
+    struct stat_val init = {.count = 1, .sum_ns = ns, .min_ns = ns, .max_ns = ns};
+    if (stats.insert(&k, &init) != 0) {
+        drop(pid, tid, kind, code);
+        if (flags & WITH_HYPERCALL)
+            drop(pid, tid, KIND_HYPERCALL, nr);
+    }
+}
+
+static __always_inline u64 since(u64 start, u64 now)
+{
+    u64 d = now - start;
+    return (s64)d < 0 ? 0 : d;
+}
+
+/* the thread's pending exit (and its hypercall), with latency ns or NO_LATENCY */
+static __always_inline void record_exit(u32 pid, u32 tid, struct pending *p, u64 ns, u8 flags)
+{
+    u32 nr = 0;
+    if (p->has_hc) {
+        flags |= WITH_HYPERCALL;
+        nr = p->hc_nr;
+    }
+    record(pid, tid, p->exit_kind, p->exit_code, nr, ns, flags);
 }
 
 static __always_inline void info_put(u32 pid, u32 tid, u32 vcpu_id)
@@ -207,17 +252,49 @@ static __always_inline void info_put(u32 pid, u32 tid, u32 vcpu_id)
         bump(C_DROP_INFO);
 }
 
-/* the thread's pairing state; a new thread also gets its info entry */
+static __always_inline struct pending *slot_of(u32 tid)
+{
+    u32 i = tid & (SLOTS - 1);
+    return slots.lookup(&i);
+}
+
+/* the thread's pairing state, if it has one */
+static __always_inline struct pending *state_of(u32 tid)
+{
+    struct pending *p = slot_of(tid);
+    if (p && p->tid == tid)
+        return p;
+    return pending.lookup(&tid);
+}
+
+/* the thread's pairing state, made at its first event; a new thread also gets its info entry */
 static __always_inline struct pending *pending_get(u32 pid, u32 tid)
 {
-    struct pending *p = pending.lookup(&tid);
-    if (p)
+    struct pending *p = state_of(tid);
+    if (p) {
+        if (p->gone) {  /* a new thread with a gone one's tid, before user space freed it */
+            p->gone = 0;
+            p->pid = pid;
+        }
         return p;
-    struct pending fresh = {.pid = pid, .vcpu_id = NO_VCPU_ID};
-    pending.update(&tid, &fresh);
-    p = pending.lookup(&tid);
-    if (!p)
-        bump(C_DROP_PENDING);
+    }
+    p = slot_of(tid);
+    if (!p || __sync_val_compare_and_swap(&p->tid, 0, (u64)tid) != 0) {
+        u32 zero = 0;   /* the slot is taken: a `pending` entry */
+        struct pending *fresh = fresh_state.lookup(&zero);
+        if (fresh)
+            pending.update(&tid, fresh);
+        p = pending.lookup(&tid);
+        if (!p) {
+            bump(C_DROP_PENDING);
+            info_put(pid, tid, NO_VCPU_ID);
+            return NULL;
+        }
+        p->tid = tid;
+    }
+    /* a free slot, or a fresh entry, is all zeros but for tid */
+    p->pid = pid;
+    p->vcpu_id = NO_VCPU_ID;
     info_put(pid, tid, NO_VCPU_ID);
     return p;
 }
@@ -230,6 +307,13 @@ static __always_inline struct pending *pending_get(u32 pid, u32 tid)
 
 /* ------------------------------------------------------------------ handlers */
 
+/* the pending exit never saw its entry: it counts, without a latency */
+static __always_inline void exit_unmatched(u32 pid, u32 tid, struct pending *p)
+{
+    bump(C_UNMATCHED_EXITS);
+    record_exit(pid, tid, p, 0, NO_LATENCY);
+}
+
 static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reason,
                                         u64 reqs, u32 vcpu_id)
 {
@@ -238,12 +322,11 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
         return;
     u8 kind = isa & 0x0f;          /* never collides with KIND_USERSPACE, KIND_HYPERCALL */
     bump(C_SEEN_EXITS);
-    count_event(pid, tid, kind, reason);
 
     struct pending *p = pending_get(pid, tid);
     if (p) {
         if (p->exit_ns)
-            bump(C_UNMATCHED_EXITS);    /* the previous exit never saw its entry */
+            exit_unmatched(pid, tid, p);
         p->exit_ns = now;
         p->exit_code = reason;
         p->exit_kind = kind;
@@ -256,27 +339,20 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
                 info_put(pid, tid, vcpu_id);
             p->vcpu_id = vcpu_id;
         }
+    } else {
+        record(pid, tid, kind, reason, 0, 0, NO_LATENCY);
     }
 
 #ifdef HAVE_REQUESTS
-    /* one map update per set bit, lowest first; at most 64 */
+    /* each set bit, lowest first; at most 64 */
     for (int i = 0; i < 64 && reqs; i++) {
         u64 low = reqs & -reqs;
-        struct req_key rk = {.pid = pid, .tid = tid, .bit = log2_u64(low)};
+        u32 bit = log2_u64(low) & 63;
         reqs ^= low;
-        u64 *c = requests.lookup(&rk);
-        if (c) {
-            __sync_fetch_and_add(c, 1);
-            continue;
-        }
-        u64 one = 1;
-        if (requests.insert(&rk, &one) == 0)
-            continue;
-        c = requests.lookup(&rk);
-        if (c)
-            __sync_fetch_and_add(c, 1);
+        if (p)
+            p->req[bit]++;
         else
-            bump(C_DROP_REQUESTS);
+            drop(pid, tid, KIND_REQUEST, bit);
     }
 #endif
 }
@@ -284,8 +360,7 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
 static __always_inline void userspace_done(u32 pid, u32 tid, struct pending *p, u64 now)
 {
     if (p->us_ns) {
-        u64 d = now - p->us_ns;
-        record_latency(pid, tid, KIND_USERSPACE, p->us_code, (s64)d < 0 ? 0 : d);
+        record(pid, tid, KIND_USERSPACE, p->us_code, 0, since(p->us_ns, now), 0);
         p->us_ns = 0;
     }
 }
@@ -295,8 +370,7 @@ static __always_inline void handle_entry(u64 pid_tgid, u64 now)
     u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (SKIP_PID(pid))
         return;
-    bump(C_SEEN_ENTRIES);
-    struct pending *p = pending.lookup(&tid);
+    struct pending *p = state_of(tid);
     if (!p) {
         bump(C_UNMATCHED_ENTRIES);
         return;
@@ -306,27 +380,22 @@ static __always_inline void handle_entry(u64 pid_tgid, u64 now)
         bump(C_UNMATCHED_ENTRIES);
         return;
     }
-    u64 d = now - p->exit_ns;
-    if ((s64)d < 0)
-        d = 0;
-    record_latency(pid, tid, p->exit_kind, p->exit_code, d);
-    if (p->has_hc)
-        record_latency(pid, tid, KIND_HYPERCALL, p->hc_nr, d);
+    record_exit(pid, tid, p, since(p->exit_ns, now), 0);
     p->exit_ns = 0;
     p->has_hc = 0;
 }
 
-static __always_inline void handle_hypercall(u64 pid_tgid, u64 now, u64 nr)
+static __always_inline void handle_hypercall(u64 pid_tgid, u64 nr)
 {
     u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (SKIP_PID(pid))
         return;
-    bump(C_SEEN_HYPERCALLS);
-    count_event(pid, tid, KIND_HYPERCALL, (u32)nr);
-    struct pending *p = pending.lookup(&tid);
-    if (p && p->exit_ns) {
+    struct pending *p = state_of(tid);
+    if (p && p->exit_ns && !p->has_hc) {   /* counted with its exit's latency, at the entry */
         p->hc_nr = nr;
         p->has_hc = 1;
+    } else {
+        record(pid, tid, KIND_HYPERCALL, (u32)nr, 0, 0, NO_LATENCY);
     }
 }
 
@@ -337,12 +406,15 @@ static __always_inline void handle_userspace_exit(u64 pid_tgid, u64 now, u32 rea
         return;
     u32 code = err < 0 ? (ERRNO_FLAG | (u32)(-err)) : reason;
     bump(C_SEEN_USERSPACE);
-    count_event(pid, tid, KIND_USERSPACE, code);
     struct pending *p = pending_get(pid, tid);
-    if (p) {
-        p->us_ns = now;
-        p->us_code = code;
+    if (!p) {
+        record(pid, tid, KIND_USERSPACE, code, 0, 0, NO_LATENCY);
+        return;
     }
+    if (p->us_ns)   /* the previous one never saw its KVM_RUN */
+        record(pid, tid, KIND_USERSPACE, p->us_code, 0, 0, NO_LATENCY);
+    p->us_ns = now;
+    p->us_code = code;
 }
 
 static __always_inline void handle_ioctl(u64 pid_tgid, u64 now, u64 cmd)
@@ -352,10 +424,26 @@ static __always_inline void handle_ioctl(u64 pid_tgid, u64 now, u64 cmd)
     u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (SKIP_PID(pid))
         return;
-    bump(C_SEEN_KVM_RUN);
-    struct pending *p = pending.lookup(&tid);
+    struct pending *p = state_of(tid);
     if (p)
         userspace_done(pid, tid, p, now);
+}
+
+/* A thread exits: what it still had in flight counts (without a latency); its state is
+ * marked gone, for user space to read its last request counts and free it. */
+static __always_inline void handle_thread_exit(u64 pid_tgid)
+{
+    u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
+    struct pending *p = state_of(tid);
+    if (!p || p->gone)
+        return;
+    if (p->exit_ns)
+        exit_unmatched(pid, tid, p);
+    if (p->us_ns)
+        record(pid, tid, KIND_USERSPACE, p->us_code, 0, 0, NO_LATENCY);
+    p->exit_ns = 0;
+    p->us_ns = 0;
+    p->gone = 1;
 }
 
 /* ------------------------------------------------------------------ wrappers */
@@ -397,13 +485,13 @@ TRACEPOINT_PROBE(kvm, kvm_entry)
 /* TP_PROTO(unsigned long nr, unsigned long a0, a1, a2, a3) */
 RAW_TRACEPOINT_PROBE(kvm_hypercall)
 {
-    handle_hypercall(bpf_get_current_pid_tgid(), bpf_ktime_get_ns(), ctx->args[0]);
+    handle_hypercall(bpf_get_current_pid_tgid(), ctx->args[0]);
     return 0;
 }
 #else
 TRACEPOINT_PROBE(kvm, kvm_hypercall)
 {
-    handle_hypercall(bpf_get_current_pid_tgid(), bpf_ktime_get_ns(), args->nr);
+    handle_hypercall(bpf_get_current_pid_tgid(), args->nr);
     return 0;
 }
 #endif
@@ -441,6 +529,23 @@ TRACEPOINT_PROBE(syscalls, sys_enter_ioctl)
 }
 #endif
 
+#ifdef HAVE_THREAD_EXIT
+#ifdef RAW_THREAD_EXIT
+/* TP_PROTO(struct task_struct *p[, bool group_dead]): runs in the exiting thread, no argument needed */
+RAW_TRACEPOINT_PROBE(sched_process_exit)
+{
+    handle_thread_exit(bpf_get_current_pid_tgid());
+    return 0;
+}
+#else
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    handle_thread_exit(bpf_get_current_pid_tgid());
+    return 0;
+}
+#endif
+#endif
+
 #else /* KVMTOP_TEST: every value, pid_tgid and time included, comes from ctx->args[] */
 
 int test_exit(struct bpf_raw_tracepoint_args *ctx)
@@ -458,7 +563,7 @@ int test_entry(struct bpf_raw_tracepoint_args *ctx)
 
 int test_hypercall(struct bpf_raw_tracepoint_args *ctx)
 {
-    handle_hypercall(ctx->args[0], ctx->args[1], ctx->args[2]);
+    handle_hypercall(ctx->args[0], ctx->args[2]);
     return 0;
 }
 
@@ -471,6 +576,12 @@ int test_userspace_exit(struct bpf_raw_tracepoint_args *ctx)
 int test_ioctl(struct bpf_raw_tracepoint_args *ctx)
 {
     handle_ioctl(ctx->args[0], ctx->args[1], ctx->args[2]);
+    return 0;
+}
+
+int test_thread_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    handle_thread_exit(ctx->args[0]);
     return 0;
 }
 

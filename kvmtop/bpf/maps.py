@@ -16,17 +16,17 @@ import errno
 
 import numpy as np
 
-STAT_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("pad", "u1", (3,))])
+STAT_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("nr", "<u4"), ("kind", "u1"),
+                     ("bucket", "u1"), ("flags", "u1"), ("pad", "u1")])
 STAT_VAL = np.dtype([("count", "<u8"), ("sum_ns", "<u8"), ("min_ns", "<u8"), ("max_ns", "<u8")])
-HIST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("bucket", "u1"),
-                     ("pad", "<u2")])
-REQ_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("bit", "<u4")])
+LOST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("pad", "u1", (3,))])
 COUNT = np.dtype("<u8")
 TID = np.dtype("<u4")
+INDEX = np.dtype("<u4")
 INFO_VAL = np.dtype([("pid", "<u4"), ("vcpu_id", "<u4"), ("comm", "S16")])
 PENDING_VAL = np.dtype([("exit_ns", "<u8"), ("us_ns", "<u8"), ("exit_code", "<u4"), ("us_code", "<u4"),
                         ("hc_nr", "<u4"), ("vcpu_id", "<u4"), ("pid", "<u4"), ("exit_kind", "u1"), ("has_hc", "u1"),
-                        ("pad", "u1", (2,))])
+                        ("gone", "u1"), ("pad", "u1"), ("tid", "<u8"), ("req", "<u4", (64,))])
 
 _BATCH_REFUSED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.ENOSYS, 524}  # ENOTSUPP
 
@@ -187,8 +187,8 @@ class HashReader:
 
 LAYOUT = {
     "stats": (STAT_KEY, STAT_VAL),
-    "hist": (HIST_KEY, COUNT),
-    "requests": (REQ_KEY, COUNT),
+    "lost": (LOST_KEY, COUNT),
+    "slots": (INDEX, PENDING_VAL),
     "pending": (TID, PENDING_VAL),
     "info": (TID, INFO_VAL),
 }

@@ -21,30 +21,33 @@ from typing import Any
 
 from .. import histogram, tracefs
 from ..errors import SourceError
-from . import headers
+from . import headers, sizing
+from .sizing import DEFAULT_MAX_KEYS, HIST_FACTOR, MapSizes  # noqa: F401 - re-exported
 
 SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmtop.bpf.c")
 
-DEFAULT_MAX_KEYS = 16384
-HIST_FACTOR = 8
-MIN_PENDING_KEYS = 1024
 
 # map key kinds (stat_key.kind): an exit's isa, or one of these
 KIND_VMX, KIND_SVM = 1, 2
 KIND_USERSPACE = 0x10
 KIND_HYPERCALL = 0x11
+KIND_REQUEST = 0x12  # rows of the `lost` map only: code = the request bit
+NO_LATENCY = 1       # stat_key.flags: counted without a latency
+WITH_HYPERCALL = 2   # stat_key.flags: an exit that made hypercall `nr` (one event of each)
 ERRNO_FLAG = 0x80000000  # userspace code when errno < 0: ERRNO_FLAG | -errno
 NO_VCPU_ID = 0xFFFFFFFF
 KVM_RUN = 0xAE80
 
 # counters[] indices, as the C enum
 COUNTERS = (
-    "drop_stats", "drop_hist", "drop_requests", "drop_pending", "drop_info",
+    "drop_exits", "drop_userspace", "drop_hypercalls", "drop_requests",
+    "drop_pending", "drop_info", "drop_lost",
     "unmatched_exits", "unmatched_entries",
-    "seen_exits", "seen_entries", "seen_userspace", "seen_hypercalls", "seen_kvm_run",
+    "seen_exits", "seen_userspace",
 )
-DROP_COUNTERS = {"stats": "drop_stats", "hist": "drop_hist", "requests": "drop_requests",
-                 "pending": "drop_pending", "info": "drop_info"}
+# events not recorded, per kind (exact: each lost event is counted once, in one of these)
+DROP_KINDS = {"exits": "drop_exits", "userspace": "drop_userspace", "hypercalls": "drop_hypercalls",
+              "requests": "drop_requests"}
 
 # tracepoints: (category, event, fields it needs)
 REQUIRED = {
@@ -55,8 +58,10 @@ REQUIRED = {
 OPTIONAL = {
     ("kvm", "kvm_hypercall"): ("nr",),
     ("syscalls", "sys_enter_ioctl"): ("cmd",),
+    ("sched", "sched_process_exit"): (),
 }
-TEST_PROGRAMS = ("test_exit", "test_entry", "test_hypercall", "test_userspace_exit", "test_ioctl")
+TEST_PROGRAMS = ("test_exit", "test_entry", "test_hypercall", "test_userspace_exit", "test_ioctl",
+                 "test_thread_exit")
 
 # Raw tracepoints: the TP_PROTO arguments the raw probe reads from ctx->args[], which must be
 # exactly the event's tracefs fields in this order (a changed prototype shows there too);
@@ -65,8 +70,10 @@ RAW_ARGS = {
     ("kvm", "kvm_userspace_exit"): ("reason", "errno"),          # (__u32 reason, int errno)
     ("kvm", "kvm_entry"): None,
     ("kvm", "kvm_hypercall"): ("nr", "a0", "a1", "a2", "a3"),    # (unsigned long nr, a0..a3)
+    ("sched", "sched_process_exit"): None,
 }
 RAW, CLASSIC = "raw_tracepoint", "tracepoint"
+MAPS = ("stats", "lost", "slots", "pending", "info", "counters")
 
 
 @dataclass(frozen=True)
@@ -77,9 +84,11 @@ class Features:
     exit_vcpu_id: bool = False    # kvm_exit has `vcpu_id`
     hypercalls: bool = False      # kvm:kvm_hypercall exists
     ioctl: bool = False           # syscalls:sys_enter_ioctl exists (KVM_RUN ends a round trip)
+    thread_exit: bool = False     # sched:sched_process_exit exists (in-flight events count at exit)
     raw_userspace_exit: bool = False  # kvm_userspace_exit's fields are (reason, errno)
     raw_entry: bool = False           # kvm_entry exists (its raw probe reads no argument)
     raw_hypercall: bool = False       # kvm_hypercall's fields are (nr, a0, a1, a2, a3)
+    raw_thread_exit: bool = False     # sched_process_exit exists (its raw probe reads no argument)
 
     def notes(self) -> tuple[str, ...]:
         out = []
@@ -91,6 +100,9 @@ class Features:
         if not self.ioctl:
             out.append("tracepoint syscalls:sys_enter_ioctl is missing: "
                        "userspace round trips end at the next kvm_entry")
+        if not self.thread_exit:
+            out.append("tracepoint sched:sched_process_exit is missing: an exit or userspace exit "
+                       "still in flight when its thread ends is not counted")
         return tuple(out)
 
 
@@ -139,9 +151,11 @@ def detect_features(root: str | None = None) -> Features:
         exit_vcpu_id="vcpu_id" in exit_fields,
         hypercalls=optional["kvm_hypercall"],
         ioctl=optional["sys_enter_ioctl"],
+        thread_exit=optional["sched_process_exit"],
         raw_userspace_exit=raw_ok("kvm", "kvm_userspace_exit", root),
         raw_entry=raw_ok("kvm", "kvm_entry", root),
         raw_hypercall=optional["kvm_hypercall"] and raw_ok("kvm", "kvm_hypercall", root),
+        raw_thread_exit=optional["sched_process_exit"],
     )
 
 
@@ -157,27 +171,26 @@ def plan_probes(features: Features, raw: bool = True) -> dict[str, str]:
         plan["kvm:kvm_hypercall"] = RAW if raw and features.raw_hypercall else CLASSIC
     if features.ioctl:  # KVM_RUN's start: see kvmtop.bpf.c for why not kvm_fpu or raw sys_enter
         plan["syscalls:sys_enter_ioctl"] = CLASSIC
+    if features.thread_exit:
+        plan["sched:sched_process_exit"] = RAW if raw and features.raw_thread_exit else CLASSIC
     return plan
 
 
 def build_cflags(features: Features, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None,
                  test: bool = False, hist_keys: int | None = None,
-                 pending_keys: int | None = None, probes: dict[str, str] | None = None) -> list[str]:
-    if max_keys < 1:
-        raise SourceError(f"--max-keys must be at least 1 (got {max_keys})")
-    flags = histogram.c_defines() + [
-        f"-DMAX_KEYS={max_keys}",
-        f"-DHIST_KEYS={hist_keys or max_keys * HIST_FACTOR}",
-        f"-DPENDING_KEYS={pending_keys or max(max_keys, MIN_PENDING_KEYS)}",
-    ]
+                 pending_keys: int | None = None, probes: dict[str, str] | None = None,
+                 sizes: MapSizes | None = None) -> list[str]:
+    sizes = sizes or MapSizes.for_max_keys(max_keys, hist_keys, pending_keys)
+    flags = histogram.c_defines() + sizes.cflags()
     for on, name in ((features.requests, "HAVE_REQUESTS"), (features.exit_vcpu_id, "HAVE_EXIT_VCPU_ID"),
-                     (features.hypercalls, "HAVE_HYPERCALL"), (features.ioctl, "HAVE_IOCTL")):
+                     (features.hypercalls, "HAVE_HYPERCALL"), (features.ioctl, "HAVE_IOCTL"),
+                     (features.thread_exit, "HAVE_THREAD_EXIT")):
         if on:
             flags.append(f"-D{name}")
     if probes is None:
         probes = plan_probes(features)
     for event, name in (("kvm:kvm_userspace_exit", "RAW_USERSPACE_EXIT"), ("kvm:kvm_entry", "RAW_ENTRY"),
-                        ("kvm:kvm_hypercall", "RAW_HYPERCALL")):
+                        ("kvm:kvm_hypercall", "RAW_HYPERCALL"), ("sched:sched_process_exit", "RAW_THREAD_EXIT")):
         if probes.get(event) == RAW:
             flags.append(f"-D{name}")
     if pid is not None:
@@ -230,13 +243,16 @@ class Program:
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None, test: bool = False,
                  features: Features | None = None, hist_keys: int | None = None,
-                 pending_keys: int | None = None, raw: bool = True):
+                 pending_keys: int | None = None, raw: bool = True, lost_keys: int | None = None,
+                 source: str | None = None):
+        self.source = source or SOURCE_PATH  # the BPF C (benchmarks may time another version)
+        self.sizes = MapSizes.for_max_keys(max_keys, hist_keys, pending_keys, lost_keys)
         self.max_keys, self.pid, self.test = max_keys, pid, test
         self.raw = raw         # False: classic tracepoints only
         self.probes: dict[str, str] = {}   # "cat:event" -> RAW or CLASSIC, as attached
         self.fallback = ""     # why the raw probes were given up for the classic ones
-        self.hist_keys = hist_keys or max_keys * HIST_FACTOR
-        self.pending_keys = pending_keys or max(max_keys, MIN_PENDING_KEYS)
+        self.hist_keys, self.pending_keys = self.sizes.hist_keys, self.sizes.pending_keys
+        self.lost_keys, self.slots = self.sizes.lost_keys, self.sizes.slots
         self.features: Features | None = features
         self.cflags: list[str] = []
         self.bpf: Any = None  # bcc.BPF once loaded (bcc has no type information)
@@ -246,6 +262,7 @@ class Program:
     # ------------------------------------------------------------------ load
 
     def load(self) -> Program:
+        sizing.check(self.sizes)  # before anything is allocated
         if os.geteuid() != 0:
             raise SourceError("kvmtop needs root to load BPF programs (run it with sudo)")
         try:
@@ -253,7 +270,8 @@ class Program:
         except ImportError:
             raise SourceError("BCC is not installed (apt install python3-bpfcc)") from None
         if self.features is None:
-            self.features = Features(True, True, True, True) if self.test else detect_features()
+            self.features = (Features(requests=True, exit_vcpu_id=True, hypercalls=True, ioctl=True, thread_exit=True)
+                             if self.test else detect_features())
         try:
             path = headers.prepare_headers(verbose=False)
         except headers.HeadersError as e:
@@ -261,7 +279,7 @@ class Program:
         if path:
             os.environ["BCC_KERNEL_SOURCE"] = path
         probes = {} if self.test else plan_probes(self.features, self.raw)
-        with open(SOURCE_PATH, encoding="utf-8") as f:
+        with open(self.source, encoding="utf-8") as f:
             text = f.read()
         err = self._build(BPF, text, probes)
         if err is not None and RAW in probes.values():
@@ -287,13 +305,12 @@ class Program:
         """Compile, load and attach with ``probes``; the exception BCC raised, if any."""
         self.close()
         assert self.features is not None, "load() detects the features first"
-        self.cflags = build_cflags(self.features, self.max_keys, self.pid, self.test,
-                                   self.hist_keys, self.pending_keys, probes)
+        self.cflags = build_cflags(self.features, pid=self.pid, test=self.test, probes=probes, sizes=self.sizes)
         with _captured_stderr() as out:
             try:
                 self.bpf = _new_bpf(bpf_class, text.encode(), self.cflags)
                 if self.test:
-                    for name in TEST_PROGRAMS:
+                    for name in (n for n in TEST_PROGRAMS if f"int {n}(" in text):  # an older source may lack some
                         self.test_fds[name] = self.bpf.load_func(name.encode(), bpf_class.RAW_TRACEPOINT).fd
                 err = None
             except Exception as e:  # bcc raises bare Exceptions
@@ -332,8 +349,8 @@ class Program:
 
     @property
     def maps(self) -> dict[str, object]:
-        """The BCC table handles: stats, hist, requests, pending, info, counters."""
-        return {n: self.table(n) for n in ("stats", "hist", "requests", "pending", "info", "counters")}
+        """The BCC table handles (MAPS)."""
+        return {n: self.table(n) for n in MAPS}
 
     def prog_fds(self) -> dict[str, int]:
         """Loaded program name -> fd (attached probes, or the test wrappers): BCC names them

@@ -28,6 +28,7 @@ from typing import IO, Any
 from ..model import (
     EMPTY_LATENCY,
     CollectorStatus,
+    InFlight,
     Interval,
     Latency,
     Stat,
@@ -58,24 +59,29 @@ def _unlat(obj) -> Latency:
 
 
 def _stat(s: Stat) -> list:
-    return [s.count, _lat(s.latency)]
+    return [s.count, _lat(s.latency), s.lost] if s.lost else [s.count, _lat(s.latency)]
 
 
 def _unstat(obj) -> Stat:
-    return Stat(obj[0], _unlat(obj[1]))
+    return Stat(obj[0], _unlat(obj[1]), obj[2] if len(obj) > 2 else 0)
 
 
 def interval_to_json(iv: Interval) -> dict[str, Any]:
     """One Interval as a JSON-able dict (lists keep every mapping's order)."""
     threads = []
     for t in iv.threads:
-        threads.append({
+        thread = {
             "pid": t.pid, "tid": t.tid, "vcpu_id": t.vcpu_id,
             "r": [[k[0], k[1], *_stat(s)] for k, s in t.reasons.items()],
             "u": [[code, *_stat(s)] for code, s in t.userspace.items()],
             "h": [[nr, *_stat(s)] for nr, s in t.hypercalls.items()],
             "q": [[bit, n] for bit, n in t.requests.items()],
-        })
+        }
+        if t.requests_lost:
+            thread["ql"] = [[bit, n] for bit, n in t.requests_lost.items()]
+        if t.in_userspace is not None:
+            thread["iu"] = [t.in_userspace.code, t.in_userspace.ns]
+        threads.append(thread)
     vms = [
         [key, {"pid": v.pid, "name": v.name, "start_time": v.start_time,
                "vcpu_index": [[tid, idx] for tid, idx in v.vcpu_index.items()],
@@ -86,6 +92,7 @@ def interval_to_json(iv: Interval) -> dict[str, Any]:
     status = {
         "drops": st.drops, "unmatched_exits": st.unmatched_exits, "unmatched_entries": st.unmatched_entries,
         "poll_ms": st.poll_ms, "drops_by_map": [[k, n] for k, n in st.drops_by_map.items()],
+        "drops_by_kind": [[k, n] for k, n in st.drops_by_kind.items()],
         "features": [[k, v] for k, v in st.features.items()], "notes": list(st.notes),
     }
     return {"t": iv.time, "dt": iv.interval_s, "threads": threads, "vms": vms, "status": status,
@@ -100,6 +107,8 @@ def interval_from_json(obj: Mapping[str, Any]) -> Interval:
             userspace={u[0]: _unstat(u[1:]) for u in t["u"]},
             hypercalls={h[0]: _unstat(h[1:]) for h in t["h"]},
             requests={q[0]: q[1] for q in t["q"]},
+            requests_lost={q[0]: q[1] for q in t.get("ql", ())},
+            in_userspace=InFlight(*t["iu"]) if t.get("iu") else None,
         )
         for t in obj["threads"]
     )
@@ -113,6 +122,7 @@ def interval_from_json(obj: Mapping[str, Any]) -> Interval:
     status = CollectorStatus(
         drops=s["drops"], unmatched_exits=s["unmatched_exits"], unmatched_entries=s["unmatched_entries"],
         poll_ms=s["poll_ms"], drops_by_map={k: n for k, n in s["drops_by_map"]},
+        drops_by_kind={k: n for k, n in s.get("drops_by_kind", ())},
         features={k: v for k, v in s["features"]}, notes=tuple(s["notes"]),
     )
     return Interval(time=obj["t"], interval_s=obj["dt"], threads=threads, vms=vms, status=status,

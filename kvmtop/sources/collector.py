@@ -9,59 +9,47 @@ time the read took, which measurements have a source here). No Textual in here.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import replace
 
 import numpy as np
 
-from .. import histogram
-from ..bpf import maps
+from ..bpf import maps, sizing
 from ..bpf.program import (
     COUNTERS,
     DEFAULT_MAX_KEYS,
-    DROP_COUNTERS,
+    DROP_KINDS,
     KIND_HYPERCALL,
+    KIND_REQUEST,
     KIND_USERSPACE,
+    NO_LATENCY,
     NO_VCPU_ID,
+    WITH_HYPERCALL,
     Features,
     Program,
 )
 from ..errors import SourceError
 from ..gc_policy import paused as gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
-from ..model import EMPTY_LATENCY, NOTE_NO_EXITS, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+from ..model import (EMPTY_LATENCY, NOTE_NO_EXITS, CollectorStatus, InFlight, Interval, Latency, Stat,
+                     ThreadInterval, VmIdentity)
+from .pairing_state import PairingState
 
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
 PROC = "/proc"
 
 
-def latency_from(sum_ns: int, min_ns: int, max_ns: int, buckets: tuple[tuple[int, int], ...]) -> Latency:
-    """A Latency from a stats value and its histogram (count = the histogram's total)."""
-    count = sum(c for _, c in buckets)
-    if not count:
-        return EMPTY_LATENCY
-    if min_ns > max_ns:  # no stats value (it was dropped): bound by the buckets
-        min_ns = histogram.bucket_bounds(buckets[0][0])[0]
-        max_ns = histogram.bucket_bounds(buckets[-1][0])[1] - 1
-        sum_ns = sum(histogram.bucket_mid(i) * c for i, c in buckets)
-    return Latency(count=count, sum=sum_ns, min=min_ns, max=max_ns, buckets=buckets)
-
-
-def _group_key(keys: np.ndarray) -> np.ndarray:
-    """(tid, kind, code) in one u64: a tid is unique on the host and below 2**22, kind below 2**5."""
-    return ((keys["tid"].astype(np.uint64) << np.uint64(37)) | (keys["kind"].astype(np.uint64) << np.uint64(32))
-            | keys["code"].astype(np.uint64))
-
-
 class _Thread:
-    __slots__ = ("reasons", "userspace", "hypercalls", "requests")
+    __slots__ = ("reasons", "userspace", "hypercalls", "requests", "requests_lost")
 
     def __init__(self):
         self.reasons: dict = {}
         self.userspace: dict = {}
         self.hypercalls: dict = {}
         self.requests: dict = {}
+        self.requests_lost: dict = {}
 
     def put(self, kind: int, code: int, stat: Stat) -> None:
         if kind == KIND_USERSPACE:
@@ -71,66 +59,101 @@ class _Thread:
         else:
             self.reasons[(kind, code)] = stat
 
+    def get(self, kind: int, code: int) -> Stat | None:
+        if kind == KIND_USERSPACE:
+            return self.userspace.get(code)
+        if kind == KIND_HYPERCALL:
+            return self.hypercalls.get(code)
+        return self.reasons.get((kind, code))
 
-def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, hist_keys: np.ndarray, hist_counts: np.ndarray,
-                  req_keys: np.ndarray, req_counts: np.ndarray) -> dict[tuple[int, int], _Thread]:
-    """Group drained map rows per (pid, tid); sorting and matching are done in numpy."""
-    # histogram rows: sorted by (tid, kind, code, bucket), one group per stats key
-    gh = _group_key(hist_keys)
-    order = np.lexsort((hist_keys["bucket"], gh))
-    gh, hk, hc = gh[order], hist_keys[order], hist_counts[order]
-    starts = np.flatnonzero(np.r_[True, gh[1:] != gh[:-1]]) if len(gh) else np.zeros(0, np.intp)
-    group_g = gh[starts]
-    group_n = np.add.reduceat(hc, starts).tolist() if len(gh) else []
-    hb = hk["bucket"]
-    hb_packed, hc_packed = hb.astype(np.uint8).tobytes(), hc.astype(np.uint64).tobytes()
-    bounds = list(zip(starts.tolist(), np.r_[starts[1:], len(gh)].tolist()))
 
-    # stats rows: find each one's histogram group
-    gs = _group_key(stat_keys)
-    pos = np.searchsorted(group_g, gs)
-    if len(group_g):
-        pos_c = np.minimum(pos, len(group_g) - 1)
-        matched = group_g[pos_c] == gs
-    else:
-        pos_c, matched = pos, np.zeros(len(gs), bool)
-    pos_l = np.where(matched, pos_c, -1).tolist()
+def _with_hypercall_rows(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An exit row that made a hypercall is also that hypercall's row (same count and latency)."""
+    hc = np.flatnonzero(keys["flags"] & WITH_HYPERCALL)
+    if not len(hc):
+        return keys, vals
+    extra = keys[hc].copy()
+    extra["kind"], extra["code"], extra["nr"] = KIND_HYPERCALL, keys["nr"][hc], 0
+    return np.concatenate((keys, extra)), np.concatenate((vals, vals[hc]))
 
+
+def _starts(*cols: np.ndarray) -> np.ndarray:
+    """Indices where any of the (sorted) columns changes: the first row of each run."""
+    n = len(cols[0])
+    change = np.zeros(n, bool)
+    if n:
+        change[0] = True
+        for c in cols:
+            change[1:] |= c[1:] != c[:-1]
+    return np.flatnonzero(change)
+
+
+def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.ndarray, lost_counts: np.ndarray,
+                  requests: dict[tuple[int, int], dict[int, int]] | None = None) -> dict[tuple[int, int], _Thread]:
+    """Group drained map rows per (pid, tid); sorting and reductions are done in numpy.
+
+    A `stats` row is one (pid, tid, kind, code, latency bucket) or a count without latency
+    (NO_LATENCY); rows of one (pid, tid, kind, code) make one Stat. ``requests``: bit counts
+    per thread (from the pairing state)."""
+    keys, vals = _with_hypercall_rows(stat_keys, stat_vals)
+    nolat = (keys["flags"] & NO_LATENCY).astype(bool)
+    order = np.lexsort((keys["bucket"], nolat, keys["code"], keys["kind"], keys["tid"], keys["pid"]))
+    keys, vals, nolat = keys[order], vals[order], nolat[order]
+    pid, tid, kind, code, bucket = keys["pid"], keys["tid"], keys["kind"], keys["code"], keys["bucket"]
+    # one row per (pid, tid, kind, code, nolat, bucket): a hypercall's rows can come from several exits
+    u = _starts(pid, tid, kind, code, nolat, bucket)
     threads: dict[tuple[int, int], _Thread] = {}
-    rows = zip(stat_keys["pid"].tolist(), stat_keys["tid"].tolist(), stat_keys["kind"].tolist(),
-               stat_keys["code"].tolist(), stat_vals["count"].tolist(), stat_vals["sum_ns"].tolist(),
-               stat_vals["min_ns"].tolist(), stat_vals["max_ns"].tolist(), pos_l)
-    for pid, tid, kind, code, count, sum_ns, min_ns, max_ns, g in rows:
-        t = threads.get((pid, tid))
-        if t is None:
-            t = threads[(pid, tid)] = _Thread()
-        if g < 0:
-            t.put(kind, code, Stat(count))
-        else:
-            s, e = bounds[g]
-            t.put(kind, code, Stat(count, Latency.from_packed(group_n[g], sum_ns, min_ns, max_ns,
-                                                                hb_packed[s:e], hc_packed[8 * s:8 * e])))
+    if len(u):
+        count = np.add.reduceat(vals["count"], u)
+        lat = ~nolat[u]
+        zero, top = np.uint64(0), np.uint64(2**64 - 1)
+        lat_count = np.where(lat, count, zero)
+        sums = np.where(lat, np.add.reduceat(vals["sum_ns"], u), zero)
+        mins = np.where(lat, np.minimum.reduceat(vals["min_ns"], u), top)
+        maxs = np.where(lat, np.maximum.reduceat(vals["max_ns"], u), zero)
+        pid, tid, kind, code, bucket = pid[u], tid[u], kind[u], code[u], bucket[u]
+        g = _starts(pid, tid, kind, code)  # one Stat each; its latency rows come first, bucket order
+        g_count = np.add.reduceat(count, g).tolist()
+        g_lat = np.add.reduceat(lat_count, g).tolist()
+        g_rows = np.add.reduceat(lat.astype(np.intp), g).tolist()
+        g_sum = np.add.reduceat(sums, g).tolist()
+        g_min = np.minimum.reduceat(mins, g).tolist()
+        g_max = np.maximum.reduceat(maxs, g).tolist()
+        idx_packed, cnt_packed = bucket.astype(np.uint8).tobytes(), lat_count.astype(np.uint64).tobytes()
+        rows = zip(g.tolist(), pid[g].tolist(), tid[g].tolist(), kind[g].tolist(), code[g].tolist(),
+                   g_count, g_lat, g_rows, g_sum, g_min, g_max)
+        for s, p, t, k, c, n, n_lat, n_rows, total, lo, hi in rows:
+            th = threads.get((p, t))
+            if th is None:
+                th = threads[(p, t)] = _Thread()
+            latency = Latency.from_packed(n_lat, total, lo, hi, idx_packed[s:s + n_rows],
+                                          cnt_packed[8 * s:8 * (s + n_rows)]) if n_lat else EMPTY_LATENCY
+            th.put(k, c, Stat(n, latency))
 
-    if len(group_g) and not matched.all() or len(group_g) > int(matched.sum()):
-        used = np.zeros(len(group_g), bool)
-        used[pos_c[matched]] = True
-        for g in np.flatnonzero(~used).tolist():  # latencies whose stats value was dropped
-            s, e = bounds[g]
-            row = hk[s]
-            key = (int(row["pid"]), int(row["tid"]))
-            t = threads.get(key)
-            if t is None:
-                t = threads[key] = _Thread()
-            pairs = tuple(zip(hb[s:e].tolist(), hc[s:e].tolist()))
-            t.put(int(row["kind"]), int(row["code"]), Stat(0, latency_from(0, 1, 0, pairs)))
+    for key, bits in (requests or {}).items():
+        th = threads.get(key)
+        if th is None:
+            th = threads[key] = _Thread()
+        th.requests.update(bits)
 
-    for pid, tid, bit, count in zip(req_keys["pid"].tolist(), req_keys["tid"].tolist(),
-                                    req_keys["bit"].tolist(), req_counts.tolist()):
-        t = threads.get((pid, tid))
-        if t is None:
-            t = threads[(pid, tid)] = _Thread()
-        t.requests[bit] = t.requests.get(bit, 0) + count
+    for p, t, k, c, n in zip(lost_keys["pid"].tolist(), lost_keys["tid"].tolist(), lost_keys["kind"].tolist(),
+                             lost_keys["code"].tolist(), lost_counts.tolist()):
+        th = threads.get((p, t))
+        if th is None:
+            th = threads[(p, t)] = _Thread()
+        if k == KIND_REQUEST:
+            th.requests_lost[c] = th.requests_lost.get(c, 0) + n
+            continue
+        old = th.get(k, c) or Stat(0)
+        th.put(k, c, replace(old, lost=old.lost + n))
     return threads
+
+
+def readers(program: Program) -> dict[str, maps.HashReader]:
+    """One reader per map the collector reads, sized as the program made them."""
+    sizes = {"stats": program.hist_keys, "lost": program.lost_keys,
+             "slots": program.slots, "pending": program.pending_keys, "info": program.pending_keys}
+    return {name: maps.HashReader(program.map_fd(name), *maps.LAYOUT[name], size) for name, size in sizes.items()}
 
 
 class LiveSource:
@@ -156,27 +179,26 @@ class LiveSource:
         self._scanned: list[int] = []
         self._next_scan = 0.0
         self._tid_info: dict[int, tuple[int, int, str]] = {}  # tid -> (pid, vcpu_id, comm) from BPF
+        self._in_userspace: dict[tuple[int, int], InFlight] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
         if self.program is not None:
             return
-        program = Program(max_keys=self.max_keys, pid=self.pid, raw=self.raw).load()
+        program = Program(max_keys=self.max_keys, pid=self.pid, raw=self.raw)
+        sizing.check(program.sizes)
+        if self.max_keys != DEFAULT_MAX_KEYS:  # say what a chosen size costs, before it is paid
+            print(f"kvmtop: {sizing.cost_line(program.sizes)}", file=sys.stderr)
+        program.load()
         try:
             maps.check_layout(program)
         except ValueError as e:
             program.close()
             raise SourceError(str(e)) from None
         self.program = program
-        self._readers = {
-            "stats": maps.HashReader(program.map_fd("stats"), maps.STAT_KEY, maps.STAT_VAL, program.max_keys),
-            "hist": maps.HashReader(program.map_fd("hist"), maps.HIST_KEY, maps.COUNT, program.hist_keys),
-            "requests": maps.HashReader(program.map_fd("requests"), maps.REQ_KEY, maps.COUNT, program.max_keys),
-            "info": maps.HashReader(program.map_fd("info"), maps.TID, maps.INFO_VAL, program.pending_keys),
-            "pending": maps.HashReader(program.map_fd("pending"), maps.TID, maps.PENDING_VAL,
-                                       program.pending_keys),
-        }
+        self._readers = readers(program)
+        self._pairing = PairingState(self._readers["slots"], self._readers["pending"])
         self._totals = program.counters()
         self._since_open = dict(self._totals)
         self._last_t = time.monotonic()
@@ -191,11 +213,13 @@ class LiveSource:
 
     def reset(self) -> None:
         with self._lock:
-            if self.program is None:
+            program = self.program
+            if program is None:
                 return
-            for r in self._readers.values():
-                r.clear()
-            self._totals = self.program.counters()
+            for name in ("stats", "lost"):
+                self._readers[name].clear()
+            self._pairing.reset()  # what is in flight stays: it counts when it completes
+            self._totals = program.counters()
             self._tid_info.clear()
             self._last_t = time.monotonic()
 
@@ -212,14 +236,16 @@ class LiveSource:
             r = self._readers
             try:
                 sk, sv = r["stats"].drain()
-                hk, hv = r["hist"].drain()
-                rk, rv = r["requests"].drain()
+                lk, lv = r["lost"].drain()
                 ik, iv = r["info"].read()
+                self._in_userspace, requests = self._pairing.poll(time.monotonic_ns())
                 totals = program.counters()
             except OSError as e:
                 raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
             with gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
-                threads = build_threads(sk, sv, hk, hv, rk, rv)
+                threads = build_threads(sk, sv, lk, lv, requests)
+            for key in self._in_userspace:  # a vCPU stuck in its VMM has no counts: still shown
+                threads.setdefault(key, _Thread())
             self._tid_info.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist(),
                                                        [c.decode(errors="replace") for c in iv["comm"].tolist()])))
             vms, threads = self._identify(threads, now)
@@ -233,7 +259,8 @@ class LiveSource:
         owner = self._tid_info.get(tid)
         vcpu_id = owner[1] if owner and owner[0] == pid and owner[1] != NO_VCPU_ID else None
         return ThreadInterval(pid=pid, tid=tid, vcpu_id=vcpu_id, reasons=t.reasons, userspace=t.userspace,
-                              hypercalls=t.hypercalls, requests=t.requests)
+                              hypercalls=t.hypercalls, requests=t.requests, requests_lost=t.requests_lost,
+                              in_userspace=self._in_userspace.get((pid, tid)))
 
     def _identify(self, threads: dict, now: float) -> tuple[dict[int, VmIdentity], dict]:
         """Name every VM with data or found by a scan; drop data of processes that are gone."""
@@ -311,32 +338,36 @@ class LiveSource:
     def _prune(self, pids: set[int]) -> None:
         """Forget the per-thread map state of processes that are gone."""
         tids = [tid for tid, (pid, _, _) in self._tid_info.items() if pid in pids]
-        for tid in tids:
-            del self._tid_info[tid]
-        if tids:
-            arr = np.array(tids, maps.TID)
-            self._readers["info"].delete(arr)
-            self._readers["pending"].delete(arr)
+        self._forget(tids)
 
     def _prune_threads(self) -> None:
-        """Drop pending/info entries of threads that no longer exist (every scan)."""
+        """Drop the map state of threads that no longer exist (every scan). The BPF program
+        marks a thread's pairing state when it exits and the next polls free it; this
+        catches threads that exited while the probes were detached, and the info entries."""
         dead = []
-        for name in ("pending", "info"):
+        for name in ("pending", "info", "slots"):
             keys, vals = self._readers[name].read()
-            for tid, pid in zip(keys.tolist(), vals["pid"].tolist()):
-                if not os.path.exists(f"{PROC}/{pid}/task/{tid}"):
+            tids = vals["tid"] if name == "slots" else keys
+            for tid, pid in zip(tids.tolist(), vals["pid"].tolist()):
+                if tid and not os.path.exists(f"{PROC}/{pid}/task/{tid}"):
                     dead.append(tid)
-        if dead:
-            arr = np.unique(np.array(dead, maps.TID))
-            self._readers["pending"].delete(arr)
-            self._readers["info"].delete(arr)
-            for tid in arr.tolist():
-                self._tid_info.pop(tid, None)
+        self._forget(dead)
+
+    def _forget(self, tids: list[int]) -> None:
+        if not tids:
+            return
+        self._pairing.forget(tids)
+        self._readers["info"].delete(np.unique(np.array(tids, maps.TID)))
+        for tid in tids:
+            self._tid_info.pop(tid, None)
 
     def _status(self, program: Program, totals: dict[str, int]) -> CollectorStatus:
         delta = {k: totals[k] - self._totals.get(k, 0) for k in COUNTERS}
         self._totals = totals
-        drops_by_map = {m: delta[c] for m, c in DROP_COUNTERS.items() if delta[c]}
+        drops_by_kind = {kind: delta[c] for kind, c in DROP_KINDS.items() if delta[c]}
+        by_map = {"stats": delta["drop_exits"] + delta["drop_userspace"] + delta["drop_hypercalls"],
+                  "pending": delta["drop_pending"], "info": delta["drop_info"], "lost": delta["drop_lost"]}
+        drops_by_map = {m: n for m, n in by_map.items() if n}
         feats = program.features or Features()
         since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
         exits_ok = not (since["seen_userspace"] > 0 and since["seen_exits"] == 0)
@@ -344,10 +375,11 @@ class LiveSource:
         if program.fallback:
             notes.append(program.fallback)
         return CollectorStatus(
-            drops=sum(drops_by_map.values()),
+            drops=sum(drops_by_kind.values()),
             unmatched_exits=delta["unmatched_exits"],
             unmatched_entries=delta["unmatched_entries"],
             drops_by_map=drops_by_map,
+            drops_by_kind=drops_by_kind,
             features={"exits": exits_ok, "requests": feats.requests and exits_ok, "hypercalls": feats.hypercalls,
                       "userspace": True},
             notes=tuple(notes),

@@ -1,7 +1,7 @@
 """Drive BPF programs without real events: BPF_PROG_TEST_RUN on raw-tracepoint programs.
 
 The kvmtop test build (-DKVMTOP_TEST) has raw-tracepoint wrappers test_exit, test_entry,
-test_hypercall, test_userspace_exit and test_ioctl that take every value, pid_tgid and
+test_hypercall, test_userspace_exit, test_ioctl and test_thread_exit that take every value, pid_tgid and
 the time included, from ctx->args[]. ``TestProgram`` compiles that build and runs the
 handlers on synthetic events; the maps update as they would for real ones.
 
@@ -125,7 +125,7 @@ class TestProgram:
 
     ``exit(pid, tid, t, isa, reason, requests=0, vcpu_id=0)``, ``entry(pid, tid, t)``,
     ``hypercall(pid, tid, t, nr)``, ``userspace_exit(pid, tid, t, reason, errno=0)``,
-    ``ioctl(pid, tid, t, cmd=KVM_RUN)``.
+    ``ioctl(pid, tid, t, cmd=KVM_RUN)``, ``thread_exit(pid, tid)``.
     """
 
     __test__ = False
@@ -150,6 +150,9 @@ class TestProgram:
 
     def ioctl(self, pid, tid, t, cmd=0xAE80):
         self.run["test_ioctl"](pid_tgid(pid, tid), t, cmd)
+
+    def thread_exit(self, pid, tid):
+        self.run["test_thread_exit"](pid_tgid(pid, tid))
 
     def close(self):
         self.program.close()

@@ -232,6 +232,18 @@ class Vm:
         self._mem.close()
 
 
+def wait_thread_gone(tid: int, timeout: float = 10.0) -> None:
+    """Return once thread ``tid`` of this process has fully exited (its /proc entry is gone):
+    ``Thread.join`` returns a little before the kernel is done with the thread, and a
+    thread's last events (sched_process_exit) are only then behind it."""
+    path = f"/proc/self/task/{tid}"
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise GuestError(f"thread {tid} did not exit within {timeout} s")
+        time.sleep(0.001)
+
+
 def name_current_thread(name: bytes = VCPU_COMM) -> None:
     """Set this thread's comm (what /proc/PID/task/TID/comm shows)."""
     if _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0) != 0:
@@ -249,6 +261,7 @@ class VcpuThread(threading.Thread):
         self.tid = 0
         self.exits = dict.fromkeys(EXIT_NAMES.values(), 0)
         self.elapsed = 0.0
+        self.cpu = 0.0  # the vCPU thread's CPU time over the run (guest mode included)
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -260,9 +273,9 @@ class VcpuThread(threading.Thread):
             self.go.wait()
             if self.stop.is_set():
                 return
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             self.exits = self.vm.run(self.stop, self.mmio_sleep_s, self.running)
-            self.elapsed = time.perf_counter() - t0
+            self.elapsed, self.cpu = time.perf_counter() - t0, time.thread_time() - c0
         except BaseException as e:
             self.error = e
             if self.on_error:
@@ -274,6 +287,12 @@ class VcpuThread(threading.Thread):
 
 def run_exit_loop(iterations: int) -> float:
     """Seconds this process takes to handle ``iterations`` PIO exits (+1 marker), vCPU in a thread."""
+    return run_exit_loop_timed(iterations)[0]
+
+
+def run_exit_loop_timed(iterations: int) -> tuple[float, float]:
+    """``run_exit_loop`` as (wall seconds, CPU seconds of the vCPU thread): the CPU time leaves
+    out the time other processes of a busy host take the CPU away."""
     vm = Vm(guest_code(pio=iterations, mmio=0, hlt=0))
     try:
         vcpu = VcpuThread(vm)
@@ -281,9 +300,10 @@ def run_exit_loop(iterations: int) -> float:
         vcpu.named.wait()
         vcpu.go.set()
         vcpu.join()
+        wait_thread_gone(vcpu.tid)
         if vcpu.error:
             raise vcpu.error
-        return vcpu.elapsed
+        return vcpu.elapsed, vcpu.cpu
     finally:
         vm.close()
 
@@ -367,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         vcpu.stop.set()
         vcpu.go.set()
     vcpu.join()
+    wait_thread_gone(vcpu.tid)  # "done" means the vCPU thread and its last events are gone
     if started:
         _emit({"done": True, "exits": vcpu.exits, "tid": vcpu.tid})
         if not args.loop:

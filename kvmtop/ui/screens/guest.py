@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ... import marks
 from ...model import Breakdown, Snapshot, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
@@ -139,6 +140,11 @@ class GuestScreen(Screen):
         t.append("  ").append("userspace ", style="cyan").append(f"{fmt.rate(b.userspace_per_s)}/s",
                                                                  style="bold magenta")
         t.append("  ").append("hypercalls ", style="cyan").append(f"{fmt.rate(b.hypercalls_per_s)}/s", style="bold")
+        if b.lost:
+            t.append("  ").append(f"{marks.lost_note(b.lost)} ", style="bold reverse red")
+        stuck = marks.stuck_vcpu(vm) if b is vm else (b if marks.stuck(b.in_userspace) else None)
+        if stuck is not None:
+            t.append("  ").append(f"{marks.in_userspace(stuck)} ", style="bold reverse red")
         return t
 
     def _show_latency(self, b: Breakdown, snapshot: Snapshot) -> None:

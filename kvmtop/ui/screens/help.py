@@ -37,6 +37,10 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("Enter on a vCPU", "the same view for that vCPU"),
         ("Escape", "back one level"),
     )),
+    ("Marks", (
+        ("≥273 (red)", "a lower bound: a full BPF map lost some of this row's events (--max-keys)"),
+        ("3.20s! (USER/s)", "a vCPU's VMM has had a userspace exit that long: counted when KVM_RUN comes back"),
+    )),
     ("Replay (recordings)", (
         ("Space", "pause / resume advancing"),
         (". / ,", "step one interval forward / back"),

@@ -108,10 +108,12 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
         _kv(line3, "Sort", state.sort_label)
     if status is not None:
         _kv(line3, "Collector", f"{status.poll_ms:.1f} ms", "")
-        for label, n in (("drops", status.drops), ("unmatched exits", status.unmatched_exits),
-                         ("unmatched entries", status.unmatched_entries)):
+        kinds = ", ".join(f"{k} {fmt.count(n)}" for k, n in status.drops_by_kind.items())
+        for label, n, value in (("drops", status.drops, f"{fmt.count(status.drops)}" + (f" ({kinds})" if kinds else "")),
+                                ("unmatched exits", status.unmatched_exits, fmt.count(status.unmatched_exits)),
+                                ("unmatched entries", status.unmatched_entries, fmt.count(status.unmatched_entries))):
             if n:
-                _kv(line3, label, fmt.count(n), "bold red")
+                _kv(line3, label, value, "bold red")
     notice = None
     if status is not None and status.notes:
         notice = Text("⚠ " + "  ·  ".join(status.notes), no_wrap=True, overflow="ellipsis")

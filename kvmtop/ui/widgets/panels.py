@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ... import marks
 from ...model import Breakdown, CollectorStatus
 from .. import format as fmt
 
@@ -26,6 +27,11 @@ def _table(*columns: tuple[str, JustifyMethod]) -> Table:
         else:
             t.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
     return t
+
+
+def _count(n: int, lost: int) -> Text:
+    """A count, marked ``≥`` in red when a full map cut events from its row."""
+    return Text(marks.at_least(fmt.count(n), lost), style="bold red" if lost else "")
 
 
 def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
@@ -67,7 +73,7 @@ class RequestsPanel(Panel):
         t = _table(("BIT", "right"), ("NAME", "left"), ("EXITS", "right"), ("SHARE", "right"), ("", "right"))
         top = max(r.share for r in b.requests) or 1.0
         for r in b.requests[:12]:
-            t.add_row(str(r.bit), Text(r.name, style="cyan"), fmt.count(r.count), fmt.share(r.share),
+            t.add_row(str(r.bit), Text(r.name, style="cyan"), _count(r.count, r.lost), fmt.share(r.share),
                       Text(fmt.bar(r.share / top, self.BAR), style="blue", no_wrap=True))
         return t
 
@@ -81,7 +87,7 @@ class HypercallPanel(Panel):
         t = _table(("NR", "right"), ("NAME", "left"), ("COUNT", "right"), ("RATE/s", "right"), ("P99", "right"))
         for h in b.hypercalls[:8]:
             name = h.name.removeprefix("KVM_HC_")
-            t.add_row(str(h.code), Text(name, style="cyan"), fmt.count(h.count), fmt.rate(h.per_s),
+            t.add_row(str(h.code), Text(name, style="cyan"), _count(h.count, h.lost), fmt.rate(h.per_s),
                       fmt.duration(h.latency.p99) if h.latency.count else "—")
         return t
 
@@ -97,7 +103,7 @@ class UserspacePanel(Panel):
         t = _table(("KVM_EXIT_", "left"), ("COUNT", "right"), ("RATE/s", "right"), ("P50", "right"), ("P99", "right"))
         for u in b.userspace_exits[:8]:
             lat = u.latency
-            t.add_row(Text(u.name.removeprefix("KVM_EXIT_"), style="magenta"), fmt.count(u.count),
+            t.add_row(Text(u.name.removeprefix("KVM_EXIT_"), style="magenta"), _count(u.count, u.lost),
                       fmt.rate(u.per_s), fmt.duration(lat.p50) if lat.count else "—",
                       Text(fmt.duration(lat.p99), style="yellow") if lat.count else "—")
         return t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ... import marks
 from ...model import Breakdown, ReasonStat
 from .. import format as fmt
 from .diff_table import Cells, Col, DiffTable, KeyedText
@@ -28,7 +29,7 @@ def reason_cells(r: ReasonStat, total: int) -> Cells:
     d = fmt.duration
     return (
         KeyedText(r.name, reason_key(r), style="cyan"),
-        fmt.cell_right(fmt.count(r.count)),
+        fmt.cell_right(marks.at_least(fmt.count(r.count), r.lost), "bold red" if r.lost else ""),
         fmt.cell_right(fmt.rate(r.per_s), "bold"),
         fmt.cell_right(fmt.share(r.count / total if total else 0.0)),
         fmt.cell_right(d(lat.p50)),

@@ -7,6 +7,7 @@ from textual.binding import Binding
 from ...model import CollectorStatus, VcpuStat, VmStat
 from .. import format as fmt
 from .diff_table import Cells, Col, DiffTable, KeyedText
+from .vm_table import rate_cell, user_cell
 
 TREND_WIDTH = 8
 
@@ -33,7 +34,7 @@ def vcpu_cells(v: VcpuStat, status: CollectorStatus) -> Cells:
         top = v.top_reason
         lat = v.latency
         exits = (
-            fmt.cell_right(fmt.rate(v.exits_per_s), "bold"),
+            rate_cell(v.exits_per_s, v.exits_lost, "bold"),
             fmt.cell_left(top.name if top else "—", "cyan" if top else "dim"),
             fmt.cell_right(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
         )
@@ -46,7 +47,7 @@ def vcpu_cells(v: VcpuStat, status: CollectorStatus) -> Cells:
         request = fmt.cell_left(f"{req.name} {fmt.share(req.share)}" if req else "—", "" if req else "dim")
     else:
         request = fmt.cell_left(fmt.NA, "dim")
-    user = fmt.cell_right(fmt.rate(v.userspace_per_s), "magenta") if status.has("userspace") else fmt.NA_CELL
+    user = user_cell(v, v) if status.has("userspace") else fmt.NA_CELL
     return (
         first,
         fmt.cell_right(str(v.tid), "dim"),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from rich.text import Text
 from textual.binding import Binding
 
-from ...model import CollectorStatus, Snapshot, VmStat
+from ... import marks
+from ...model import CollectorStatus, Snapshot, VcpuStat, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
 from .diff_table import Cells, Col, DiffTable, KeyedText, signature
@@ -55,6 +57,22 @@ def vm_key(vm: VmStat) -> str:
     return f"{vm.pid}:{vm.start_time}"
 
 
+CUT = "bold red"  # a figure a full BPF map cut: shown as a lower bound
+
+
+def rate_cell(per_s: float, lost: int, style: str = "") -> Text:
+    """A rate, marked ``≥`` in red when a full map cut events from it."""
+    return fmt.cell_right(marks.at_least(fmt.rate(per_s), lost), CUT if lost else style)
+
+
+def user_cell(b: VmStat | VcpuStat, longest: VcpuStat | None) -> Text:
+    """USER/s; while a vCPU's VMM has had an exit for STUCK_NS or more, how long instead (``3.20s!``)."""
+    flight = longest.in_userspace if longest is not None else None
+    if flight is not None and marks.stuck(flight):
+        return fmt.cell_right(f"{fmt.duration(flight.ns)}!", "bold reverse red")
+    return rate_cell(b.userspace_per_s, b.userspace_lost, "magenta")
+
+
 def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
     """One row, as Text (never markup: the name is untrusted)."""
     key = vm_key(vm)
@@ -64,7 +82,7 @@ def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
         lat = vm.latency
         top = vm.top_reason
         exit_cells = (
-            fmt.cell_right(fmt.rate(vm.exits_per_s), "bold"),
+            rate_cell(vm.exits_per_s, vm.exits_lost, "bold"),
             fmt.cell_left(top.name if top else "—", "cyan" if top else "dim"),
             fmt.cell_right(fmt.share(vm.top_reason_share) if top else "—", "" if top else "dim"),
             fmt.cell_right(fmt.duration(lat.p50) if lat.count else "—", "" if lat.count else "dim"),
@@ -75,8 +93,8 @@ def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
     else:
         exit_cells = (fmt.NA_CELL, fmt.cell_left(fmt.NA, "dim"), fmt.NA_CELL, fmt.NA_CELL, fmt.NA_CELL, fmt.NA_CELL)
         trend = vm.userspace_history
-    user = fmt.cell_right(fmt.rate(vm.userspace_per_s), "magenta") if status.has("userspace") else fmt.NA_CELL
-    hcall = fmt.cell_right(fmt.rate(vm.hypercalls_per_s)) if status.has("hypercalls") else fmt.NA_CELL
+    user = user_cell(vm, vm.longest_in_userspace) if status.has("userspace") else fmt.NA_CELL
+    hcall = rate_cell(vm.hypercalls_per_s, vm.hypercalls_lost) if status.has("hypercalls") else fmt.NA_CELL
     return (
         name,
         fmt.cell_right(str(vm.pid), "dim"),
