@@ -1,5 +1,5 @@
 """``kvmtop replay FILE``: a recording or a trace capture in the dashboard, or with
-``--once``/``--batch``/``--json`` printed by the same text and JSON front end as live."""
+``--once``/``--batch``/``--json``/``--csv`` printed by the same front end as live."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from . import dashboard, stream
 
 def run(args) -> int:
     source = open_replay_source(args.file, window_s=args.window)
-    printing = args.once or args.batch or args.json
+    printing = args.once or args.batch or args.json or args.csv
     # printed output needs no pacing: every interval at once, unless a speed is asked for
     speed = args.speed if args.speed is not None else (float("inf") if printing else 1.0)
     feed = Feed(source, speed=speed)

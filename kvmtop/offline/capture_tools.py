@@ -61,6 +61,7 @@ class Conversion:
                               f"{tool.argv[0]} is not installed (install {tool.package}, or run that "
                               f"command where it is and report its output)")
         self.problem: str | None = None
+        self.message = ""  # the first line the tool wrote on stderr
         self._err = tempfile.TemporaryFile()  # a pipe could fill up and stall the tool
         self._proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._err,
                                       stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace")
@@ -84,9 +85,15 @@ class Conversion:
             self._proc.kill()
         self.stdout.close()
         status = self._proc.wait()
-        if status > 0:
-            self._err.seek(0)
-            message = next((line.strip() for line in self._err.read().decode("utf-8", "replace").splitlines()
-                            if line.strip() and "not valid for" not in line), "")
-            self.problem = f"{self.command[0]} exited with status {status}" + (f": {message}" if message else "")
+        self._err.seek(0)
+        self.message = next((line.strip() for line in self._err.read().decode("utf-8", "replace").splitlines()
+                             if line.strip() and "not valid for" not in line), "")
         self._err.close()
+        if status > 0:
+            self.problem = f"{self.command[0]} exited with status {status}" + (f": {self.message}" if self.message else "")
+
+    def printed_nothing(self) -> None:
+        """The tool printed no line: say so (trace-cmd exits 0, silently, on a damaged file)."""
+        if self.problem is None:
+            self.problem = f"{' '.join(self.command[:2])} printed nothing" + (
+                f": {self.message}" if self.message else f" (is it a complete {self.tool.format} file?)")

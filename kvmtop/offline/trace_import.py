@@ -95,6 +95,8 @@ def import_file(path: str, window_s: float | None = None, slowest: int = 0) -> T
     if tool is not None:
         with Conversion(tool, path) as conversion:
             imp = import_lines(bounded_lines(conversion.stdout), window_s, source=path, slowest=slowest)
+        if not imp.parser.lines:
+            conversion.printed_nothing()
         imp.read_error = conversion.problem
         return imp
     text, data = open_text(path)
