@@ -353,3 +353,17 @@ def test_perf_prof_layout_of_a_real_capture_gives_the_same_figures():
     # no tgid column: both "CPU 0/KVM" threads group into one VM, pid = the lower tid
     assert [(v["pid"], v["name"], len(v["threads"])) for v in d["vms"]] == [(26404, "CPU N/KVM", 2)]
     assert [t["pid"] for t in d["threads"]] == [None, None]
+
+
+def test_the_perf_prof_file_is_the_re_print_its_header_names():
+    import datetime
+
+    from kvmtop.testing.ftrace_capture import to_perf_prof_layout
+
+    with open(TWO_VMS) as f:
+        source = f.read()
+    with open(PERF_PROF) as f:
+        derived = f.read()
+    assert "to_perf_prof_layout(text, datetime(2024, 6, 1, 12, 0, 0))" in derived
+    body = "".join(line for line in derived.splitlines(True) if not line.startswith("#"))
+    assert to_perf_prof_layout(source, datetime.datetime(2024, 6, 1, 12, 0, 0)) == body

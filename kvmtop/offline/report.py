@@ -130,9 +130,9 @@ def thread_to_dict(data: ReportData, t: ThreadTotals) -> dict[str, Any]:
     }
 
 
-def vm_to_dict(data: ReportData, key) -> dict[str, Any]:
+def vm_to_dict(data: ReportData, key, threads: list[ThreadTotals]) -> dict[str, Any]:
+    """One VM: its roll-ups, then the same fields as the totals, of ``threads`` (its own)."""
     vm = data.vms[key]
-    threads = [t for t in data.threads if t.vm == key]
     section = _section(data, threads)
     return {"pid": vm.pid, "name": vm.name, "start_time": vm.start_time, **_rollups(threads),
             "unmatched": section.pop("unmatched"), "reasons": section.pop("reasons"),
@@ -140,8 +140,8 @@ def vm_to_dict(data: ReportData, key) -> dict[str, Any]:
             "requests": section.pop("requests"), "threads": [thread_to_dict(data, t) for t in threads], **section}
 
 
-def _slow_to_dict(data: ReportData, s: Slow, exit_: bool) -> dict[str, Any]:
-    t = next((x for x in data.threads if x.tid == s.tid), None)
+def _slow_to_dict(data: ReportData, s: Slow, exit_: bool, by_tid: dict[int, ThreadTotals]) -> dict[str, Any]:
+    t = by_tid.get(s.tid)
     vm = data.vm_of(t) if t else None
     row: dict[str, Any] = {
         "latency_ns": s.latency_ns, "ts_ns": s.ts_ns, "time": _seconds(s.ts_ns), "tid": s.tid,
@@ -179,6 +179,9 @@ def report_to_dict(source: TraceImport | ReportData) -> dict[str, Any]:
     roll = _rollups(data.threads)
     events = p.events if p is not None else roll["exits"] + roll["userspace_exit_count"] + roll["hypercall_count"]
     threads = sorted(data.threads, key=lambda t: (t.tid, t.vm))
+    of_vm: dict = {key: [] for key in data.vms}
+    for t in threads:
+        of_vm.setdefault(t.vm, []).append(t)
     out: dict[str, Any] = {
         "schema": SCHEMA,
         "events": events,
@@ -200,15 +203,16 @@ def report_to_dict(source: TraceImport | ReportData) -> dict[str, Any]:
         "source": _source(data),
         "selection": None if data.selection is None or data.selection.is_empty() else
         {"pid": data.selection.pid, "tid": data.selection.tid, "name": data.selection.name},
-        "vms": [vm_to_dict(data, key) for key in sorted(data.vms)],
+        "vms": [vm_to_dict(data, key, of_vm[key]) for key in sorted(data.vms)],
         "missing": [m.to_json() for m in data.missing],
         "how_to_record": HOW_TO_RECORD if needs_recording(data.missing) else None,
         "notes": list(data.notes),
     }
     if data.slowest:
+        by_tid = {t.tid: t for t in data.threads}
         out["slowest"] = {"n": data.slowest,
-                          "exits": [_slow_to_dict(data, s, True) for s in data.slowest_exits()],
-                          "userspace_exits": [_slow_to_dict(data, s, False) for s in data.slowest_userspace()]}
+                          "exits": [_slow_to_dict(data, s, True, by_tid) for s in data.slowest_exits()],
+                          "userspace_exits": [_slow_to_dict(data, s, False, by_tid) for s in data.slowest_userspace()]}
     if data.kind == "recording":
         out["intervals"] = _interval_rows(data)
     return out

@@ -114,10 +114,10 @@ def capture_guests(specs: list[tuple[str, dict]], events: Mapping[str, str | Non
         with FtraceCapture(events, pids, tgid) as cap:
             for g in guests:
                 g.go()
-            done = []
+            done: list[dict] = []
             for g in guests:
                 g.wait_done()
-                done.append(g.done)
+                done.append(g.done or {})
             text = cap.text()
         return text, done
     finally:
@@ -147,8 +147,9 @@ def to_perf_prof_layout(text: str, start: datetime.datetime) -> str:
         us = int(sec) * 1_000_000 + int(usec)
         first = us if first is None else first
         stamp = (start + datetime.timedelta(microseconds=us - first)).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if event == "sys_ioctl":
-            fd, cmd, arg = (int(v, 16) for v in _IOCTL_ARGS.match(payload).groups())
+        args = _IOCTL_ARGS.match(payload) if event == "sys_ioctl" else None
+        if args is not None:
+            fd, cmd, arg = (int(v, 16) for v in args.groups())
             system, event, payload = "syscalls", "sys_enter_ioctl", f"fd: 0x{fd:08x}, cmd: 0x{cmd:08x}, arg: 0x{arg:08x}"
         else:
             system = event.split("_", 1)[0]
