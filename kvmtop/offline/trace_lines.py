@@ -307,7 +307,10 @@ class TraceParser:
         else:
             tid = self._tasks.get(head, -1)
             if tid == -1:
-                tid = self._task(head)
+                head = _without_wallclock(head)
+                tid = self._tasks.get(head, -1)
+                if tid == -1:
+                    tid = self._task(head)
             if tid == GARBLED:
                 return _DAMAGED
             if tid == COMMENT:
@@ -514,6 +517,17 @@ class TraceParser:
             self._rcache.clear()
         self._rcache[name] = key
         return key
+
+
+def _without_wallclock(head: str) -> str:
+    """A task column without its leading wall-clock time (perf-prof prints one on every line:
+    the task cache is keyed by what follows it)."""
+    text = head.lstrip()
+    if text[:1].isdigit():
+        w = _WALLCLOCK.match(text)
+        if w is not None:
+            return text[w.end():]
+    return head
 
 
 def _kind(name: str) -> int | None:
