@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
     rpt.add_argument("-p", "--pid", type=_non_negative, help="only the VM with this pid (as the report lists it)")
     rpt.add_argument("-t", "--tid", type=_non_negative, help="only this thread")
-    rpt.add_argument("-g", "--guest", metavar="NAME", help="only the VM of this name (or the one whose name contains it)")
+    rpt.add_argument("-g", "--guest", metavar="NAME",
+                     help="only the VM of this name (or the one whose name contains it)")
     rpt.add_argument("--slowest", type=_positive, metavar="N",
                      help="also list the N slowest exits and the N slowest userspace round trips")
     exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",

@@ -152,7 +152,8 @@ def test_perf_data_is_read_through_perf_script(kvm_guest, tmp_path):
 
 
 @needs_root
-@pytest.mark.skipif(shutil.which("trace-cmd") is None, reason="trace-cmd is not installed (scripts/setup.sh installs it)")
+@pytest.mark.skipif(shutil.which("trace-cmd") is None,
+                    reason="trace-cmd is not installed (scripts/setup.sh installs it)")
 def test_trace_dat_is_read_through_trace_cmd_report(kvm_guest, tmp_path):
     guest = kvm_guest("trace-dat", pio=PIO, mmio=MMIO, hlt=HLT)
     name = f"kvmtop-test-dat-{os.getpid()}"

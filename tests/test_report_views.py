@@ -106,7 +106,7 @@ def test_two_vms_split_into_vms_and_threads():
     threads = {t["tid"]: t for t in d["threads"]}
     assert sorted(threads) == [26404, 26406]
     assert rows(threads[26406]["userspace_exits"]) == rows(b["userspace_exits"])
-    assert SECTION_KEYS <= set(threads[26406])
+    assert set(threads[26406]) >= SECTION_KEYS
     # the capture spans the first sys_ioctl (.289515) to the last userspace exit (.295021)
     assert (d["source"]["first_ts_ns"], d["source"]["last_ts_ns"]) == (2300289515000, 2300295021000)
     assert d["source"]["kind"] == "trace" and d["selection"] is None
@@ -143,7 +143,8 @@ def test_hypercalls_and_request_bits_per_thread():
     # lines in the >= 6.14 ftrace format (shared/reference/kernel.md), two threads of one VM
     def exit_line(tid, ts, reason, req):
         return (f"       CPU {tid - 101}/KVM-{tid}  (    100) [001] d....  {ts}: kvm_exit: vcpu {tid - 101} reason "
-                f"{reason} rip 0x1 info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000 requests 0x{req:016x}")
+                f"{reason} rip 0x1 info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000 "
+                f"requests 0x{req:016x}")
 
     def line(tid, ts, event):
         return f"       CPU {tid - 101}/KVM-{tid}  (    100) [001] d....  {ts}: {event}"
@@ -196,7 +197,8 @@ def test_narrowing_by_pid_tid_and_name():
     a = report(TWO_VMS, tid=26404)
     assert [t["tid"] for t in a["threads"]] == [26404] and sum(u["count"] for u in a["userspace_exits"]) == 7
     # pid 0 is the VM of the lines without a task column; "<...>" the other one
-    assert report(AMD, pid=0)["reasons"][0]["count"] == 2 and sum(r["count"] for r in report(AMD, pid=0)["reasons"]) == 5
+    anon = report(AMD, pid=0)["reasons"]
+    assert anon[0]["count"] == 2 and sum(r["count"] for r in anon) == 5
     assert sum(r["count"] for r in report(AMD, name="<...>")["reasons"]) == 9
     # a name that is no VM's exactly picks the one VM that contains it, in any case
     q = report(LKML, name="QEMU")
@@ -245,7 +247,8 @@ def test_slowest_round_trips_with_time_thread_vcpu_and_reason():
     # the two 5 us ones tie: the earlier first (vm-a's IO at .289961, then vm-b's HLT at .295007)
     assert [r["time"] for r in every[-2:]] == ["2300.289961000", "2300.295007000"]
     t = text(TWO_VMS, slowest=3)
-    assert re.search(r"5114\.00us\s+2300\.289860000\s+CPU 0/KVM-26406\s+0\s+CPU N/KVM \(26405\)\s+KVM_EXIT_MMIO\s+KVM_RUN", t)
+    assert re.search(r"5114\.00us\s+2300\.289860000\s+CPU 0/KVM-26406\s+0\s+CPU N/KVM \(26405\)\s+"
+                     r"KVM_EXIT_MMIO\s+KVM_RUN", t)
 
 
 def test_slowest_exits_of_a_vmx_capture():

@@ -28,7 +28,8 @@ class Tool:
 
 
 TOOLS = {
-    "perf.data": Tool("perf.data", ("perf", "script", "--ns", "-F", "+pid", "-i"), "linux-perf (Debian) / linux-tools (Ubuntu)"),
+    "perf.data": Tool("perf.data", ("perf", "script", "--ns", "-F", "+pid", "-i"),
+                      "linux-perf (Debian) / linux-tools (Ubuntu)"),
     "trace.dat": Tool("trace.dat", ("trace-cmd", "report", "-t", "-i"), "trace-cmd"),
 }
 
@@ -62,7 +63,7 @@ class Conversion:
                               f"command where it is and report its output)")
         self.problem: str | None = None
         self.message = ""  # the first line the tool wrote on stderr
-        self._err = tempfile.TemporaryFile()  # a pipe could fill up and stall the tool
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(); a pipe could fill and stall the tool
         self._proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._err,
                                       stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace")
 
@@ -90,7 +91,8 @@ class Conversion:
                              if line.strip() and "not valid for" not in line), "")
         self._err.close()
         if status > 0:
-            self.problem = f"{self.command[0]} exited with status {status}" + (f": {self.message}" if self.message else "")
+            said = f": {self.message}" if self.message else ""
+            self.problem = f"{self.command[0]} exited with status {status}{said}"
 
     def printed_nothing(self) -> None:
         """The tool printed no line: say so (trace-cmd exits 0, silently, on a damaged file)."""

@@ -333,7 +333,8 @@ def _per_thread_tables(threads: list[dict]) -> list[str]:
                   key=lambda t: (-t["userspace_exit_count"], t["tid"]))
     if rows:
         out += ["Per thread: userspace exits (round trip over all KVM_EXIT_*):", ""]
-        out += _table("THREAD", [(_thread_label(t), t["userspace_exit_count"], t["userspace_latency_ns"]) for t in rows],
+        out += _table("THREAD", [(_thread_label(t), t["userspace_exit_count"], t["userspace_latency_ns"])
+                                 for t in rows],
                       ("vCPU", "Top KVM_EXIT"), [(_vcpu(t), t["userspace_exits"][0]["name"]) for t in rows])
         out.append("")
     cells = [(_thread_label(t), _vcpu(t), printable(f"{h['name']} ({h['nr']})"), str(h["count"]),
@@ -390,7 +391,8 @@ def _missing_lines(d: dict) -> list[str]:
 def _interval_table(rows: list[dict]) -> list[str]:
     cells = [(units.timestamp(r["time"]), units.duration(r["interval_s"] * 1e9), str(r["vms"]),
               str(r["exits"]), f"{r['exits_per_s']:.1f}", *_lat_cells(r["latency_ns"])[:2],
-              str(r["userspace_exits"]), f"{r['userspace_exits_per_s']:.1f}", *_lat_cells(r["userspace_latency_ns"])[:2],
+              str(r["userspace_exits"]), f"{r['userspace_exits_per_s']:.1f}",
+              *_lat_cells(r["userspace_latency_ns"])[:2],
               str(r["hypercalls"]), f"{r['hypercalls_per_s']:.1f}")
              for r in rows]
     head = ("End", "Length", "VMs", "Exits", "Exits/s", "p50", "p99", "Userspace", "/s", "RT p50", "RT p99",
@@ -400,7 +402,9 @@ def _interval_table(rows: list[dict]) -> list[str]:
 
 def _header(data: ReportData, d: dict) -> list[str]:
     src = f" of {printable(data.source)}" if data.source else ""
-    sel = f" (narrowed to {printable(data.selection.describe())})" if data.selection and not data.selection.is_empty() else ""
+    sel = ""
+    if data.selection is not None and not data.selection.is_empty():
+        sel = f" (narrowed to {printable(data.selection.describe())})"
     if data.kind == "recording":
         meta = data.meta
         out = [f"kvmtop report{src}{sel}: a recording of {len(data.intervals)} intervals"
@@ -415,9 +419,9 @@ def _header(data: ReportData, d: dict) -> list[str]:
     out = [f"kvmtop report{src}{sel}: {d['events']} events in {d['lines']} lines"]
     s = d["source"]
     if s["first_ts_ns"] is not None:
-        out.append(f"Trace time {_seconds(s['first_ts_ns'])} to {_seconds(s['last_ts_ns'])} s "
-                   f"({s['duration_s'] * 1e6:.0f} us)" if s["duration_s"] < 1 else
-                   f"Trace time {_seconds(s['first_ts_ns'])} to {_seconds(s['last_ts_ns'])} s ({s['duration_s']:.3f} s)")
+        span = s["duration_s"]
+        length = f"{span * 1e6:.0f} us" if span < 1 else f"{span:.3f} s"
+        out.append(f"Trace time {_seconds(s['first_ts_ns'])} to {_seconds(s['last_ts_ns'])} s ({length})")
     return out
 
 
@@ -428,7 +432,9 @@ def format_report(source: TraceImport | ReportData, data: dict[str, Any] | None 
     out.append("")
     if rd.kind == "recording" and d["intervals"]:
         out += _interval_table(d["intervals"])
-    scope = "all VMs, all VCPUs" if len(d["vms"]) != 1 else f"VM {printable(d['vms'][0]['name'])} (pid {d['vms'][0]['pid']})"
+    scope = "all VMs, all VCPUs"
+    if len(d["vms"]) == 1:
+        scope = f"VM {printable(d['vms'][0]['name'])} (pid {d['vms'][0]['pid']})"
     out += _kind_tables(d, scope)
     if d["vms"]:
         out += _vm_table(d["vms"])
@@ -444,9 +450,9 @@ def format_report(source: TraceImport | ReportData, data: dict[str, Any] | None 
     out += [f"note: {printable(n)}" for n in d["notes"]]
     u = d["unmatched"]
     if u["exits"] is not None:
-        out.append(f"Unmatched: {u['exits']} exits, {u['entries']} entries"
-                   + (f", {d['unmatched_userspace_exits']} userspace exits." if d["unmatched_userspace_exits"] is not None
-                      else "."))
+        userspace = d["unmatched_userspace_exits"]
+        tail = f", {userspace} userspace exits." if userspace is not None else "."
+        out.append(f"Unmatched: {u['exits']} exits, {u['entries']} entries{tail}")
     if rd.kind == "trace":
         out.append(f"Lines: {d['lines']} read, {d['events']} events, {d['skipped_lines']} skipped "
                    f"(not KVM trace events), {d['joined_lines']} joined (wrapped events), "

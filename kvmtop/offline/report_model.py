@@ -305,7 +305,8 @@ def from_recording(path: str, meta: Mapping[str, Any], intervals: Iterable[Inter
     threads = [t for t in per.values() if t.vm in vms]
     threads.sort(key=lambda t: (t.vm, t.tid))
     data = ReportData(kind="recording", source=path, threads=threads, vms=vms, kernel=kernel,
-                      notes=list(notes), unmatched_total=unmatched if sel.is_empty() else None, intervals=rows, meta=dict(meta),
+                      notes=list(notes), unmatched_total=unmatched if sel.is_empty() else None,
+                      intervals=rows, meta=dict(meta),
                       read_error=warning, selection=selection)
     if rows:
         data.first_ts = int(round((rows[0].time - rows[0].interval_s) * 1e9))

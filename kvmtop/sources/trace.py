@@ -13,7 +13,8 @@ The first and the last window of a stretch of capture are partial: they cover th
 the first event (to the last event), and their ``interval_s`` is that time, so rates divide
 by the time the capture covers (a single instant counts as a whole window).
 
-Threads are grouped into VMs as ``kvmtop.offline.vm_groups`` says (tgid, else comm). A VM is listed in the intervals from its first to its last active
+Threads are grouped into VMs as ``kvmtop.offline.vm_groups`` says (tgid, else comm). A VM is
+listed in the intervals from its first to its last active
 window. CollectorStatus features say what the capture can show: "exits" iff it has
 kvm_exit, "requests" iff some kvm_exit carried a requests field, "hypercalls" iff it has
 kvm_hypercall, "userspace" iff it has kvm_userspace_exit; the notes explain the gaps.

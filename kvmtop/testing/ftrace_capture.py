@@ -14,6 +14,7 @@ started together; the header says how the file was made)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import re
@@ -85,10 +86,8 @@ class FtraceCapture:
         try:
             self._write("tracing_on", "0")
             for event in self.events:
-                try:
+                with contextlib.suppress(OSError):
                     self._write(f"events/{event}/enable", "0")
-                except OSError:
-                    pass
         finally:
             os.rmdir(self.dir)
 
@@ -150,7 +149,8 @@ def to_perf_prof_layout(text: str, start: datetime.datetime) -> str:
         args = _IOCTL_ARGS.match(payload) if event == "sys_ioctl" else None
         if args is not None:
             fd, cmd, arg = (int(v, 16) for v in args.groups())
-            system, event, payload = "syscalls", "sys_enter_ioctl", f"fd: 0x{fd:08x}, cmd: 0x{cmd:08x}, arg: 0x{arg:08x}"
+            system, event = "syscalls", "sys_enter_ioctl"
+            payload = f"fd: 0x{fd:08x}, cmd: 0x{cmd:08x}, arg: 0x{arg:08x}"
         else:
             system = event.split("_", 1)[0]
         out.append(f"{stamp} {comm:>16} {int(tid):6d} {flags[:4]} [{int(cpu):03d}] {sec}.{usec}: "
