@@ -46,6 +46,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _add_source_options(p: argparse.ArgumentParser, interval: float = 1.0) -> None:
     p.add_argument("-d", "--delay", dest="interval", type=_interval, default=interval, metavar="S",
                    help=f"seconds between updates (default {interval:g})")
@@ -55,15 +65,8 @@ def _add_source_options(p: argparse.ArgumentParser, interval: float = 1.0) -> No
     p.add_argument("--demo", action="store_true", help="synthetic data: no KVM or root needed")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="kvmtop",
-        description="Live view of what KVM guests cost the host: VM exits, exit latency percentiles, "
-                    "exit reasons, hypercalls, vcpu->requests bits and userspace exits.",
-        epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each)",
-    )
-    p.add_argument("--version", action="version", version=f"kvmtop {__version__}")
-    _add_source_options(p)
+def _add_stream_options(p: argparse.ArgumentParser) -> None:
+    """--once/--batch/--json/--csv/-n/-o: the printed front end (live, and replay)."""
     out = p.add_mutually_exclusive_group()
     out.add_argument("--once", action="store_true", help="print one interval as text and exit (like kvm_stat -1)")
     out.add_argument("--batch", "-b", action="store_true", help="print intervals as text (like top -b)")
@@ -77,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="with --once/--batch/--json/--csv: append to FILE instead of stdout; "
                         "SIGHUP reopens it (logrotate)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kvmtop",
+        description="Live view of what KVM guests cost the host: VM exits, exit latency percentiles, "
+                    "exit reasons, hypercalls, vcpu->requests bits and userspace exits.",
+        epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each)",
+    )
+    p.add_argument("--version", action="version", version=f"kvmtop {__version__}")
+    _add_source_options(p)
+    _add_stream_options(p)
     p.add_argument("--filter", metavar="REASON[,REASON...]",
                    help="show only these exit reasons (prefix with ! to exclude them)")
     p.add_argument("--color", choices=("auto", "16", "256", "truecolor", "none"), default="auto",
@@ -90,16 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", required=True, metavar="FILE")
     rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     _add_source_options(rec)
-    rep = sub.add_parser("replay", help="open the dashboard over a recording or a trace capture")
+    rep = sub.add_parser("replay", help="a recording or a trace capture in the dashboard, or printed "
+                                         "with --once/--batch/--json/--csv as live")
     rep.add_argument("file", metavar="FILE")
-    rep.add_argument("--speed", type=float, default=1.0, help="replay speed factor (default 1)")
+    rep.add_argument("--speed", type=float, default=None,
+                     help="replay speed factor (default 1 in the dashboard; printed output comes at once)")
     rep.add_argument("--window", type=_interval, default=1.0, metavar="S",
                      help="for trace captures: seconds of trace time per interval (default 1)")
     rep.add_argument("--filter", metavar="REASON[,REASON...]")
     rep.add_argument("--color", choices=("auto", "16", "256", "truecolor", "none"), default="auto")
-    rpt = sub.add_parser("report", help="statistics of a trace capture (ftrace, trace-cmd, perf script)")
+    _add_stream_options(rep)
+    rpt = sub.add_parser("report", help="statistics of a capture (ftrace, trace-cmd, perf script, perf.data, "
+                                        "trace.dat) or of a recording")
     rpt.add_argument("file", metavar="FILE")
     rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
+    rpt.add_argument("-p", "--pid", type=_non_negative, help="only the VM with this pid (as the report lists it)")
+    rpt.add_argument("-t", "--tid", type=_non_negative, help="only this thread")
+    rpt.add_argument("-g", "--guest", metavar="NAME",
+                     help="only the VM of this name (or the one whose name contains it)")
+    rpt.add_argument("--slowest", type=_positive, metavar="N",
+                     help="also list the N slowest exits and the N slowest userspace round trips")
     exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",
                          description="Serve Prometheus metrics on /metrics; the collector polls every -d S "
                                      f"seconds (default {DEFAULT_INTERVAL_S:g}, a usual scrape interval).")
@@ -129,7 +154,8 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None and (args.iterations or args.output) and not (args.batch or args.json or args.csv):
+    if args.command in (None, "replay") and (args.iterations or args.output) and not (
+            args.batch or args.json or args.csv):
         args.batch = True
     try:
         return run(args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from . import marks, units
@@ -86,11 +85,11 @@ def render(snap: Snapshot) -> str:
     h = snap.host
     c = snap.collector
     exits_ok = c.has("exits")
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
+    stamp = units.timestamp(snap.time)
     exits = f"exits {units.rate(h.exits_per_s)}/s  p99 {units.duration(h.latency.p99) if h.latency.count else '—'}" \
         if exits_ok else "exits n/a"
     lines = [
-        f"kvmtop {stamp}  interval {snap.interval_s:.2f}s  VMs {h.vm_count}  vCPUs {h.vcpu_count}  "
+        f"kvmtop {stamp}  interval {units.duration(snap.interval_s * 1e9)}  VMs {h.vm_count}  vCPUs {h.vcpu_count}  "
         f"{exits}  userspace {units.rate(h.userspace_per_s)}/s  hypercalls {units.rate(h.hypercalls_per_s)}/s",
     ]
     drops = f"{c.drops} ({', '.join(f'{k} {n}' for k, n in c.drops_by_kind.items())})" \

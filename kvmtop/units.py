@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+_Y2001 = 978_307_200  # no trace clock (seconds since boot) gets this far
+
 
 def rate(value: float) -> str:
     """Events per second, 5 characters or so: ``0``, ``12.5``, ``950``, ``12.3k``, ``4.56M``."""
@@ -42,3 +46,11 @@ def share(fraction: float) -> str:
     if fraction < 0.01:
         return "<1%"
     return f"{fraction * 100:.0f}%"
+
+
+def timestamp(t: float) -> str:
+    """Local wall-clock time of ``t`` (Unix seconds); a replayed capture's times are on its
+    trace clock (seconds since boot, which never reach 2001) and are shown as such."""
+    if t < _Y2001:
+        return f"t={t:.6f}s (trace clock)"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))

@@ -14,6 +14,11 @@ missing=()
 for pkg in python3-bpfcc python3-venv tmux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# kvmtop report reads perf.data and trace.dat through perf script and trace-cmd report
+command -v trace-cmd >/dev/null 2>&1 || missing+=(trace-cmd)
+if ! command -v perf >/dev/null 2>&1; then
+  if grep -qs '^ID=ubuntu' /etc/os-release; then missing+=(linux-tools-generic); else missing+=(linux-perf); fi
+fi
 
 release=$(uname -r)
 if [ ! -e "/lib/modules/$release/build" ]; then

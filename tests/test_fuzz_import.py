@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from kvmtop.commands.report import report_main
 from kvmtop.offline.report import format_report, report_to_dict
+from kvmtop.offline.report_model import Selection, from_trace
 from kvmtop.offline.trace_import import import_file, import_lines
 from kvmtop.sources.trace import build_intervals
 
@@ -26,6 +27,10 @@ FRAGMENTS = [
     "nr 0x5 a0 0x0", "pio_read at 0xc13e size 2 count 1", "mmio read len 4 gpa 0xfee000b0 val 0x0",
     "fd: c, cmd: ae80, arg: 0)", "NR 16 (c, ae80, 0)", "CPU:2 [LOST 17 EVENTS]", "#", ">", "\n", "\r\n",
     "\r", "\t", " ", "[", "]", "(", ")", ":", "-", ".", "0", "99999999999999999999", "\x00", "\ufffd", "é",
+    # perf-prof (wall-clock date, flags after the tid), trace-cmd's buffer name, perf script --ns
+    "2022-04-22 17:39:26.535148 ", "           <...> 126953 .... [078] ", " d... ", "96822671.255015: ",
+    "i11x:        CPU 0/KVM-22517 [000]  ", "1802.251730642: ", "CPU 0/KVM 19901/19903 [001] ",
+    "syscalls:sys_enter_ioctl: fd: 0x00000005, cmd: 0x0000ae80, arg: 0x00000000",
 ]
 
 line_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=30).map("".join)
@@ -38,12 +43,26 @@ def check(imp) -> None:
     format_report(imp, d)
     assert d["lines"] == d["events"] + d["skipped_lines"] + d["bad_line_count"] + d["joined_lines"]
     assert d["bad_line_count"] >= len(d["bad_lines"])
+    for slow in d.get("slowest", {}).values():
+        if isinstance(slow, list):
+            assert len(slow) <= d["slowest"]["n"]
+            assert [r["latency_ns"] for r in slow] == sorted((r["latency_ns"] for r in slow), reverse=True)
+    # every VM and every thread, narrowed to, renders too; the VMs' threads add up to the totals
+    data = from_trace(imp)
+    assert sum(len(v["threads"]) for v in d["vms"]) == len(d["threads"])
+    for vm in list(data.vms.values())[:3]:
+        part = data.narrowed(Selection(pid=vm.pid))
+        json.dumps(report_to_dict(part))
+        format_report(part)
+    for t in data.threads[:3]:
+        format_report(data.narrowed(Selection(tid=t.tid)))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(capture)
 def test_importer_never_raises_on_text(text):
     check(import_lines(io.StringIO(text)))
+    check(import_lines(io.StringIO(text), slowest=2))
     imp = import_lines(io.StringIO(text), window_s=0.001)
     check(imp)
     build_intervals(imp, 0.001)

@@ -205,3 +205,39 @@ def test_pairing_run_can_continue():
     p.run([(ENTRY, 1, 350, None)])
     agg = p.finish()
     assert agg.reasons[(1, HLT)][:5] == [1, 1, 250, 250, 250]
+
+
+def test_unmatched_counts_per_thread_and_event_span_per_window():
+    text = (
+        en(1, 0, "6.000002")                # 1: unmatched entry
+        + ex(2, 1, "6.000003")              # 2: exit ...
+        + ex(2, 1, "6.000005")              # ... a second one before an entry: the first is unmatched
+        + en(2, 1, "6.000004")              # stamped before its pending exit: both unmatched
+        + line(3, 0, "6.500000", "kvm_userspace_exit: reason KVM_EXIT_IO (2)")  # 3: never answered
+        + ex(1, 0, "7.250000")              # window 7, pending at the end
+    )
+    imp = import_lines(text.splitlines(keepends=True), window_s=1.0)
+    w6, w7 = (a for _, a in imp.windows)
+    # [exits, entries, userspace exits] per thread; each counted in the window where it is found
+    assert w6.unmatched_by_tid == {1: [0, 1, 0], 2: [2, 1, 0]}
+    assert w7.unmatched_by_tid == {1: [1, 0, 0], 3: [0, 0, 1]}  # the end of the capture is in window 7
+    assert (w6.unmatched_exits, w6.unmatched_entries, w7.unmatched_userspace) == (2, 2, 1)
+    # each window's earliest and latest event (file order is not time order: .000005 before .000004)
+    assert (w6.first_ts, w6.last_ts) == (6_000_002_000, 6_500_000_000)
+    assert (w7.first_ts, w7.last_ts) == (7_250_000_000, 7_250_000_000)
+
+
+def test_slowest_keeps_n_per_thread_and_the_first_of_ties():
+    from kvmtop.offline.trace_lines import ENTRY, EXIT, RUN, USERSPACE
+
+    p = Pairing(slowest=2)
+    events = []
+    for i, d in enumerate([5, 9, 9, 3, 9]):  # thread 1: exits of 5, 9, 9, 3, 9 ns
+        events += [(EXIT, 1, 100 * i, HLT, None, None), (ENTRY, 1, 100 * i + d, None)]
+    events += [(USERSPACE, 2, 1000, 2), (RUN, 2, 1040), (USERSPACE, 2, 2000, 6), (ENTRY, 2, 2070, None)]
+    p.run(events)
+    p.finish()
+    # the two 9 ns exits that came first stay (a later equal one does not replace them)
+    assert sorted(p.slow_exits[1]) == [(9, 100, HLT), (9, 200, HLT)]
+    assert sorted(p.slow_userspace[2]) == [(40, 1000, 2, RUN), (70, 2000, 6, ENTRY)]
+    assert Pairing().slow_exits == {} and not Pairing().slowest

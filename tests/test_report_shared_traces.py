@@ -241,9 +241,10 @@ def test_gzip_capture_imports_and_a_recording_is_refused(tmp_path, capsys):
     assert report_json(str(gz))["events"] == 25
     from kvmtop.offline.recording import RecordingWriter
 
+    # a recording is reported too (an empty one has no intervals)
     RecordingWriter(str(tmp_path / "rec.kvmtop"), {}).close()
-    assert report_main(str(tmp_path / "rec.kvmtop"), False, io.StringIO()) == 1
-    assert "kvmtop replay" in capsys.readouterr().err
+    d = report_json(str(tmp_path / "rec.kvmtop"))
+    assert d["source"]["kind"] == "recording" and d["intervals"] == [] and d["events"] == 0
 
 
 # --------------------------------------------------------------------------- as a replay source
@@ -254,7 +255,9 @@ def test_trace_source_groups_threads_by_comm_without_tgid():
     assert isinstance(src, TraceSource) and src.paced is False
     assert len(src.intervals) == 1
     iv = src.intervals[0]
-    assert iv.time == 1405.0 and iv.interval_s == 1.0  # window 1404 s of trace time ends at 1405 s
+    # window 1404 s of trace time, but the capture covers only its first to its last event,
+    # 1404.389366 -> 1404.389730: the interval ends there and lasts 364 us
+    assert iv.time == 1404.38973 and iv.interval_s == 364e-6
     assert list(iv.vms) == [8396]  # qemu-system-x86-8396/-8397: one VM, pid = its lowest tid
     vm = iv.vms[8396]
     assert vm.name == "qemu-system-x86" and dict(vm.vcpu_index) == {8396: 0, 8397: 1}
@@ -267,7 +270,9 @@ def test_trace_source_groups_threads_by_comm_without_tgid():
 def test_trace_source_windows_of_100_us():
     src = TraceSource(LKML, window_s=0.0001)
     # ts // 100 µs: exits at .3893xx (1), .3894xx (4), .3895xx (6), .3896xx (1), .3897xx (1)
-    assert [round(iv.time, 4) for iv in src.intervals] == [1404.3894, 1404.3895, 1404.3896, 1404.3897, 1404.3898]
+    assert [round(iv.time, 6) for iv in src.intervals] == [1404.3894, 1404.3895, 1404.3896, 1404.3897, 1404.38973]
+    # the first window starts at the first event (.389366), the last ends at the last one (.389730)
+    assert [round(iv.interval_s * 1e6, 3) for iv in src.intervals] == [34, 100, 100, 100, 30]
     exits = [sum(s.count for t in iv.threads for s in t.reasons.values()) for iv in src.intervals]
     assert exits == [1, 4, 6, 1, 1]
     # the CR_ACCESS at .389366 is paired at .389461 (next window) but stays in its own window
@@ -279,8 +284,11 @@ def test_trace_source_windows_of_100_us():
 def test_trace_source_over_pasted_excerpts():
     src = TraceSource(AMD, window_s=1.0)
     # windows 3615, 3740, 2825, 220, 6204 s: each jump (forward by more than 60 windows, or back)
-    # is marked by one empty interval after the window before it
-    assert [iv.time for iv in src.intervals] == [3616.0, 3617.0, 3741.0, 3742.0, 2826.0, 2827.0, 221.0, 222.0, 6205.0]
+    # is marked by one empty interval after the window before it. Each excerpt is a stretch of
+    # its own, so its window covers its first to its last event only.
+    assert [iv.time for iv in src.intervals] == [
+        3615.602313, 3617.0, 3740.73951, 3742.0, 2825.959089, 2827.0, 220.69624, 222.0, 6204.951633]
+    assert [round(iv.interval_s * 1e6, 3) for iv in src.intervals] == [15, 1e6, 15, 1e6, 7, 1e6, 2, 1e6, 2]
     assert [len(iv.threads) for iv in src.intervals] == [1, 0, 1, 0, 3, 0, 1, 0, 1]
     # "<...>" threads share one VM (lowest tid 35787); the task-less section is VM 0
     assert list(src.intervals[0].vms) == [35787] and list(src.intervals[-1].vms) == [0]

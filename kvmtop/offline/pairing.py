@@ -34,6 +34,7 @@ the window where the exit happened; unmatched counts in the window where they ar
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 
 from ..histogram import bucket_index
@@ -100,14 +101,27 @@ class Aggregates:
         self.mmio: dict[tuple, list] = {}  # (tid, (dir, gpa)) -> acc
         self.requests: dict[tuple, int] = {}  # (tid, bit) -> exits with the bit set
         self.request_exits: dict[int, int] = {}  # tid -> exits that carried a requests field
-        self.unmatched_exits = 0
-        self.unmatched_entries = 0
-        self.unmatched_userspace = 0
+        self.unmatched_by_tid: dict[int, list[int]] = {}  # tid -> [exits, entries, userspace exits]
+        self.first_ts: int | None = None  # the earliest and latest event time seen (ns)
+        self.last_ts: int | None = None
+
+    @property
+    def unmatched_exits(self) -> int:
+        return sum(u[UNMATCHED_EXIT] for u in self.unmatched_by_tid.values())
+
+    @property
+    def unmatched_entries(self) -> int:
+        return sum(u[UNMATCHED_ENTRY] for u in self.unmatched_by_tid.values())
+
+    @property
+    def unmatched_userspace(self) -> int:
+        return sum(u[UNMATCHED_USERSPACE] for u in self.unmatched_by_tid.values())
 
     def tids(self) -> set[int]:
         out = {k[0] for k in self.reasons}
         for table in (self.userspace, self.hypercalls, self.pio, self.mmio, self.requests):
             out.update(k[0] for k in table)
+        out.update(self.unmatched_by_tid)
         return out
 
     @staticmethod
@@ -127,16 +141,29 @@ class Aggregates:
         return {t: merge_accs(v) for t, v in grouped.items()}
 
 
-# Thread state slots: the pending exit, its hypercall, the pending userspace exit, the pending pio/mmio.
-_EXIT_TS, _EXIT_ACC, _HC_ACC, _US_TS, _US_ACC, _IO_TS, _IO_KEY, _IO_ACC = range(8)
+UNMATCHED_EXIT, UNMATCHED_ENTRY, UNMATCHED_USERSPACE = range(3)
+
+# Thread state slots: the pending exit (time, accumulator, reason), its hypercall, the pending
+# userspace exit (time, accumulator, KVM_EXIT code), the pending pio/mmio.
+_EXIT_TS, _EXIT_ACC, _EXIT_KEY, _HC_ACC, _US_TS, _US_ACC, _US_CODE, _IO_TS, _IO_KEY, _IO_ACC = range(10)
+_SLOTS = 10
 
 
 class Pairing:
-    """The per-thread state machine (rules in the module docstring)."""
+    """The per-thread state machine (rules in the module docstring).
 
-    def __init__(self) -> None:
+    With ``slowest`` = N, it also keeps each thread's N slowest exits and N slowest userspace
+    round trips (``slow_exits`` / ``slow_userspace``: tid -> a min-heap of at most N tuples
+    ``(latency, exit time, reason key)`` / ``(latency, exit time, KVM_EXIT code, ended by)``,
+    ended by ``ENTRY`` or ``RUN``): memory is N per thread, whatever the capture's length.
+    """
+
+    def __init__(self, slowest: int = 0) -> None:
         self.agg = Aggregates()
         self.states: dict[int, list] = {}
+        self.slowest = slowest
+        self.slow_exits: dict[int, list] = {}
+        self.slow_userspace: dict[int, list] = {}
         self._window = -1
 
     def run(self, events: Iterable[tuple], window_ns: int | None = None,
@@ -150,50 +177,62 @@ class Pairing:
         agg = self.agg
         reasons = agg.reasons
         window = self._window
+        keep = self.slowest
+        lo, hi = agg.first_ts, agg.last_ts
         for ev in events:
             kind, tid, ts = ev[0], ev[1], ev[2]
-            if window_ns is not None:
-                w = ts // window_ns
-                if w != window:
-                    window = self._window = w
-                    agg = self.agg = Aggregates()
-                    reasons = agg.reasons
-                    if on_window is not None:
-                        on_window(w, agg)
+            if window_ns is not None and ts // window_ns != window:
+                agg.first_ts, agg.last_ts = lo, hi
+                window = self._window = ts // window_ns
+                agg = self.agg = Aggregates()
+                reasons = agg.reasons
+                lo = hi = ts
+                if on_window is not None:
+                    on_window(window, agg)
+            elif lo is None:
+                lo = hi = ts
+            elif ts > hi:
+                hi = ts
+            elif ts < lo:
+                lo = ts
             st = states.get(tid)
             if st is None:
-                st = states[tid] = [None] * 8
+                st = states[tid] = [None] * _SLOTS
             if kind == EXIT:
                 if st[_EXIT_TS] is not None:
-                    agg.unmatched_exits += 1
+                    _unmatched(agg, tid, UNMATCHED_EXIT)
                     st[_HC_ACC] = None
-                k = (tid, ev[3])
+                key = ev[3]
+                k = (tid, key)
                 acc = reasons.get(k)
                 if acc is None:
                     acc = reasons[k] = new_acc()
                 acc[0] += 1
                 st[_EXIT_TS] = ts
                 st[_EXIT_ACC] = acc
+                st[_EXIT_KEY] = key
                 req = ev[5]
                 if req is not None:
                     _requests(agg, tid, req)
             elif kind == ENTRY:
                 t0 = st[_EXIT_TS]
                 if t0 is None:
-                    agg.unmatched_entries += 1
+                    _unmatched(agg, tid, UNMATCHED_ENTRY)
                 else:
                     st[_EXIT_TS] = None
                     d = ts - t0
                     if d < 0:
-                        agg.unmatched_exits += 1
-                        agg.unmatched_entries += 1
+                        _unmatched(agg, tid, UNMATCHED_EXIT)
+                        _unmatched(agg, tid, UNMATCHED_ENTRY)
                     else:
                         add_latency(st[_EXIT_ACC], d)
                         if st[_HC_ACC] is not None:
                             add_latency(st[_HC_ACC], d)
+                        if keep:
+                            _keep(self.slow_exits, tid, keep, (d, t0, st[_EXIT_KEY]))
                     st[_HC_ACC] = None
                 if st[_US_TS] is not None:
-                    _userspace_done(st, ts, agg)
+                    self._userspace_done(st, tid, ts, agg, ENTRY)
                 if st[_IO_TS] is not None:
                     d = ts - st[_IO_TS]
                     if d >= 0:
@@ -201,7 +240,7 @@ class Pairing:
                     st[_IO_TS] = None
             elif kind == USERSPACE:
                 if st[_US_TS] is not None:
-                    agg.unmatched_userspace += 1
+                    _unmatched(agg, tid, UNMATCHED_USERSPACE)
                 k = (tid, ev[3])
                 acc = agg.userspace.get(k)
                 if acc is None:
@@ -209,9 +248,10 @@ class Pairing:
                 acc[0] += 1
                 st[_US_TS] = ts
                 st[_US_ACC] = acc
+                st[_US_CODE] = ev[3]
             elif kind == RUN:
                 if st[_US_TS] is not None:
-                    _userspace_done(st, ts, agg)
+                    self._userspace_done(st, tid, ts, agg, RUN)
             elif kind == HYPERCALL:
                 k = (tid, ev[3])
                 acc = agg.hypercalls.get(k)
@@ -232,26 +272,47 @@ class Pairing:
                 st[_IO_TS] = ts
                 st[_IO_KEY] = k
                 st[_IO_ACC] = acc
+        agg.first_ts, agg.last_ts = lo, hi
 
     def finish(self) -> Aggregates:
         """Count what is still pending as unmatched (in the current aggregate) and return it."""
         agg = self.agg
-        for st in self.states.values():
+        for tid, st in self.states.items():
             if st[_EXIT_TS] is not None:
-                agg.unmatched_exits += 1
+                _unmatched(agg, tid, UNMATCHED_EXIT)
             if st[_US_TS] is not None:
-                agg.unmatched_userspace += 1
+                _unmatched(agg, tid, UNMATCHED_USERSPACE)
         self.states.clear()
         return agg
 
-
-def _userspace_done(st: list, ts: int, agg: Aggregates) -> None:
-    d = ts - st[_US_TS]
-    if d < 0:
-        agg.unmatched_userspace += 1
-    else:
+    def _userspace_done(self, st: list, tid: int, ts: int, agg: Aggregates, ended_by: int) -> None:
+        t0 = st[_US_TS]
+        st[_US_TS] = None
+        d = ts - t0
+        if d < 0:
+            _unmatched(agg, tid, UNMATCHED_USERSPACE)
+            return
         add_latency(st[_US_ACC], d)
-    st[_US_TS] = None
+        if self.slowest:
+            _keep(self.slow_userspace, tid, self.slowest, (d, t0, st[_US_CODE], ended_by))
+
+
+def _unmatched(agg: Aggregates, tid: int, what: int) -> None:
+    u = agg.unmatched_by_tid.get(tid)
+    if u is None:
+        u = agg.unmatched_by_tid[tid] = [0, 0, 0]
+    u[what] += 1
+
+
+def _keep(heaps: dict[int, list], tid: int, n: int, item: tuple) -> None:
+    """Keep ``item`` in the thread's min-heap of the n largest (ties: the first one stays)."""
+    h = heaps.get(tid)
+    if h is None:
+        h = heaps[tid] = []
+    if len(h) < n:
+        heapq.heappush(h, item)
+    elif item[0] > h[0][0]:
+        heapq.heapreplace(h, item)
 
 
 def _requests(agg: Aggregates, tid: int, req: int) -> None:

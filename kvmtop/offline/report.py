@@ -1,7 +1,7 @@
-"""A text capture summed up like ``perf kvm stat report`` (``kvmtop report FILE [--json]``).
+"""A capture or a recording summed up like ``perf kvm stat report`` (``kvmtop report FILE``).
 
-The capture is imported by ``trace_import``; this module renders the import as text or as
-the ``kvmtop.report/1`` JSON object. ``--json`` prints ``kvmtop.report/1``::
+The data come from ``report_model`` (a ``ReportData``: per-thread totals grouped into VMs);
+this module renders them as text or as the ``kvmtop.report/1`` JSON object::
 
     {"schema": "kvmtop.report/1", "events": int, "skipped_lines": int,
      "bad_lines": [{"line": int, "text": str}...], "unmatched": {"exits": int, "entries": int},
@@ -14,12 +14,32 @@ the ``kvmtop.report/1`` JSON object. ``--json`` prints ``kvmtop.report/1``::
 ``name`` of a reason is its first spelling in the capture (``EPT_VIOLATION``, ``EXIT_NPF``,
 ``npf``); ``latency_ns`` is ``Latency.to_json()`` (count, min, max and sum exact). ``share``
 is the fraction of the exits that carried a ``requests`` field. ``vcpu`` is the index of a
-``CPU N/KVM`` comm, else the ``vcpu N`` of kvm_exit/kvm_entry, else null. Extensions (added,
-never renamed): ``lines``, ``joined_lines``, ``bad_line_count`` (``bad_lines`` keeps the
-first 100), ``lost_events``, ``read_error`` (a gzip stream cut short, else null),
-``unmatched_userspace_exits``, ``pio``, ``mmio``; per reason
-``spellings`` when the capture spells one reason several ways; per thread ``pid`` (tgid,
-when the capture shows it), ``vcpu_id`` and ``latency_ns``.
+``CPU N/KVM`` comm, else the ``vcpu N`` of kvm_exit/kvm_entry, else null.
+
+Extensions (added, never renamed): ``lines``, ``joined_lines``, ``bad_line_count``
+(``bad_lines`` keeps the first 100), ``lost_events``, ``read_error`` (a gzip stream cut
+short, a converter that failed, a recording cut short; else null),
+``unmatched_userspace_exits``, ``pio``, ``mmio``; per reason ``spellings`` when the capture
+spells one reason several ways; per thread ``pid`` (tgid, when the capture shows it),
+``vcpu_id``, ``latency_ns`` (its exits), ``vm_pid`` (the VM it was grouped into),
+``unmatched``, ``unmatched_userspace_exits``, its own ``reasons``, ``userspace_exits``,
+``hypercalls``, ``requests``, ``pio``, ``mmio``, and the roll-ups ``userspace_exit_count``,
+``userspace_latency_ns`` (round trips over every KVM_EXIT_*), ``hypercall_count``;
+``vms``: one object per VM with ``pid``, ``name``, ``start_time``, the roll-ups, and the
+same fields as the totals (``unmatched``, ``reasons``, ``userspace_exits``, ``hypercalls``,
+``requests``, ``threads``, ``unmatched_userspace_exits``, ``pio``, ``mmio``);
+``source`` (``kind``: trace or recording, ``path``, ``first_ts_ns``, ``last_ts_ns``,
+``duration_s``, and a recording's header as ``meta``); ``selection`` (``pid``, ``tid``,
+``name`` of ``--pid/--tid/-g``, or null); ``slowest`` (with ``--slowest N``: ``n``,
+``exits`` and ``userspace_exits``, each ``{"latency_ns", "ts_ns", "time", "tid", "comm",
+"vcpu", "vcpu_id", "vm_pid", "vm", "name", ...}`` slowest first; exits add ``isa`` and
+``code``, round trips ``code`` and ``ended_by``); ``missing`` (figures the source cannot
+give: ``figure``, ``events``, ``why``, ``recordable``) and ``how_to_record`` (ftrace and
+perf command lines, or null when nothing is missing that a recording could add);
+``notes``; ``intervals`` (recordings: ``time``, ``interval_s``, ``vms``, ``exits``,
+``exits_per_s``, ``latency_ns``, ``userspace_exits``, ``userspace_exits_per_s``,
+``userspace_latency_ns``, ``hypercalls``, ``hypercalls_per_s``). Unknown values are null
+(a recording counts unmatched events per host, not per thread).
 """
 
 from __future__ import annotations
@@ -27,110 +47,184 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .. import decode
+from .. import decode, units
 from ..safe_text import printable
-from .pairing import Aggregates, acc_latency, merge_accs
+from .capture_advice import HOW_TO_RECORD, needs_recording
+from .report_model import ReportData, Slow, ThreadTotals, from_trace, sum_counts, sum_stats, total_latency
 from .trace_import import TraceImport
-from .trace_lines import ANON_TID, EXIT
+from .trace_lines import ANON_TID
 
 SCHEMA = "kvmtop.report/1"
+
+
+def _data(source: TraceImport | ReportData) -> ReportData:
+    return source if isinstance(source, ReportData) else from_trace(source)
 
 
 # --------------------------------------------------------------------------- JSON
 
 
-def _merged(imp: TraceImport) -> Aggregates:
-    """The whole capture in one aggregate (merging windows when there are any)."""
-    if not imp.windows:
-        return imp.agg
-    total = Aggregates()
-    for _i, agg in imp.windows:
-        for name in ("reasons", "userspace", "hypercalls", "pio", "mmio"):
-            table = getattr(total, name)
-            for k, acc in getattr(agg, name).items():
-                table[k] = merge_accs([table[k], acc]) if k in table else acc
-        for k, n in agg.requests.items():
-            total.requests[k] = total.requests.get(k, 0) + n
-        for k, n in agg.request_exits.items():
-            total.request_exits[k] = total.request_exits.get(k, 0) + n
-        total.unmatched_exits += agg.unmatched_exits
-        total.unmatched_entries += agg.unmatched_entries
-        total.unmatched_userspace += agg.unmatched_userspace
-    return total
-
-
 def _order(items: dict) -> list:
-    return sorted(items.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return sorted(items.items(), key=lambda kv: (-kv[1].count, kv[0]))
 
 
-def report_to_dict(imp: TraceImport) -> dict[str, Any]:
-    p = imp.parser
-    agg = _merged(imp)
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 3) if seconds > 0 else 0.0
+
+
+def _section(data: ReportData, threads: list[ThreadTotals]) -> dict[str, Any]:
+    """The tables of a set of threads (the totals, a VM, one thread): every kind, merged."""
     reasons = []
-    for key, acc in _order(Aggregates.by_key(agg.reasons)):
-        row: dict[str, Any] = {"isa": key[0], "code": key[1],
-                               "name": p.reason_names.get(key) or decode.exit_reason_name(*key),
-                               "count": acc[0], "latency_ns": acc_latency(acc).to_json()}
-        spellings = p.reason_spellings.get(key, [])
+    for key, s in _order(sum_stats(t.reasons for t in threads)):
+        row: dict[str, Any] = {"isa": key[0], "code": key[1], "name": data.reason_name(key),
+                               "count": s.count, "latency_ns": s.latency.to_json()}
+        spellings = data.reason_spellings.get(key, [])
         if len(spellings) > 1:
             row["spellings"] = list(spellings)
         reasons.append(row)
-    userspace = [
-        {"code": code, "name": p.userspace_names.get(code) or decode.userspace_exit_name(code),
-         "count": acc[0], "latency_ns": acc_latency(acc).to_json()}
-        for code, acc in _order(Aggregates.by_key(agg.userspace))
-    ]
-    hypercalls = [
-        {"nr": nr, "name": decode.hypercall_name(nr), "count": acc[0], "latency_ns": acc_latency(acc).to_json()}
-        for nr, acc in _order(Aggregates.by_key(agg.hypercalls))
-    ]
-    request_exits = sum(agg.request_exits.values())
-    bits: dict[int, int] = {}
-    for (_tid, bit), n in agg.requests.items():
-        bits[bit] = bits.get(bit, 0) + n
-    requests = [
-        {"bit": bit, "name": decode.request_bit_name(bit), "count": n,
-         "share": round(n / request_exits, 6) if request_exits else 0.0}
-        for bit, n in sorted(bits.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
-    per_thread = Aggregates.by_tid(agg.reasons)
-    threads = []
-    for tid in sorted(imp.tids):
-        meta = p.threads.get(tid)
-        acc = per_thread.get(tid)
-        threads.append({
-            "tid": tid, "comm": meta.comm if meta else "",
-            "vcpu": meta.vcpu_index if meta else None,
-            "exits": acc[0] if acc else 0,
-            "pid": meta.tgid if meta else None,
-            "vcpu_id": meta.vcpu_id if meta else None,
-            "latency_ns": acc_latency(acc).to_json() if acc else acc_latency([0, 0, 0, 0, 0, {}]).to_json(),
-        })
+    userspace = [{"code": code, "name": data.userspace_name(code), "count": s.count,
+                  "latency_ns": s.latency.to_json()}
+                 for code, s in _order(sum_stats(t.userspace for t in threads))]
+    hypercalls = [{"nr": nr, "name": decode.hypercall_name(nr), "count": s.count, "latency_ns": s.latency.to_json()}
+                  for nr, s in _order(sum_stats(t.hypercalls for t in threads))]
+    request_exits = sum(t.request_exits for t in threads)
+    requests = [{"bit": bit, "name": data.request_name(bit), "count": n,
+                 "share": round(n / request_exits, 6) if request_exits else 0.0}
+                for bit, n in sorted(sum_counts(t.requests for t in threads).items(), key=lambda kv: (-kv[1], kv[0]))]
+    known = [t.unmatched for t in threads if t.unmatched is not None]
+    unknown = len(known) < len(threads)
+    unmatched = [None if unknown else sum(u[i] for u in known) for i in range(3)]
     return {
-        "schema": SCHEMA,
-        "events": p.events,
-        "skipped_lines": p.skipped,
-        "bad_lines": [{"line": n, "text": t} for n, t in p.bad],
-        "unmatched": {"exits": agg.unmatched_exits, "entries": agg.unmatched_entries},
+        "unmatched": {"exits": unmatched[0], "entries": unmatched[1]},
         "reasons": reasons,
         "userspace_exits": userspace,
         "hypercalls": hypercalls,
         "requests": requests,
-        "threads": threads,
-        # extensions
-        "lines": p.lines,
-        "joined_lines": p.joined,
-        "bad_line_count": p.bad_count,
-        "lost_events": p.lost_events,
-        "read_error": imp.read_error,
-        "unmatched_userspace_exits": agg.unmatched_userspace,
-        "pio": [{"port": port, "dir": d, "name": f"{port:#x}:P{d}", "count": acc[0],
-                 "latency_ns": acc_latency(acc).to_json()}
-                for (d, port), acc in _order(Aggregates.by_key(agg.pio))],
-        "mmio": [{"gpa": gpa, "dir": d, "name": f"{gpa:#x}:{d}", "count": acc[0],
-                  "latency_ns": acc_latency(acc).to_json()}
-                 for (d, gpa), acc in _order(Aggregates.by_key(agg.mmio))],
+        "unmatched_userspace_exits": unmatched[2],
+        "pio": [{"port": port, "dir": d, "name": f"{port:#x}:P{d}", "count": s.count, "latency_ns": s.latency.to_json()}
+                for (d, port), s in _order(sum_stats(t.pio for t in threads))],
+        "mmio": [{"gpa": gpa, "dir": d, "name": f"{gpa:#x}:{d}", "count": s.count, "latency_ns": s.latency.to_json()}
+                 for (d, gpa), s in _order(sum_stats(t.mmio for t in threads))],
     }
+
+
+def _rollups(threads: list[ThreadTotals]) -> dict[str, Any]:
+    exits = [s for t in threads for s in t.reasons.values()]
+    userspace = [s for t in threads for s in t.userspace.values()]
+    return {
+        "exits": sum(s.count for s in exits),
+        "latency_ns": total_latency(exits).to_json(),
+        "userspace_exit_count": sum(s.count for s in userspace),
+        "userspace_latency_ns": total_latency(userspace).to_json(),
+        "hypercall_count": sum(s.count for t in threads for s in t.hypercalls.values()),
+    }
+
+
+def thread_to_dict(data: ReportData, t: ThreadTotals) -> dict[str, Any]:
+    roll = _rollups([t])
+    section = _section(data, [t])
+    return {
+        "tid": t.tid, "comm": t.comm, "vcpu": t.vcpu, "exits": roll.pop("exits"),
+        "pid": t.tgid, "vcpu_id": t.vcpu_id, "latency_ns": roll.pop("latency_ns"),
+        "vm_pid": t.vm[0], **roll, **section,
+    }
+
+
+def vm_to_dict(data: ReportData, key, threads: list[ThreadTotals]) -> dict[str, Any]:
+    """One VM: its roll-ups, then the same fields as the totals, of ``threads`` (its own)."""
+    vm = data.vms[key]
+    section = _section(data, threads)
+    return {"pid": vm.pid, "name": vm.name, "start_time": vm.start_time, **_rollups(threads),
+            "unmatched": section.pop("unmatched"), "reasons": section.pop("reasons"),
+            "userspace_exits": section.pop("userspace_exits"), "hypercalls": section.pop("hypercalls"),
+            "requests": section.pop("requests"), "threads": [thread_to_dict(data, t) for t in threads], **section}
+
+
+def _slow_to_dict(data: ReportData, s: Slow, exit_: bool, by_tid: dict[int, ThreadTotals]) -> dict[str, Any]:
+    t = by_tid.get(s.tid)
+    vm = data.vm_of(t) if t else None
+    row: dict[str, Any] = {
+        "latency_ns": s.latency_ns, "ts_ns": s.ts_ns, "time": _seconds(s.ts_ns), "tid": s.tid,
+        "comm": t.comm if t else "", "vcpu": t.vcpu if t else None, "vcpu_id": t.vcpu_id if t else None,
+        "vm_pid": vm.pid if vm else None, "vm": vm.name if vm else None,
+    }
+    if exit_:
+        row.update({"name": data.reason_name(s.what), "isa": s.what[0], "code": s.what[1]})
+    else:
+        row.update({"name": data.userspace_name(s.what), "code": s.what, "ended_by": s.ended_by})
+    return row
+
+
+def _seconds(ns: int) -> str:
+    """Exact ns as a seconds string (``1404.389366000``): the capture's own clock."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _interval_rows(data: ReportData) -> list[dict[str, Any]]:
+    return [{"time": r.time, "interval_s": r.interval_s, "vms": r.vms,
+             "exits": r.exits.count, "exits_per_s": _rate(r.exits.count, r.interval_s),
+             "latency_ns": r.exits.latency.to_json(),
+             "userspace_exits": r.userspace.count, "userspace_exits_per_s": _rate(r.userspace.count, r.interval_s),
+             "userspace_latency_ns": r.userspace.latency.to_json(),
+             "hypercalls": r.hypercalls, "hypercalls_per_s": _rate(r.hypercalls, r.interval_s)}
+            for r in data.intervals]
+
+
+def report_to_dict(source: TraceImport | ReportData) -> dict[str, Any]:
+    data = _data(source)
+    p = data.parser
+    section = _section(data, data.threads)
+    if data.unmatched_total is not None:  # a recording: the host's counts
+        section["unmatched"] = {"exits": data.unmatched_total[0], "entries": data.unmatched_total[1]}
+    roll = _rollups(data.threads)
+    events = p.events if p is not None else roll["exits"] + roll["userspace_exit_count"] + roll["hypercall_count"]
+    threads = sorted(data.threads, key=lambda t: (t.tid, t.vm))
+    of_vm: dict = {key: [] for key in data.vms}
+    for t in threads:
+        of_vm.setdefault(t.vm, []).append(t)
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "events": events,
+        "skipped_lines": p.skipped if p is not None else 0,
+        "bad_lines": [{"line": n, "text": t} for n, t in p.bad] if p is not None else [],
+        "unmatched": section.pop("unmatched"),
+        "reasons": section.pop("reasons"),
+        "userspace_exits": section.pop("userspace_exits"),
+        "hypercalls": section.pop("hypercalls"),
+        "requests": section.pop("requests"),
+        "threads": [thread_to_dict(data, t) for t in threads],
+        # extensions
+        "lines": p.lines if p is not None else 0,
+        "joined_lines": p.joined if p is not None else 0,
+        "bad_line_count": p.bad_count if p is not None else 0,
+        "lost_events": p.lost_events if p is not None else 0,
+        "read_error": data.read_error,
+        **section,
+        "source": _source(data),
+        "selection": None if data.selection is None or data.selection.is_empty() else
+        {"pid": data.selection.pid, "tid": data.selection.tid, "name": data.selection.name},
+        "vms": [vm_to_dict(data, key, of_vm[key]) for key in sorted(data.vms)],
+        "missing": [m.to_json() for m in data.missing],
+        "how_to_record": HOW_TO_RECORD if needs_recording(data.missing) else None,
+        "notes": list(data.notes),
+    }
+    if data.slowest:
+        by_tid = {t.tid: t for t in data.threads}
+        out["slowest"] = {"n": data.slowest,
+                          "exits": [_slow_to_dict(data, s, True, by_tid) for s in data.slowest_exits()],
+                          "userspace_exits": [_slow_to_dict(data, s, False, by_tid) for s in data.slowest_userspace()]}
+    if data.kind == "recording":
+        out["intervals"] = _interval_rows(data)
+    return out
+
+
+def _source(data: ReportData) -> dict[str, Any]:
+    span = (data.last_ts - data.first_ts) if data.first_ts is not None and data.last_ts is not None else None
+    out: dict[str, Any] = {"kind": data.kind, "path": data.source, "first_ts_ns": data.first_ts,
+                           "last_ts_ns": data.last_ts, "duration_s": None if span is None else span / 1e9}
+    if data.kind == "recording":
+        out["meta"] = data.meta
+    return out
 
 
 # --------------------------------------------------------------------------- text
@@ -141,6 +235,16 @@ def _us(ns: float) -> str:
 
 
 _LAT_HEAD = ("Samples", "Samples%", "Time%", "Min Time", "Max Time", "Avg time", "p50", "p90", "p99", "p99.9")
+
+
+def _columns(head: tuple[str, ...], cells: list[tuple[str, ...]], left: int = 0) -> list[str]:
+    """Right-aligned columns (the first ``left`` ones left-aligned) under a header and a blank line."""
+    widths = [max([len(head[c])] + [len(r[c]) for r in cells]) for c in range(len(head))]
+
+    def line(row) -> str:
+        return "  ".join(v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths))).rstrip()
+
+    return [line(head), "", *(line(r) for r in cells)]
 
 
 def _table(title: str, rows: list[tuple[str, int, dict]], extra_head: tuple[str, ...] = (),
@@ -159,67 +263,200 @@ def _table(title: str, rows: list[tuple[str, int, dict]], extra_head: tuple[str,
                _us(lat["p50"]), _us(lat["p90"]), _us(lat["p99"]), _us(lat["p999"]))
               if has else ("-",) * 7),
         ))
-    head = (title, *extra_head, *_LAT_HEAD)
-    widths = [max(len(head[c]), *(len(r[c]) for r in cells)) if cells else len(head[c]) for c in range(len(head))]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths)), ""]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    lines = _columns((title, *extra_head, *_LAT_HEAD), cells)
     lines += ["", f"Total Samples:{total}, Total events handled time:{_us(total_time)}."]
     return lines
 
 
-def format_report(imp: TraceImport, data: dict[str, Any] | None = None) -> str:
-    d = data if data is not None else report_to_dict(imp)
+def _thread_label(t: dict) -> str:
+    if t["comm"] or t["tid"] != ANON_TID:
+        return f"{t['comm']}-{t['tid']}"
+    return "(no task column)"
+
+
+def _vcpu(t: dict) -> str:
+    return "-" if t["vcpu"] is None else str(t["vcpu"])
+
+
+def _kind_tables(d: dict, scope: str) -> list[str]:
+    """The reason, userspace, hypercall, pio/mmio and request tables of a section."""
     out: list[str] = []
-    src = f" of {printable(imp.source)}" if imp.source else ""
-    out.append(f"kvmtop report{src}: {d['events']} events in {d['lines']} lines")
-    out.append("")
     if d["reasons"]:
-        out.append("Analyze events for all VMs, all VCPUs:")
-        out.append("")
+        out += [f"Analyze events for {scope}:", ""]
         out += _table("VM-EXIT", [(r["name"], r["count"], r["latency_ns"]) for r in d["reasons"]])
         out.append("")
-    if d["threads"]:
-        out.append("Per thread (exit latency over all reasons):")
-        out.append("")
-        threads = sorted(d["threads"], key=lambda t: (-t["exits"], t["tid"]))
-        rows = [(f"{t['comm']}-{t['tid']}" if t["comm"] or t["tid"] != ANON_TID else "(no task column)",
-                 t["exits"], t["latency_ns"]) for t in threads]
-        extra = [("-" if t["vcpu"] is None else str(t["vcpu"]),) for t in threads]
-        out += _table("THREAD", rows, ("vCPU",), extra)
-        out.append("")
     if d["userspace_exits"]:
-        out.append("Userspace exits (kvm_userspace_exit -> next kvm_entry / KVM_RUN):")
-        out.append("")
+        out += [f"Userspace exits of {scope} (kvm_userspace_exit -> next kvm_entry / KVM_RUN):", ""]
         out += _table("KVM_EXIT", [(u["name"], u["count"], u["latency_ns"]) for u in d["userspace_exits"]])
         out.append("")
     if d["hypercalls"]:
-        out.append("Hypercalls (latency of the exit they belong to):")
-        out.append("")
+        out += [f"Hypercalls of {scope} (latency of the exit they belong to):", ""]
         out += _table("HYPERCALL", [(f"{h['name']} ({h['nr']})", h["count"], h["latency_ns"]) for h in d["hypercalls"]])
         out.append("")
     for key, title, label in (("pio", "IO Port Access", "kvm_pio"), ("mmio", "MMIO Access", "kvm_mmio")):
         if d[key]:
-            out.append(f"{label} -> next kvm_entry:")
-            out.append("")
+            out += [f"{label} -> next kvm_entry, {scope}:", ""]
             out += _table(title, [(r["name"], r["count"], r["latency_ns"]) for r in d[key]])
             out.append("")
     if d["requests"]:
-        out.append("vcpu->requests bits pending at exit:")
+        out += [f"vcpu->requests bits pending at exit, {scope}:", ""]
+        out += _columns(("BIT", "REQUEST", "Exits", "Share"),
+                        [(str(r["bit"]), printable(r["name"]), str(r["count"]), f"{100 * r['share']:.2f}%")
+                         for r in d["requests"]])
         out.append("")
-        width = max(len(r["name"]) for r in d["requests"])
-        out.append(f"{'BIT':>4}  {'REQUEST':<{width}}  {'Exits':>10}  {'Share':>8}")
-        for r in d["requests"]:
-            out.append(f"{r['bit']:>4}  {r['name']:<{width}}  {r['count']:>10}  {100 * r['share']:>7.2f}%")
+    return out
+
+
+def _lat_cells(lat: dict) -> tuple[str, ...]:
+    return tuple(_us(lat[k]) for k in ("p50", "p99", "max")) if lat["count"] else ("-", "-", "-")
+
+
+def _vm_table(vms: list[dict]) -> list[str]:
+    cells = [(printable(v["name"]), str(v["pid"]), str(len(v["threads"])), str(v["exits"]),
+              *_lat_cells(v["latency_ns"]), str(v["userspace_exit_count"]), *_lat_cells(v["userspace_latency_ns"]),
+              str(v["hypercall_count"]), str(sum(r["count"] for r in v["requests"])))
+             for v in vms]
+    head = ("VM", "PID", "Threads", "Exits", "p50", "p99", "Max", "Userspace", "RT p50", "RT p99", "RT max",
+            "Hypercalls", "Request bits")
+    return ["Per VM (exit latency; RT: userspace round trip):", "", *_columns(head, cells, left=1), ""]
+
+
+def _per_thread_tables(threads: list[dict]) -> list[str]:
+    out: list[str] = []
+    if any(t["exits"] for t in threads):
+        rows = sorted(threads, key=lambda t: (-t["exits"], t["tid"]))
+        out += ["Per thread: exits (latency over all reasons):", ""]
+        out += _table("THREAD", [(_thread_label(t), t["exits"], t["latency_ns"]) for t in rows], ("vCPU",),
+                      [(_vcpu(t),) for t in rows])
         out.append("")
-    if not imp.parser.has(EXIT):
-        out.append("No kvm_exit events in this capture.")
+    rows = sorted((t for t in threads if t["userspace_exit_count"]),
+                  key=lambda t: (-t["userspace_exit_count"], t["tid"]))
+    if rows:
+        out += ["Per thread: userspace exits (round trip over all KVM_EXIT_*):", ""]
+        out += _table("THREAD", [(_thread_label(t), t["userspace_exit_count"], t["userspace_latency_ns"])
+                                 for t in rows],
+                      ("vCPU", "Top KVM_EXIT"), [(_vcpu(t), t["userspace_exits"][0]["name"]) for t in rows])
         out.append("")
-    out.append(f"Unmatched: {d['unmatched']['exits']} exits, {d['unmatched']['entries']} entries, "
-               f"{d['unmatched_userspace_exits']} userspace exits.")
-    summary = (f"Lines: {d['lines']} read, {d['events']} events, {d['skipped_lines']} skipped "
-               f"(not KVM trace events), {d['joined_lines']} joined (wrapped events), "
-               f"{d['bad_line_count']} bad.")
-    out.append(summary)
+    cells = [(_thread_label(t), _vcpu(t), printable(f"{h['name']} ({h['nr']})"), str(h["count"]),
+              *_lat_cells(h["latency_ns"]))
+             for t in sorted(threads, key=lambda t: t["tid"]) for h in t["hypercalls"]]
+    if cells:
+        out += ["Per thread: hypercalls:", "", *_columns(("THREAD", "vCPU", "HYPERCALL", "Count", "p50", "p99", "Max"),
+                                                         cells, left=1), ""]
+    cells = [(_thread_label(t), _vcpu(t), str(r["bit"]), printable(r["name"]), str(r["count"]),
+              f"{100 * r['share']:.2f}%")
+             for t in sorted(threads, key=lambda t: t["tid"]) for r in t["requests"]]
+    if cells:
+        out += ["Per thread: vcpu->requests bits pending at exit:", "",
+                *_columns(("THREAD", "vCPU", "BIT", "REQUEST", "Exits", "Share"), cells, left=1), ""]
+    return out
+
+
+def _slow_tables(d: dict) -> list[str]:
+    s = d["slowest"]
+    out: list[str] = []
+    for key, title, what in (("exits", f"Slowest {s['n']} exits (kvm_exit -> kvm_entry):", "REASON"),
+                             ("userspace_exits", f"Slowest {s['n']} userspace round trips:", "KVM_EXIT")):
+        out += [title, ""]
+        if not s[key]:
+            out += ["  none (no pairs in this capture; see Missing figures)", ""]
+            continue
+        cells = [(_us(r["latency_ns"]), r["time"], _thread_label(r), _vcpu(r),
+                  printable(f"{r['vm']} ({r['vm_pid']})") if r["vm"] is not None else "-", printable(r["name"]),
+                  *((r["ended_by"],) if key == "userspace_exits" else ()))
+                 for r in s[key]]
+        head = ("Latency", "Time", "Thread", "vCPU", "VM", what, *(("Ended by",) if key == "userspace_exits" else ()))
+        out += [*_columns(head, cells), ""]
+    return out
+
+
+def _missing_lines(d: dict) -> list[str]:
+    if not d["missing"]:
+        return []
+    out = ["Missing figures:"]
+    for m in d["missing"]:
+        needs = f" Needs {', '.join(m['events'])}." if m["events"] else ""
+        out.append(f"  {m['figure']}: {m['why']}.{needs}")
+    how = d["how_to_record"]
+    if how:
+        out.append("To record them with ftrace (as root):")
+        out += [f"    {c}" for c in how["ftrace"]]
+        out.append("or with perf, per VM:")
+        out += [f"    {c}" for c in how["perf"]]
+        out.append(f"  ({how['note']}.)")
+    out.append("")
+    return out
+
+
+def _interval_table(rows: list[dict]) -> list[str]:
+    cells = [(units.timestamp(r["time"]), units.duration(r["interval_s"] * 1e9), str(r["vms"]),
+              str(r["exits"]), f"{r['exits_per_s']:.1f}", *_lat_cells(r["latency_ns"])[:2],
+              str(r["userspace_exits"]), f"{r['userspace_exits_per_s']:.1f}",
+              *_lat_cells(r["userspace_latency_ns"])[:2],
+              str(r["hypercalls"]), f"{r['hypercalls_per_s']:.1f}")
+             for r in rows]
+    head = ("End", "Length", "VMs", "Exits", "Exits/s", "p50", "p99", "Userspace", "/s", "RT p50", "RT p99",
+            "Hypercalls", "/s")
+    return ["Per interval:", "", *_columns(head, cells, left=1), ""]
+
+
+def _header(data: ReportData, d: dict) -> list[str]:
+    src = f" of {printable(data.source)}" if data.source else ""
+    sel = ""
+    if data.selection is not None and not data.selection.is_empty():
+        sel = f" (narrowed to {printable(data.selection.describe())})"
+    if data.kind == "recording":
+        meta = data.meta
+        out = [f"kvmtop report{src}{sel}: a recording of {len(data.intervals)} intervals"
+               + (f" from host {printable(str(meta['host']))}" if meta.get("host") else "")
+               + (f", kernel {printable(str(meta['kernel']))}" if meta.get("kernel") else "")]
+        if data.intervals:
+            first, last = data.intervals[0], data.intervals[-1]
+            recorded = sum(r.interval_s for r in data.intervals)
+            out.append(f"From {units.timestamp(first.time - first.interval_s)} to {units.timestamp(last.time)}"
+                       f" ({units.duration(recorded * 1e9)} recorded)")
+        return out
+    out = [f"kvmtop report{src}{sel}: {d['events']} events in {d['lines']} lines"]
+    s = d["source"]
+    if s["first_ts_ns"] is not None:
+        span = s["duration_s"]
+        length = f"{span * 1e6:.0f} us" if span < 1 else f"{span:.3f} s"
+        out.append(f"Trace time {_seconds(s['first_ts_ns'])} to {_seconds(s['last_ts_ns'])} s ({length})")
+    return out
+
+
+def format_report(source: TraceImport | ReportData, data: dict[str, Any] | None = None) -> str:
+    rd = _data(source)
+    d = data if data is not None else report_to_dict(rd)
+    out: list[str] = _header(rd, d)
+    out.append("")
+    if rd.kind == "recording" and d["intervals"]:
+        out += _interval_table(d["intervals"])
+    scope = "all VMs, all VCPUs"
+    if len(d["vms"]) == 1:
+        scope = f"VM {printable(d['vms'][0]['name'])} (pid {d['vms'][0]['pid']})"
+    out += _kind_tables(d, scope)
+    if d["vms"]:
+        out += _vm_table(d["vms"])
+    if len(d["vms"]) > 1:
+        for vm in d["vms"]:
+            out += _kind_tables(vm, f"VM {printable(vm['name'])} (pid {vm['pid']})")
+    out += _per_thread_tables(d["threads"])
+    if "slowest" in d:
+        out += _slow_tables(d)
+    if not d["reasons"] and rd.kind == "trace":
+        out += ["No kvm_exit events in this capture.", ""]
+    out += _missing_lines(d)
+    out += [f"note: {printable(n)}" for n in d["notes"]]
+    u = d["unmatched"]
+    if u["exits"] is not None:
+        userspace = d["unmatched_userspace_exits"]
+        tail = f", {userspace} userspace exits." if userspace is not None else "."
+        out.append(f"Unmatched: {u['exits']} exits, {u['entries']} entries{tail}")
+    if rd.kind == "trace":
+        out.append(f"Lines: {d['lines']} read, {d['events']} events, {d['skipped_lines']} skipped "
+                   f"(not KVM trace events), {d['joined_lines']} joined (wrapped events), "
+                   f"{d['bad_line_count']} bad.")
     if d["read_error"]:
         out.append(f"Reading stopped early: {printable(d['read_error'])}.")
     if d["lost_events"]:
@@ -231,3 +468,6 @@ def format_report(imp: TraceImport, data: dict[str, Any] | None = None) -> str:
             text = b["text"] if len(b["text"]) <= 120 else b["text"][:119] + "…"
             out.append(f"  line {b['line']}: {printable(text)}")
     return "\n".join(out) + "\n"
+
+
+__all__ = ["SCHEMA", "report_to_dict", "format_report", "thread_to_dict", "vm_to_dict"]

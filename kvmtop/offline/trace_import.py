@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from .capture_tools import Conversion, sniff
 from .datafile import DataFile, open_data
 from .pairing import Aggregates, Pairing
 from .recording import is_recording
@@ -35,6 +36,7 @@ class TraceImport:
     tids: set[int] = field(default_factory=set)  # threads that had at least one event
     source: str = ""
     read_error: str | None = None  # why reading stopped before the end of the file
+    pairing: Pairing | None = None  # holds the slowest lists when they were asked for
 
 
 def open_text(path: str) -> tuple[IO[str], DataFile]:
@@ -65,11 +67,13 @@ def bounded_lines(f: IO[str], limit: int = MAX_LINE) -> Iterator[str]:
         yield line
 
 
-def import_lines(lines: Iterable[str], window_s: float | None = None, source: str = "") -> TraceImport:
+def import_lines(lines: Iterable[str], window_s: float | None = None, source: str = "",
+                 slowest: int = 0) -> TraceImport:
     """Import a capture given as lines. With ``window_s``, aggregates are cut into windows
-    of that much trace time (see ``Pairing.run``)."""
+    of that much trace time (see ``Pairing.run``); with ``slowest`` = N, each thread's N
+    slowest exits and round trips are kept (``Pairing.slow_exits``...)."""
     parser = TraceParser()
-    pairing = Pairing()
+    pairing = Pairing(slowest)
     windows: list[tuple[int, Aggregates]] = []
     if window_s is None:
         pairing.run(parser.parse(lines))
@@ -78,14 +82,25 @@ def import_lines(lines: Iterable[str], window_s: float | None = None, source: st
         pairing.run(parser.parse(lines), window_ns, lambda i, agg: windows.append((i, agg)))
     tids = set(pairing.states)
     agg = pairing.finish()
-    return TraceImport(parser, agg, windows, tids, source)
+    return TraceImport(parser, agg, windows, tids, source, pairing=pairing)
 
 
-def import_file(path: str, window_s: float | None = None) -> TraceImport:
-    """Import a capture file, streaming. Raises OSError (NotATrace) when it cannot be
-    opened; damage inside (bad lines, a cut gzip stream) is reported, never raised."""
+def import_file(path: str, window_s: float | None = None, slowest: int = 0) -> TraceImport:
+    """Import a capture file, streaming: text (plain or gzip), or perf.data / trace.dat
+    through ``perf script`` / ``trace-cmd report`` (``capture_tools``). Raises OSError
+    (NotATrace for a recording, ToolMissing for a converter that is not installed) when it
+    cannot be opened; damage inside (bad lines, a cut gzip stream, a converter that
+    failed) is reported in ``read_error``, never raised."""
+    tool = sniff(path)
+    if tool is not None:
+        with Conversion(tool, path) as conversion:
+            imp = import_lines(bounded_lines(conversion.stdout), window_s, source=path, slowest=slowest)
+        if not imp.parser.lines:
+            conversion.printed_nothing()
+        imp.read_error = conversion.problem
+        return imp
     text, data = open_text(path)
     with text:
-        imp = import_lines(bounded_lines(text), window_s, source=path)
+        imp = import_lines(bounded_lines(text), window_s, source=path, slowest=slowest)
     imp.read_error = data.problem
     return imp

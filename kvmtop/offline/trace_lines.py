@@ -9,6 +9,10 @@ Accepted layouts (one physical line per event; see ``TraceParser`` for wrapped l
 * ``perf script``: ``comm tid [cpu] ts: kvm:kvm_exit: ...`` or ``comm pid/tid``,
   optionally with flags and a leading wall-clock time (``12:00:01.123456`` or
   ``2024-06-01 12:00:01.123456``), or without the ``[cpu]`` column;
+* perf-prof (OpenCloudOS): a wall-clock date and time, then ``comm tid flags [cpu] ts:``
+  (``2022-04-22 17:39:26.535148   <...> 126953 .... [078] 96822671.255015: kvm:kvm_exit: ...``);
+* ``trace-cmd report`` of an instance's buffer: the buffer's name before the task
+  (``kvm:   CPU 0/KVM-1234 [000] ...``);
 * no task column at all (``[cpu] ts: ...`` or ``ts: ...``): one anonymous thread,
   tid ``ANON_TID`` (0; the idle task never fires KVM events) with an empty comm.
 
@@ -81,7 +85,10 @@ _LOST = re.compile(r"\s*CPU:?\s*\d+\s*\[LOST (\d{1,18}) EVENTS\]", re.A)
 _TGID = re.compile(r"(.*?)\s*\(\s*(\d{1,10}|-+)\s*\)$", re.A)
 _WALLCLOCK = re.compile(r"(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:\.\d+)?(?:\s+|$)", re.A)
 _FTRACE_TASK = re.compile(r"(.*)-(\d{1,10})", re.A)
-_PERF_TASK = re.compile(r"(?:(.*?)\s+)?(\d{1,10})(?:/(\d{1,10}))?", re.A)
+# perf script's "comm tid" / "comm pid/tid"; perf-prof prints the irq flags after it ("<...> 126953 d...")
+_PERF_TASK = re.compile(r"(?:(.*?)\s+)?(\d{1,10})(?:/(\d{1,10}))?(?:\s+[^\s\d]\S{3,4})?", re.A)
+# trace-cmd report names the buffer of an instance before the task ("kvm:   CPU 0/KVM-1234 ...")
+_BUFFER = re.compile(r"[^\s:]+:\s+(?=\S)", re.A)
 
 _HEX = r"[0-9a-fA-F]"
 # Old formats end after "info A B" (or right after the rip); >= 5.10 ones must reach a complete
@@ -300,7 +307,10 @@ class TraceParser:
         else:
             tid = self._tasks.get(head, -1)
             if tid == -1:
-                tid = self._task(head)
+                head = _without_wallclock(head)
+                tid = self._tasks.get(head, -1)
+                if tid == -1:
+                    tid = self._task(head)
             if tid == GARBLED:
                 return _DAMAGED
             if tid == COMMENT:
@@ -452,6 +462,9 @@ class TraceParser:
         w = _WALLCLOCK.match(text)
         if w:
             text = text[w.end():]
+        b = _BUFFER.match(text)
+        if b:
+            text = text[b.end():]
         tid: int
         comm = ""
         if not text:
@@ -504,6 +517,17 @@ class TraceParser:
             self._rcache.clear()
         self._rcache[name] = key
         return key
+
+
+def _without_wallclock(head: str) -> str:
+    """A task column without its leading wall-clock time (perf-prof prints one on every line:
+    the task cache is keyed by what follows it)."""
+    text = head.lstrip()
+    if text[:1].isdigit():
+        w = _WALLCLOCK.match(text)
+        if w is not None:
+            return text[w.end():]
+    return head
 
 
 def _kind(name: str) -> int | None:

@@ -9,18 +9,12 @@ and its latency belong to the window of the exit. Between two windows, up to
 that jumps back in time, e.g. several excerpts pasted together) is marked by one empty
 interval.
 
-Threads are grouped into VMs:
+The first and the last window of a stretch of capture are partial: they cover the time from
+the first event (to the last event), and their ``interval_s`` is that time, so rates divide
+by the time the capture covers (a single instant counts as a whole window).
 
-* by the tgid when the capture shows it (ftrace's ``( tgid)`` column, perf's ``pid/tid``);
-  the VM is named by the comm of its main thread when that thread appears, else by the
-  comm its threads share, else ``pid N``;
-* otherwise by comm, with vCPU numbering taken out (``CPU N/KVM``, ``fc_vcpu N``,
-  ``vcpuN``): ``qemu-system-x86-8396`` and ``-8397`` make one VM named
-  ``qemu-system-x86``, whose pid is its lowest tid;
-* lines without a task column are one anonymous thread (tid 0) in a VM of pid 0.
-
-A thread's vCPU index comes from a ``CPU N/KVM`` comm, else from the ``vcpu N`` of
-kvm_exit / kvm_entry. A VM is listed in the intervals from its first to its last active
+Threads are grouped into VMs as ``kvmtop.offline.vm_groups`` says (tgid, else comm). A VM is
+listed in the intervals from its first to its last active
 window. CollectorStatus features say what the capture can show: "exits" iff it has
 kvm_exit, "requests" iff some kvm_exit carried a requests field, "hypercalls" iff it has
 kvm_hypercall, "userspace" iff it has kvm_userspace_exit; the notes explain the gaps.
@@ -29,29 +23,17 @@ kvm_hypercall, "userspace" iff it has kvm_userspace_exit; the notes explain the 
 from __future__ import annotations
 
 import os
-import re
 
 from ..errors import SourceError
 from ..model import CollectorStatus, Interval, ThreadInterval, VmIdentity
+from ..offline.capture_advice import missing_figures
 from ..offline.pairing import Aggregates, acc_stat
 from ..offline.trace_import import NotATrace, TraceImport, import_file
-from ..offline.trace_lines import ANON_TID, ENTRY, EXIT, HYPERCALL, USERSPACE
+from ..offline.trace_lines import EXIT, HYPERCALL, USERSPACE
+from ..offline.vm_groups import comm_group, group_threads
 from .base import RecordedSource
 
 MAX_GAP_WINDOWS = 60
-_VCPU_PATTERNS = (
-    (re.compile(r"CPU \d+/(\w+)$"), r"CPU N/\1"),
-    (re.compile(r"fc_vcpu \d+$"), "fc_vcpu N"),
-    (re.compile(r"vcpu\d+$"), "vcpuN"),
-)
-
-
-def comm_group(comm: str) -> str:
-    """A comm with its vCPU numbering taken out: the key that groups threads without a tgid."""
-    for pattern, repl in _VCPU_PATTERNS:
-        if pattern.match(comm):
-            return pattern.sub(repl, comm)
-    return comm
 
 
 class TraceSource(RecordedSource):
@@ -87,66 +69,12 @@ def _status(imp: TraceImport, path: str, window_s: float) -> tuple[dict[str, boo
         "userspace": p.has(USERSPACE),
     }
     notes = [f"imported from {os.path.basename(path)}: windows of {window_s:g} s of trace time"]
-    if not features["exits"]:
-        notes.append("the capture has no kvm_exit events")
-    elif not p.has(ENTRY):
-        notes.append("the capture has no kvm_entry events: exit latencies are unknown")
-    if not features["requests"]:
-        notes.append("no kvm_exit carried a requests field (kernels before 6.14 lack it)")
-    if not features["hypercalls"]:
-        notes.append("the capture has no kvm_hypercall events")
-    if not features["userspace"]:
-        notes.append("the capture has no kvm_userspace_exit events")
+    notes += [f"no {m.figure}: {m.why}" for m in missing_figures(p.counts, p.requests_seen)]
     if p.bad_count:
         notes.append(f"{p.bad_count} bad lines were left out (see kvmtop report)")
     if imp.read_error:
         notes.append(f"reading stopped early: {imp.read_error}")
     return features, tuple(notes)
-
-
-def _group_vms(imp: TraceImport) -> tuple[dict[int, int], dict[int, VmIdentity]]:
-    """tid -> VM pid, and pid -> VmIdentity (see the module docstring)."""
-    p = imp.parser
-    groups: dict[tuple, list[int]] = {}
-    for tid in sorted(imp.tids):
-        meta = p.threads.get(tid)
-        if tid == ANON_TID and (meta is None or not meta.comm):
-            key: tuple = ("anon",)
-        elif meta is not None and meta.tgid is not None:
-            key = ("tgid", meta.tgid)
-        else:
-            key = ("comm", comm_group(meta.comm if meta else ""))
-        groups.setdefault(key, []).append(tid)
-    tgids = {k[1] for k in groups if k[0] == "tgid"}
-    pid_of: dict[int, int] = {}
-    vms: dict[int, VmIdentity] = {}
-    for key, tids in groups.items():
-        comms = {t: p.threads[t].comm for t in tids if t in p.threads}
-        if key[0] == "anon":
-            pid, name = 0, "(no task column)"
-        elif key[0] == "tgid":
-            pid = key[1]
-            shared = {comm_group(c) for c in comms.values()}
-            if pid in p.threads and p.threads[pid].comm:
-                name = p.threads[pid].comm
-            elif len(shared) == 1 and next(iter(shared)) not in ("", "<...>"):
-                name = next(iter(shared))
-            else:
-                name = f"pid {pid}"
-        else:
-            pid = min(tids)
-            while pid in tgids or pid in vms:  # keep pids unique
-                pid += 1
-            name = key[1] or "(no comm)"
-        index = {}
-        for t in tids:
-            meta = p.threads.get(t)
-            if meta is not None and meta.vcpu_index is not None:
-                index[t] = meta.vcpu_index
-        vms[pid] = VmIdentity(pid=pid, name=name, vcpu_index=index, comms=comms)
-        for t in tids:
-            pid_of[t] = pid
-    return pid_of, vms
 
 
 def _threads(agg: Aggregates, pid_of: dict[int, int], imp: TraceImport) -> tuple[ThreadInterval, ...]:
@@ -185,7 +113,7 @@ def _sorted(stats: dict) -> dict:
 def build_intervals(imp: TraceImport, window_s: float, path: str = "") -> list[Interval]:
     """The windows of an import (made with ``window_s``) as Intervals."""
     window_ns = max(1, int(round(window_s * 1e9)))
-    pid_of, vms = _group_vms(imp)
+    pid_of, vms = group_threads(imp.parser.threads, imp.tids)
     features, notes = _status(imp, path or imp.source, window_s)
     windows = imp.windows
     # a VM is listed from its first to its last active window (positions in file order)
@@ -204,26 +132,37 @@ def build_intervals(imp: TraceImport, window_s: float, path: str = "") -> list[I
 
     out: list[Interval] = []
 
-    def emit(index: int, threads: tuple, live: dict, agg: Aggregates | None) -> None:
+    def emit(index: int, threads: tuple, live: dict, agg: Aggregates | None,
+             start_ns: int | None = None, end_ns: int | None = None) -> None:
         status = CollectorStatus(
             unmatched_exits=agg.unmatched_exits if agg else 0,
             unmatched_entries=agg.unmatched_entries if agg else 0,
             features=features, notes=notes,
         )
-        out.append(Interval(time=(index + 1) * window_ns / 1e9, interval_s=window_s, threads=threads,
+        lo = index * window_ns if start_ns is None else start_ns
+        hi = (index + 1) * window_ns if end_ns is None else end_ns
+        if hi <= lo:  # a single instant: no time to divide by, so the whole window
+            lo, hi = index * window_ns, (index + 1) * window_ns
+        out.append(Interval(time=hi / 1e9, interval_s=(hi - lo) / 1e9, threads=threads,
                             vms=live, status=status, kernel=None))
 
-    prev: int | None = None
+    def continues(prev: int, index: int) -> bool:
+        return prev < index <= prev + MAX_GAP_WINDOWS + 1
+
     for pos, (index, agg) in enumerate(windows):
-        if prev is not None and index != prev + 1:
+        # the first and last window of a stretch of capture cover only its events' time
+        start = pos == 0 or not continues(windows[pos - 1][0], index)
+        end = pos == len(windows) - 1 or not continues(index, windows[pos + 1][0])
+        if pos:
+            prev = windows[pos - 1][0]
             live = alive(pos - 1, pos)
-            if prev < index <= prev + MAX_GAP_WINDOWS + 1:
+            if continues(prev, index):
                 for gap in range(prev + 1, index):
                     emit(gap, (), live, None)
             else:  # a long gap or a jump back: one empty interval marks it
                 emit(prev + 1, (), live, None)
-        emit(index, threads_at[pos], alive(pos, pos), agg)
-        prev = index
+        emit(index, threads_at[pos], alive(pos, pos), agg,
+             agg.first_ts if start else None, agg.last_ts if end else None)
     return out
 
 
