@@ -5,6 +5,8 @@ up in any count: its round trip is counted when it ends)."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from . import decode, units
 from .model import InFlight, VcpuStat, VmStat
 
@@ -21,13 +23,15 @@ def lost_note(lost: int) -> str:
     return f"{lost:,} lost: BPF map full"
 
 
-def stuck(flight: InFlight | None) -> bool:
+def stuck(flight: InFlight | None) -> TypeGuard[InFlight]:
     return flight is not None and flight.ns >= STUCK_NS
 
 
 def in_userspace(vcpu: VcpuStat) -> str:
     """``vCPU 0 in userspace for 3.20s (KVM_EXIT_MMIO)``."""
     f = vcpu.in_userspace
+    if f is None:
+        return f"{vcpu.label} in userspace"
     return f"{vcpu.label} in userspace for {units.duration(f.ns)} ({decode.userspace_exit_name(f.code)})"
 
 

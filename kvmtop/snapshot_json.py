@@ -71,7 +71,7 @@ def vm_to_dict(vm: VmStat) -> dict[str, Any]:
         "vcpus": [vcpu_to_dict(v) for v in vm.vcpus],
         **_breakdown(vm),
         "in_userspace": None if longest is None else {"tid": longest.tid, "index": longest.index,
-                                                      **_in_userspace(longest.in_userspace)},
+                                                      **(_in_userspace(longest.in_userspace) or {})},
     }
 
 
