@@ -21,7 +21,6 @@ from kvmtop.commands.report import report_main
 from kvmtop.offline.capture_advice import HOW_TO_RECORD
 from kvmtop.testing.ftrace_capture import FtraceCapture
 
-pytestmark = pytest.mark.kvm
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="tracing needs root")
 CODES = {"KVM_EXIT_IO": 2, "KVM_EXIT_HLT": 5, "KVM_EXIT_MMIO": 6}
 PIO, MMIO, HLT = 3, 2, 1
@@ -50,6 +49,7 @@ def answered(exits: dict[str, int]) -> dict[str, int]:
     return {k: n - (k == "KVM_EXIT_IO") for k, n in exits.items() if n}
 
 
+@pytest.mark.kvm
 @needs_root
 def test_the_advised_ftrace_commands_record_every_round_trip(kvm_guest, tmp_path):
     ftrace = HOW_TO_RECORD["ftrace"]
@@ -103,6 +103,7 @@ def _ack(fd: int, deadline: float) -> bytes:
     return got
 
 
+@pytest.mark.kvm
 @needs_root
 @pytest.mark.skipif(shutil.which("perf") is None, reason="perf is not installed (scripts/setup.sh installs it)")
 def test_perf_data_is_read_through_perf_script(kvm_guest, tmp_path):
@@ -151,6 +152,7 @@ def test_perf_data_is_read_through_perf_script(kvm_guest, tmp_path):
     assert d["source"]["first_ts_ns"] % 1000 or d["source"]["last_ts_ns"] % 1000
 
 
+@pytest.mark.kvm
 @needs_root
 @pytest.mark.skipif(shutil.which("trace-cmd") is None,
                     reason="trace-cmd is not installed (scripts/setup.sh installs it)")
