@@ -160,8 +160,12 @@ def _libvirt_name(pid: int, dirs: Iterable[str]) -> str | None:
 
 
 def vm_name(pid: int, proc: str = PROC, libvirt_dirs: Iterable[str] = LIBVIRT_PID_DIRS) -> str:
-    """The VM name of process ``pid`` (see the module docstring); OSError when it is gone."""
-    argv = [_text(a) for a in _read(f"{proc}/{pid}/cmdline").split(b"\0")]
+    """The VM name of process ``pid`` (see the module docstring); OSError when it is gone, or
+    exiting (its command line already released: the comm alone would be a wrong name)."""
+    cmdline = _read(f"{proc}/{pid}/cmdline")
+    if not cmdline:
+        raise ProcessLookupError(f"process {pid} is exiting")
+    argv = [_text(a) for a in cmdline.split(b"\0")]
     name = name_from_cmdline(argv) or _libvirt_name(pid, libvirt_dirs)
     return (name or _text(_read(f"{proc}/{pid}/comm")).rstrip("\n")).replace("\0", "")
 

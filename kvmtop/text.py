@@ -59,7 +59,7 @@ def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
     exits = f"{units.rate(vm.exits_per_s)} exits/s" if exits_ok else "exits n/a"
     stuck = marks.stuck_vcpu(vm)
     lines = [
-        f"VM {safe_name(vm.name)} (pid {vm.pid})  {len(vm.vcpus)} vCPUs  {exits}  "
+        f"VM {safe_name(vm.name)} (pid {vm.pid}{', exited' if vm.exited else ''})  {len(vm.vcpus)} vCPUs  {exits}  "
         f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {units.rate(vm.hypercalls_per_s)}/s"
         + (f"  ! {marks.lost_note(vm.lost)}" if vm.lost else "")
         + (f"  ! {marks.in_userspace(stuck)}" if stuck else "")

@@ -85,7 +85,7 @@ def interval_to_json(iv: Interval) -> dict[str, Any]:
     vms = [
         [key, {"pid": v.pid, "name": v.name, "start_time": v.start_time,
                "vcpu_index": [[tid, idx] for tid, idx in v.vcpu_index.items()],
-               "comms": [[tid, comm] for tid, comm in v.comms.items()]}]
+               "comms": [[tid, comm] for tid, comm in v.comms.items()], **({"exited": True} if v.exited else {})}]
         for key, v in iv.vms.items()
     ]
     st = iv.status
@@ -115,7 +115,7 @@ def interval_from_json(obj: Mapping[str, Any]) -> Interval:
     vms = {
         key: VmIdentity(pid=v["pid"], name=v["name"], start_time=v["start_time"],
                         vcpu_index={tid: idx for tid, idx in v["vcpu_index"]},
-                        comms={tid: comm for tid, comm in v["comms"]})
+                        comms={tid: comm for tid, comm in v["comms"]}, exited=bool(v.get("exited", False)))
         for key, v in obj["vms"]
     }
     s = obj["status"]
