@@ -405,6 +405,9 @@ class LiveSource:
         since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
         exits_ok = not (since["seen_userspace"] > 0 and since["seen_exits"] == 0)
         notes = ([] if exits_ok else [NOTE_NO_EXITS]) + list(feats.notes())
+        if self.namer is not None and self.namer.failure:
+            notes.append(f"naming new VMs at first sight stopped ({self.namer.failure}): "
+                         "a VM that exits within an interval may be named by pid")
         if delta["lost_new_threads"]:
             notes.append(f"{delta['lost_new_threads']} new-thread notices lost (ring buffer full): "
                          "a VM that exited at once may be named by pid")

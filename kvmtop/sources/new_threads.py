@@ -49,6 +49,7 @@ class NewThreadNamer:
         self._thread: threading.Thread | None = None
         self.records = 0   # ring buffer records handled
         self.errors = 0    # records whose handling raised (kept out of the terminal)
+        self.failure = ""  # why the reader stopped early, if it did
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -70,8 +71,11 @@ class NewThreadNamer:
         except OSError:
             pass
         bpf = self._program.bpf
-        while not self._stop.is_set():
-            bpf.ring_buffer_poll(POLL_MS)
+        try:
+            while not self._stop.is_set():
+                bpf.ring_buffer_poll(POLL_MS)
+        except Exception as e:  # noqa: BLE001 - reported as a note; counts go on, names may not
+            self.failure = f"{type(e).__name__}: {e}".splitlines()[0]
 
     # ------------------------------------------------------------------ the collector's side
 
