@@ -187,6 +187,38 @@ def scan_kvm_processes(proc: str = PROC) -> list[int]:
     return sorted(pids)
 
 
+def _status_field(pid: int, key: str, proc: str) -> str | None:
+    try:
+        for line in _read(f"{proc}/{pid}/status").decode(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name == key:
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def vm_pid_problem(pid: int, proc: str = PROC) -> str | None:
+    """Why ``pid`` is not a VM process to watch (one line), or None when it is one (or when
+    this user may not look: the BPF load then says what is missing)."""
+    tgid = _status_field(pid, "Tgid", proc)
+    if tgid is None:
+        return f"no process {pid} is running"
+    comm = _status_field(pid, "Name", proc) or "?"
+    if tgid.isdigit() and int(tgid) != pid:
+        return (f"{pid} is a thread ({comm}) of process {tgid}, not a process: "
+                f"-p takes the VM's process id ({tgid})")
+    try:
+        os.listdir(f"{proc}/{pid}/fd")
+    except PermissionError:
+        return None
+    except OSError:
+        return f"no process {pid} is running"
+    if not _holds_kvm_vm(f"{proc}/{pid}/fd"):
+        return f"process {pid} ({comm}) is not a KVM guest: it holds no KVM VM"
+    return None
+
+
 def _holds_kvm_vm(fd_dir: str) -> bool:
     try:
         fds = os.listdir(fd_dir)

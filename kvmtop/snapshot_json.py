@@ -9,11 +9,11 @@ take: the row's true count is ``count + lost``), ``in_userspace`` per vCPU and V
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from . import decode
 from .model import Breakdown, CodeStat, InFlight, Snapshot, VcpuStat, VmStat
+from .safe_text import json_dumps
 
 SCHEMA = "kvmtop.snapshot/1"
 
@@ -104,6 +104,6 @@ def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def snapshot_to_json(snap: Snapshot) -> str:
-    """One line of JSON."""
-    return json.dumps(snapshot_to_dict(snap), separators=(",", ":"), ensure_ascii=False)
+def snapshot_to_json(snap: Snapshot, filter_text: str = "") -> str:
+    """One line of JSON (``filter_text``: the active reason filter, reported as ``filter``)."""
+    return json_dumps({**snapshot_to_dict(snap), "filter": filter_text or None}, separators=(",", ":"))

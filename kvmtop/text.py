@@ -80,8 +80,8 @@ def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
     return lines
 
 
-def render(snap: Snapshot) -> str:
-    """One interval as a readable text block."""
+def render(snap: Snapshot, filter_text: str = "") -> str:
+    """One interval as a readable text block (``filter_text``: the active reason filter, said up front)."""
     h = snap.host
     c = snap.collector
     exits_ok = c.has("exits")
@@ -97,6 +97,8 @@ def render(snap: Snapshot) -> str:
     counters = [f"{k} {v}" for k, v in (("drops", drops), ("unmatched exits", c.unmatched_exits),
                                           ("unmatched entries", c.unmatched_entries)) if v]
     lines.append(f"collector poll {c.poll_ms:.1f} ms" + (f"  {'  '.join(counters)}" if counters else ""))
+    if filter_text:
+        lines.append(f"filter: {filter_text} (other exit reasons are not shown)")
     lines += [f"note: {n}" for n in c.notes]
     if not snap.vms:
         lines.append("no KVM guests running")

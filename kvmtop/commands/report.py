@@ -4,7 +4,6 @@ lists the N slowest exits and userspace round trips."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import IO
 
@@ -14,7 +13,7 @@ from ..offline.recording_reader import RecordingReader
 from ..offline.report import format_report, report_to_dict
 from ..offline.report_model import ReportData, Selection, from_recording, from_trace, resolve_name
 from ..offline.trace_import import import_file
-from ..safe_text import printable
+from ..safe_text import json_dumps, printable
 
 SLOWEST_IN_RECORDINGS = ("--slowest needs a trace capture: a recording keeps latency histograms, "
                          "not single exits")
@@ -80,7 +79,7 @@ def report_main(path: str, as_json: bool = False, out: IO[str] | None = None,
         print(f"kvmtop report: {printable(str(exc))}", file=sys.stderr)
         return 1
     if as_json:
-        out.write(json.dumps(report_to_dict(data), ensure_ascii=False) + "\n")
+        out.write(json_dumps(report_to_dict(data)) + "\n")
     else:
         out.write(format_report(data))
     return 0
