@@ -52,14 +52,15 @@ def known_names() -> tuple[str, ...]:
 
 def canonical(term: str) -> str | None:
     """The shown name ``term`` stands for (normalised), or None when it names nothing."""
-    if is_userspace_name(term) or decode.parse_exit_reason(term) is None:
-        code = decode.parse_userspace_exit(term)
-        return None if code is None else _norm(decode.userspace_exit_name(code))
-    return _norm(decode.exit_reason_name(*decode.parse_exit_reason(term)))
+    key = None if is_userspace_name(term) else decode.parse_exit_reason(term)
+    if key is not None:
+        return _norm(decode.exit_reason_name(*key))
+    code = decode.parse_userspace_exit(term)
+    return None if code is None else _norm(decode.userspace_exit_name(code))
 
 
 def _unknown(term: str) -> str:
-    by_upper = {}
+    by_upper: dict[str, str] = {}
     for n in known_names():
         by_upper.setdefault(n.upper(), n)
     close = difflib.get_close_matches(term.upper(), list(by_upper), n=4, cutoff=0.6)
@@ -88,7 +89,7 @@ class ReasonFilter:
             bad = [t for t, n in zip(raw, names) if n is None]
             if bad:
                 raise FilterError(_unknown(bad[0]))
-            raw = names
+            raw = [n for n in names if n is not None]
         terms = frozenset(_norm(t) for t in raw)
         return cls(terms, exclude) if terms else None
 

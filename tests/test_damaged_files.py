@@ -157,7 +157,7 @@ def test_crafted_records_are_skipped_and_counted_never_a_traceback(tmp_path, com
     ivs = [iv for iv in demo_intervals(30) if any(t.userspace for t in iv.threads) and iv.vms][:len(CRAFTED) + 1]
     good = [json.dumps(interval_to_json(iv)).encode() for iv in ivs]
     lines = [json.dumps({"schema": SCHEMA}).encode()]
-    for k, (name, craft) in enumerate(CRAFTED.items()):
+    for k, craft in enumerate(CRAFTED.values()):
         lines += [good[k], craft(good[k])]
     lines += [good[-1], json.dumps({"end": len(ivs)}).encode()]
     path = tmp_path / "crafted.kvmrec"

@@ -215,7 +215,8 @@ def test_tracefs_mount_table_parsing(tmp_path):
     table = tmp_path / "mounts"
     table.write_text("proc /proc proc rw 0 0\nnodev /srv/my\\040trace tracefs rw 0 0\n")
     assert tracefs.mount_points(str(table)) == ["/srv/my trace"]
-    assert tracefs.missing(str(table)) == "tracefs is mounted at /srv/my trace but not readable by this user (run as root)"
+    assert tracefs.missing(str(table)) == \
+        "tracefs is mounted at /srv/my trace but not readable by this user (run as root)"
     table.write_text("proc /proc proc rw 0 0\n")
     assert tracefs.missing(str(table)).startswith("tracefs is not mounted")
 

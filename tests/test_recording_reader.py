@@ -7,7 +7,6 @@ import gzip
 import json
 import random
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pytest

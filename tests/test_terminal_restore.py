@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_ui_tmux import KVMTOP, PYTHON, Tmux
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ class Bad(ValueError):
 
 
 def _int(v: Any, where: str, hi: int = U64, lo: int = 0) -> int:
-    if type(v) is not int or not lo <= v <= hi:  # noqa: E721 - bool is an int subclass: refused
+    if type(v) is not int or not lo <= v <= hi:
         raise Bad(f"{where}: {_show(v)} is not a whole number in {lo}..{hi}")
     return v
 

@@ -23,8 +23,8 @@ import json
 import os
 import threading
 from collections import deque
-from dataclasses import replace
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple, overload
 
 from ..errors import SourceError

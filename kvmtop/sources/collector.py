@@ -239,7 +239,8 @@ class LiveSource:
             self._pairing.reset()  # what is in flight stays: it counts when it completes
             self._totals = program.counters()
             self._tid_info.clear()
-            self.namer.clear()
+            if self.namer is not None:
+                self.namer.clear()
             self._last_t = time.monotonic()
 
     # ------------------------------------------------------------------ one interval
@@ -295,7 +296,9 @@ class LiveSource:
         if now >= self._next_scan:
             self._next_scan = now + self.scan_every_s
             self._scan()
-        sighted = self.namer.seen()
+        namer = self.namer
+        assert namer is not None  # (open: next_interval checked)
+        sighted = namer.seen()
         candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms) | set(sighted)
         if self.pid is not None:
             candidates &= {self.pid}
@@ -316,7 +319,7 @@ class LiveSource:
         if gone:
             self._scanned = [p for p in self._scanned if p not in gone]
             self._prune(gone)
-            self.namer.forget(gone)
+            namer.forget(gone)
         self._last_vms = {p: v for p, v in vms.items() if p not in gone}
         return vms, {k: t for k, t in threads.items() if k[0] in vms}  # (only -p's VM has others out)
 

@@ -12,6 +12,7 @@ reported as exited, so what is kept is bounded by the VMs alive or just exited.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes as ct
 import os
 import threading
@@ -66,15 +67,13 @@ class NewThreadNamer:
             self._thread = None
 
     def _run(self) -> None:
-        try:  # woken first on a busy host: a VM may be gone milliseconds after its first exit
+        with contextlib.suppress(OSError):  # woken first on a busy host: a VM may be gone ms after its first exit
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICE)
-        except OSError:
-            pass
         bpf = self._program.bpf
         try:
             while not self._stop.is_set():
                 bpf.ring_buffer_poll(POLL_MS)
-        except Exception as e:  # noqa: BLE001 - reported as a note; counts go on, names may not
+        except Exception as e:
             self.failure = f"{type(e).__name__}: {e}".splitlines()[0]
 
     # ------------------------------------------------------------------ the collector's side
@@ -101,7 +100,7 @@ class NewThreadNamer:
                 rec = ct.cast(data, ct.POINTER(_Record)).contents
                 self.add(rec.pid, rec.tid, rec.comm.decode(errors="replace"))
                 self.records += 1
-        except Exception:  # noqa: BLE001 - a C callback must not raise; counted instead
+        except Exception:
             self.errors += 1
         return 0
 

@@ -19,6 +19,7 @@ and hidden cursor stay on, and under shells that do not reset it the tty stays r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -52,9 +53,9 @@ class TerminalGuard:
         self.signal: int | None = None  # the signal that ended the app, if one did
         self._in_fd = _tty_fd(sys.__stdin__)
         self._out_fd = _tty_fd(sys.__stderr__)  # where Textual draws
-        self._modes = None
-        self._old_handlers: dict[int, object] = {}
-        self._old_excepthook = None
+        self._modes: list | None = None
+        self._old_handlers: dict[int, signal._HANDLER] = {}
+        self._old_excepthook = threading.excepthook
         self._timer: threading.Timer | None = None
         self._main = threading.main_thread()
 
@@ -93,15 +94,11 @@ class TerminalGuard:
         only for the hard path: done twice, it would move the cursor back over later output."""
         seq = (LEAVE_ALT_SCREEN if leave_alt_screen else "") + RESET_MODES
         if self._out_fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
                 os.write(self._out_fd, seq.encode())
-            except OSError:  # the terminal may be gone (SIGHUP)
-                pass
-        if self._modes is not None:
-            try:
+        if self._modes is not None and self._in_fd is not None:
+            with contextlib.suppress(termios.error):
                 termios.tcsetattr(self._in_fd, termios.TCSADRAIN, self._modes)
-            except termios.error:
-                pass
 
     def _hard_exit(self) -> None:
         self.restore(leave_alt_screen=True)
