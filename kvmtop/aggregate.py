@@ -174,6 +174,7 @@ class SnapshotBuilder:
             name=ident.name,
             start_time=ident.start_time,
             vcpus=tuple(vcpus),
+            exited=ident.exited,
         )
         self._record(vm.entity, vm, dt)
         return vm

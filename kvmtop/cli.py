@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import math
 import os
 import sys
 
@@ -13,73 +14,104 @@ from . import __version__
 from .bpf.program import DEFAULT_MAX_KEYS
 from .errors import SourceError
 from .exporter import DEFAULT_FORGET_AFTER_S, DEFAULT_INTERVAL_S, DEFAULT_LISTEN
-from .pacing import MAX_INTERVAL, MIN_INTERVAL
+from .pacing import MAX_DURATION, MAX_INTERVAL, MAX_SPEED, MIN_INTERVAL, MIN_SPEED
 
 
-def _interval(text: str) -> float:
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
-        raise argparse.ArgumentTypeError(f"the interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds")
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text!r})")
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _bounded(lo: float, hi: float, what: str):
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be between {lo:g} and {hi:g} (got {text})")
+        return value
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError("must be 0 or more seconds")
-    return value
+_interval = _bounded(MIN_INTERVAL, MAX_INTERVAL, "the interval (seconds)")
+_duration = _bounded(MIN_INTERVAL, MAX_DURATION, "the duration (seconds)")
+_speed = _bounded(MIN_SPEED, MAX_SPEED, "the speed factor")
+_probe_seconds = _bounded(0, 60, "the probe time (seconds)")
+_seconds = _bounded(0, MAX_DURATION, "the time (seconds)")
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+def _whole(lo: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be {lo} or more")
+        return value
+    return parse
 
 
-def _add_source_options(p: argparse.ArgumentParser, interval: float = 1.0) -> None:
-    p.add_argument("-d", "--delay", dest="interval", type=_interval, default=interval, metavar="S",
-                   help=f"seconds between updates (default {interval:g})")
-    p.add_argument("-p", "--pid", type=_positive, help="only the VM with this process id")
-    p.add_argument("--max-keys", type=_positive, default=DEFAULT_MAX_KEYS, metavar="N",
+_positive = _whole(1)
+_non_negative = _whole(0)
+
+# Options given before a command land in their own dest (argparse.SUPPRESS: absent unless
+# given); the copies a command has of them write to SUB + dest. ``_resolve`` merges both:
+# the command's copy wins, then the global one, then the default; a global option the
+# command does not take is an error, never silently dropped.
+SUB = "sub_"
+DEFAULTS = {"interval": 1.0, "pid": None, "max_keys": DEFAULT_MAX_KEYS, "demo": False, "once": False,
+            "batch": False, "iterations": None, "json": False, "csv": False, "output": None, "filter": None,
+            "color": "auto"}
+COMMAND_DEFAULTS = {"export": {"interval": DEFAULT_INTERVAL_S}}
+SOURCE = frozenset({"interval", "pid", "max_keys", "demo"})
+STREAM = frozenset({"once", "batch", "iterations", "json", "csv", "output"})
+TAKES = {"record": SOURCE | {"output"}, "replay": STREAM | {"filter", "color"},
+         "report": frozenset({"json", "pid"}), "doctor": frozenset(), "export": SOURCE}
+COLORS = ("auto", "16", "256", "truecolor", "none")
+
+
+def _add_source_options(p: argparse.ArgumentParser, prefix: str = "", interval: float = 1.0) -> None:
+    p.add_argument("-d", "--delay", dest=prefix + "interval", type=_interval, default=argparse.SUPPRESS,
+                   metavar="S", help=f"seconds between updates (default {interval:g})")
+    p.add_argument("-p", "--pid", dest=prefix + "pid", type=_positive, default=argparse.SUPPRESS,
+                   help="only the VM with this process id")
+    p.add_argument("--max-keys", dest=prefix + "max_keys", type=_positive, default=argparse.SUPPRESS, metavar="N",
                    help=f"BPF map size: distinct (VM, vCPU, reason) keys per interval (default {DEFAULT_MAX_KEYS})")
-    p.add_argument("--demo", action="store_true", help="synthetic data: no KVM or root needed")
+    p.add_argument("--demo", dest=prefix + "demo", action="store_true", default=argparse.SUPPRESS,
+                   help="synthetic data: no KVM or root needed")
 
 
-def _add_stream_options(p: argparse.ArgumentParser) -> None:
+def _add_stream_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """--once/--batch/--json/--csv/-n/-o: the printed front end (live, and replay)."""
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--once", action="store_true", help="print one interval as text and exit (like kvm_stat -1)")
-    out.add_argument("--batch", "-b", action="store_true", help="print intervals as text (like top -b)")
-    p.add_argument("-n", "--iterations", type=_positive, metavar="N",
-                   help="with --batch/--json: stop after N intervals")
+    out.add_argument("--once", dest=prefix + "once", action="store_true", default=argparse.SUPPRESS,
+                     help="print one interval as text and exit (like kvm_stat -1)")
+    out.add_argument("--batch", "-b", dest=prefix + "batch", action="store_true", default=argparse.SUPPRESS,
+                     help="print intervals as text (like top -b)")
+    p.add_argument("-n", "--iterations", dest=prefix + "iterations", type=_positive, metavar="N",
+                   default=argparse.SUPPRESS, help="with --batch/--json: stop after N intervals")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true",
+    fmt.add_argument("--json", dest=prefix + "json", action="store_true", default=argparse.SUPPRESS,
                      help="print one JSON object per line per interval (schema kvmtop.snapshot/1)")
-    fmt.add_argument("--csv", action="store_true",
+    fmt.add_argument("--csv", dest=prefix + "csv", action="store_true", default=argparse.SUPPRESS,
                      help="print CSV, one row per VM and reason per interval, after a header line")
-    p.add_argument("-o", "--output", metavar="FILE",
+    p.add_argument("-o", "--output", dest=prefix + "output", metavar="FILE", default=argparse.SUPPRESS,
                    help="with --once/--batch/--json/--csv: append to FILE instead of stdout; "
                         "SIGHUP reopens it (logrotate)")
+
+
+def _add_filter(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("--filter", dest=prefix + "filter", metavar="REASON[,REASON...]", default=argparse.SUPPRESS,
+                   help="show only these exit reasons (prefix with ! to exclude them)")
+
+
+def _add_color(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("--color", dest=prefix + "color", choices=COLORS, default=argparse.SUPPRESS,
+                   help="colour depth of the dashboard (sudo often drops COLORTERM)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,39 +119,42 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvmtop",
         description="Live view of what KVM guests cost the host: VM exits, exit latency percentiles, "
                     "exit reasons, hypercalls, vcpu->requests bits and userspace exits.",
-        epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each)",
+        epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each). Options "
+               "before a command apply to it where it takes them (kvmtop -p PID record ...); others are refused.",
     )
     p.add_argument("--version", action="version", version=f"kvmtop {__version__}")
     _add_source_options(p)
     _add_stream_options(p)
-    p.add_argument("--filter", metavar="REASON[,REASON...]",
-                   help="show only these exit reasons (prefix with ! to exclude them)")
-    p.add_argument("--color", choices=("auto", "16", "256", "truecolor", "none"), default="auto",
-                   help="colour depth of the dashboard (sudo often drops COLORTERM)")
+    _add_filter(p)
+    _add_color(p)
 
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     doc = sub.add_parser("doctor", help="check prerequisites and say what each missing piece means")
-    doc.add_argument("--probe-seconds", type=float, default=1.0, metavar="S",
+    doc.add_argument("--probe-seconds", type=_probe_seconds, default=1.0, metavar="S",
                      help="how long to watch the tracepoints fire (0: skip the probe)")
     rec = sub.add_parser("record", help="record the live stream to a compressed file")
-    rec.add_argument("-o", "--output", required=True, metavar="FILE")
-    rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
-    _add_source_options(rec)
+    rec.add_argument("-o", "--output", dest=SUB + "output", default=argparse.SUPPRESS, metavar="FILE",
+                     help="the recording to write (required)")
+    rec.add_argument("--duration", type=_duration, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    _add_source_options(rec, SUB)
     rep = sub.add_parser("replay", help="a recording or a trace capture in the dashboard, or printed "
                                          "with --once/--batch/--json/--csv as live")
     rep.add_argument("file", metavar="FILE")
-    rep.add_argument("--speed", type=float, default=None,
-                     help="replay speed factor (default 1 in the dashboard; printed output comes at once)")
+    rep.add_argument("--speed", type=_speed, default=None,
+                     help=f"replay speed factor, {MIN_SPEED:g} to {MAX_SPEED:g} (default 1 in the dashboard; "
+                          "printed output comes at once)")
     rep.add_argument("--window", type=_interval, default=1.0, metavar="S",
                      help="for trace captures: seconds of trace time per interval (default 1)")
-    rep.add_argument("--filter", metavar="REASON[,REASON...]")
-    rep.add_argument("--color", choices=("auto", "16", "256", "truecolor", "none"), default="auto")
-    _add_stream_options(rep)
+    _add_filter(rep, SUB)
+    _add_color(rep, SUB)
+    _add_stream_options(rep, SUB)
     rpt = sub.add_parser("report", help="statistics of a capture (ftrace, trace-cmd, perf script, perf.data, "
                                         "trace.dat) or of a recording")
     rpt.add_argument("file", metavar="FILE")
-    rpt.add_argument("--json", action="store_true", help="print one JSON object (schema kvmtop.report/1)")
-    rpt.add_argument("-p", "--pid", type=_non_negative, help="only the VM with this pid (as the report lists it)")
+    rpt.add_argument("--json", dest=SUB + "json", action="store_true", default=argparse.SUPPRESS,
+                     help="print one JSON object (schema kvmtop.report/1)")
+    rpt.add_argument("-p", "--pid", dest=SUB + "pid", type=_non_negative, default=argparse.SUPPRESS,
+                     help="only the VM with this pid (as the report lists it)")
     rpt.add_argument("-t", "--tid", type=_non_negative, help="only this thread")
     rpt.add_argument("-g", "--guest", metavar="NAME",
                      help="only the VM of this name (or the one whose name contains it)")
@@ -135,8 +170,41 @@ def build_parser() -> argparse.ArgumentParser:
                      help="histogram buckets: every other power of two (default) or four per power of two")
     exp.add_argument("--forget-after", type=_seconds, default=DEFAULT_FORGET_AFTER_S, metavar="S",
                      help=f"drop an exited VM's series after S seconds (default {DEFAULT_FORGET_AFTER_S:g})")
-    _add_source_options(exp, interval=DEFAULT_INTERVAL_S)
+    _add_source_options(exp, SUB, interval=DEFAULT_INTERVAL_S)
     return p
+
+
+def _flag(p: argparse.ArgumentParser, dest: str) -> str:
+    return next(("/".join(a.option_strings) for a in p._actions if a.dest == dest and a.option_strings), dest)
+
+
+def _resolve(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Merge global and command options (see SUB); refuse global ones the command does not take."""
+    if args.command is not None:
+        refused = sorted(k for k in DEFAULTS if k in vars(args) and k not in TAKES[args.command])
+        if refused:
+            p.error(f"{', '.join(_flag(p, k) for k in refused)} does not apply to 'kvmtop {args.command}'")
+    defaults = {**DEFAULTS, **COMMAND_DEFAULTS.get(args.command, {})}
+    for key, default in defaults.items():
+        value = getattr(args, key, default)
+        if SUB + key in vars(args):
+            value = vars(args).pop(SUB + key)
+        setattr(args, key, value)
+    if args.command in (None, "replay") and (args.iterations or args.output) and not (
+            args.batch or args.json or args.csv):
+        args.batch = True
+    if args.command == "record" and args.output is None:
+        p.error("kvmtop record: -o/--output FILE is required")
+    if args.command == "record" and args.duration is not None and args.duration < args.interval:
+        p.error(f"--duration {args.duration:g} is shorter than the interval ({args.interval:g} s)")
+    if args.filter is not None:
+        from .filtering import FilterError, ReasonFilter
+
+        try:
+            ReasonFilter.parse(args.filter, strict=True)
+        except FilterError as exc:
+            p.error(str(exc))
+    return args
 
 
 def _command(args) -> str:
@@ -153,10 +221,8 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in (None, "replay") and (args.iterations or args.output) and not (
-            args.batch or args.json or args.csv):
-        args.batch = True
+    parser = build_parser()
+    args = _resolve(parser, parser.parse_args(argv))
     try:
         return run(args)
     except SourceError as exc:

@@ -160,8 +160,12 @@ def _libvirt_name(pid: int, dirs: Iterable[str]) -> str | None:
 
 
 def vm_name(pid: int, proc: str = PROC, libvirt_dirs: Iterable[str] = LIBVIRT_PID_DIRS) -> str:
-    """The VM name of process ``pid`` (see the module docstring); OSError when it is gone."""
-    argv = [_text(a) for a in _read(f"{proc}/{pid}/cmdline").split(b"\0")]
+    """The VM name of process ``pid`` (see the module docstring); OSError when it is gone, or
+    exiting (its command line already released: the comm alone would be a wrong name)."""
+    cmdline = _read(f"{proc}/{pid}/cmdline")
+    if not cmdline:
+        raise ProcessLookupError(f"process {pid} is exiting")
+    argv = [_text(a) for a in cmdline.split(b"\0")]
     name = name_from_cmdline(argv) or _libvirt_name(pid, libvirt_dirs)
     return (name or _text(_read(f"{proc}/{pid}/comm")).rstrip("\n")).replace("\0", "")
 
@@ -181,6 +185,38 @@ def scan_kvm_processes(proc: str = PROC) -> list[int]:
         if entry.name.isdigit() and _holds_kvm_vm(f"{proc}/{entry.name}/fd"):
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def _status_field(pid: int, key: str, proc: str) -> str | None:
+    try:
+        for line in _read(f"{proc}/{pid}/status").decode(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name == key:
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def vm_pid_problem(pid: int, proc: str = PROC) -> str | None:
+    """Why ``pid`` is not a VM process to watch (one line), or None when it is one (or when
+    this user may not look: the BPF load then says what is missing)."""
+    tgid = _status_field(pid, "Tgid", proc)
+    if tgid is None:
+        return f"no process {pid} is running"
+    comm = _status_field(pid, "Name", proc) or "?"
+    if tgid.isdigit() and int(tgid) != pid:
+        return (f"{pid} is a thread ({comm}) of process {tgid}, not a process: "
+                f"-p takes the VM's process id ({tgid})")
+    try:
+        os.listdir(f"{proc}/{pid}/fd")
+    except PermissionError:
+        return None
+    except OSError:
+        return f"no process {pid} is running"
+    if not _holds_kvm_vm(f"{proc}/{pid}/fd"):
+        return f"process {pid} ({comm}) is not a KVM guest: it holds no KVM VM"
+    return None
 
 
 def _holds_kvm_vm(fd_dir: str) -> bool:

@@ -241,6 +241,7 @@ class VmIdentity:
     start_time: int = 0
     vcpu_index: Mapping[int, int] = field(default_factory=dict)  # tid -> vCPU index
     comms: Mapping[int, str] = field(default_factory=dict)  # tid -> thread name
+    exited: bool = False  # the process was gone when the interval was read (its last counts)
 
 
 # The note of a source whose kvm_exit never fires (the live collector here, the demo's imitation).
@@ -471,6 +472,7 @@ class VmStat(Breakdown):
     name: str = ""
     start_time: int = 0
     vcpus: tuple[VcpuStat, ...] = ()
+    exited: bool = False  # the process exited during this interval
 
     @property
     def key(self) -> tuple[int, int]:

@@ -4,16 +4,16 @@ Counts are for the interval only. Fields beyond the contract are extensions (add
 never renamed): ``host`` details, per-vCPU breakdowns, ``collector.sources`` and
 ``collector.notes``, ``lost`` on every row and breakdown (events a full BPF map could not
 take: the row's true count is ``count + lost``), ``in_userspace`` per vCPU and VM,
-``collector.drops_by_kind``.
+``collector.drops_by_kind``, ``exited`` of a VM.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from . import decode
 from .model import Breakdown, CodeStat, InFlight, Snapshot, VcpuStat, VmStat
+from .safe_text import json_dumps
 
 SCHEMA = "kvmtop.snapshot/1"
 
@@ -68,6 +68,7 @@ def vm_to_dict(vm: VmStat) -> dict[str, Any]:
     longest = vm.longest_in_userspace
     return {
         "pid": vm.pid, "name": vm.name, "exits": vm.exits, "exits_per_s": _round(vm.exits_per_s),
+        "exited": vm.exited,
         "vcpus": [vcpu_to_dict(v) for v in vm.vcpus],
         **_breakdown(vm),
         "in_userspace": None if longest is None else {"tid": longest.tid, "index": longest.index,
@@ -103,6 +104,6 @@ def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def snapshot_to_json(snap: Snapshot) -> str:
-    """One line of JSON."""
-    return json.dumps(snapshot_to_dict(snap), separators=(",", ":"), ensure_ascii=False)
+def snapshot_to_json(snap: Snapshot, filter_text: str = "") -> str:
+    """One line of JSON (``filter_text``: the active reason filter, reported as ``filter``)."""
+    return json_dumps({**snapshot_to_dict(snap), "filter": filter_text or None}, separators=(",", ":"))

@@ -59,7 +59,7 @@ def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
     exits = f"{units.rate(vm.exits_per_s)} exits/s" if exits_ok else "exits n/a"
     stuck = marks.stuck_vcpu(vm)
     lines = [
-        f"VM {safe_name(vm.name)} (pid {vm.pid})  {len(vm.vcpus)} vCPUs  {exits}  "
+        f"VM {safe_name(vm.name)} (pid {vm.pid}{', exited' if vm.exited else ''})  {len(vm.vcpus)} vCPUs  {exits}  "
         f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {units.rate(vm.hypercalls_per_s)}/s"
         + (f"  ! {marks.lost_note(vm.lost)}" if vm.lost else "")
         + (f"  ! {marks.in_userspace(stuck)}" if stuck else "")
@@ -80,8 +80,8 @@ def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
     return lines
 
 
-def render(snap: Snapshot) -> str:
-    """One interval as a readable text block."""
+def render(snap: Snapshot, filter_text: str = "") -> str:
+    """One interval as a readable text block (``filter_text``: the active reason filter, said up front)."""
     h = snap.host
     c = snap.collector
     exits_ok = c.has("exits")
@@ -97,6 +97,8 @@ def render(snap: Snapshot) -> str:
     counters = [f"{k} {v}" for k, v in (("drops", drops), ("unmatched exits", c.unmatched_exits),
                                           ("unmatched entries", c.unmatched_entries)) if v]
     lines.append(f"collector poll {c.poll_ms:.1f} ms" + (f"  {'  '.join(counters)}" if counters else ""))
+    if filter_text:
+        lines.append(f"filter: {filter_text} (other exit reasons are not shown)")
     lines += [f"note: {n}" for n in c.notes]
     if not snap.vms:
         lines.append("no KVM guests running")

@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 
 CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+MOUNTS = "/proc/self/mounts"
 
 
 class TracefsError(Exception):
@@ -35,10 +36,28 @@ def find(mount: bool = False) -> str | None:
     return None
 
 
+def mount_points(mounts: str = MOUNTS) -> list[str]:
+    """Where tracefs is mounted, readable by this user or not (from the mount table)."""
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return []
+    return [r[1].replace("\\040", " ") for r in rows if len(r) > 2 and r[2] == "tracefs"]
+
+
+def missing(mounts: str = MOUNTS) -> str:
+    """Why ``find()`` found no tracefs: mounted but unreadable by this user, or not mounted."""
+    points = mount_points(mounts)
+    if points:
+        return f"tracefs is mounted at {points[0]} but not readable by this user (run as root)"
+    return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+
+
 def require(mount: bool = True) -> str:
     path = find(mount=mount)
     if path is None:
-        raise TracefsError("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")
+        raise TracefsError(missing())
     return path
 
 

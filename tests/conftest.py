@@ -36,3 +36,23 @@ def kvm_guest():
         guest.close()
 
 # --------------------------------------------------------------------------- end real KVM guest
+
+
+# --------------------------------------------------------------------------- live collector
+# ``live`` is a factory: live(**LiveSource kwargs) opens a LiveSource; every one is closed at teardown.
+
+@pytest.fixture
+def live():
+    from kvmtop.sources.collector import LiveSource
+
+    sources = []
+
+    def make(**kwargs):
+        src = LiveSource(**kwargs)
+        sources.append(src)
+        src.open()
+        return src
+
+    yield make
+    for src in sources:
+        src.close()

@@ -35,21 +35,6 @@ CODES = {"KVM_EXIT_IO": KVM_EXIT_IO, "KVM_EXIT_MMIO": KVM_EXIT_MMIO, "KVM_EXIT_H
 MMIO_SLEEP_MS = 20
 
 
-@pytest.fixture
-def live():
-    sources: list[LiveSource] = []
-
-    def make(**kwargs) -> LiveSource:
-        src = LiveSource(**kwargs)
-        sources.append(src)
-        src.open()
-        return src
-
-    yield make
-    for src in sources:
-        src.close()
-
-
 def threads_of(iv: Interval, pid: int):
     return {t.tid: t for t in iv.threads if t.pid == pid}
 

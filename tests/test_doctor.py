@@ -129,6 +129,7 @@ def test_capabilities_without_root_are_enough(monkeypatch):
 def test_tracefs_missing_fails_with_one_clear_line(monkeypatch, capsys):
     needs_healthy_host()
     monkeypatch.setattr(kvmtop.tracefs, "find", lambda mount=False: None)
+    monkeypatch.setattr(kvmtop.tracefs, "mount_points", lambda mounts=None: [])
     rc = cli.main(["doctor"])
     lines = lines_of(capsys)
     assert rc != 0

@@ -203,3 +203,12 @@ def test_real_guest_name_with_commas_and_forget_dead(kvm_guest):
     guest.close()
     assert cache.forget_dead() == [(guest.pid, st)]
     assert cache.known() == {}
+
+
+def test_vm_name_of_an_exiting_process_is_not_its_comm(tmp_path):
+    """An exiting process has released its command line: naming it by comm would be wrong."""
+    _proc_entry(tmp_path, 20, [], "python3", 1)
+    (tmp_path / "20" / "cmdline").write_bytes(b"")
+    with pytest.raises(ProcessLookupError):
+        identity.vm_name(20, proc=str(tmp_path), libvirt_dirs=())
+    assert IdentityCache(proc=str(tmp_path), libvirt_dirs=()).resolve(20) is None

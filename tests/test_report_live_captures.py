@@ -188,12 +188,19 @@ def test_a_converter_that_is_not_installed_is_one_line(tmp_path, monkeypatch, ca
 
 @pytest.mark.skipif(shutil.which("trace-cmd") is None or shutil.which("perf") is None,
                     reason="perf or trace-cmd is not installed (scripts/setup.sh installs them)")
-def test_a_damaged_binary_capture_says_why_it_gave_nothing(tmp_path):
+def test_a_damaged_binary_capture_says_why_it_gave_nothing(tmp_path, capsys):
     perf_data = tmp_path / "perf.data"
     perf_data.write_bytes(b"PERFILE2" + bytes(200))
-    d = report(str(perf_data))
-    assert d["events"] == 0 and d["read_error"].startswith("perf exited with status")
+    assert failure(str(perf_data), capsys).startswith(f"kvmtop report: {perf_data}: perf exited with status")
     dat = tmp_path / "trace.dat"
     dat.write_bytes(b"\x17\x08Dtracing" + bytes(200))  # trace-cmd says nothing and exits 0 on this
-    d = report(str(dat))
-    assert d["events"] == 0 and d["read_error"].startswith("trace-cmd report printed nothing")
+    assert failure(str(dat), capsys).startswith(f"kvmtop report: {dat}: trace-cmd report printed nothing")
+
+
+def failure(path: str, capsys) -> str:
+    """A file with no trace event at all: status 1 and one line on stderr (issue 8), no report."""
+    out = io.StringIO()
+    assert report_main(path, True, out) == 1 and out.getvalue() == ""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    return err

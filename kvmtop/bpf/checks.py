@@ -130,8 +130,8 @@ def check_headers() -> Check:
 def check_tracefs() -> tuple[Check, str | None]:
     root = tracefs.find(mount=True)
     if root is None:
-        return Check("tracefs", False, "not mounted (mount -t tracefs nodev /sys/kernel/tracing)",
-                     "tracepoint formats cannot be read: live mode will not start"), None
+        why = tracefs.missing().removeprefix("tracefs is ")
+        return Check("tracefs", False, why, "tracepoint formats cannot be read: live mode will not start"), None
     return Check("tracefs", True, f"mounted at {root}"), root
 
 

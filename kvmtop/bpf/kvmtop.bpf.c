@@ -17,6 +17,8 @@
  *
  * An event that does not fit in a full map is counted in counters[] per kind, and per row
  * in `lost` (itself bounded), so user space can mark exactly the rows that were cut.
+ * The one thing sent to user space as it happens is a new thread: one new_threads record
+ * each (never per event), so user space names its VM while it lives.
  *
  * cflags (see program.py): HIST_SUB_BITS, HIST_MAX_EXP, HIST_NBUCKETS (histogram.py),
  * MAX_KEYS, HIST_KEYS, PENDING_KEYS, LOST_KEYS, SLOTS, HAVE_REQUESTS, HAVE_EXIT_VCPU_ID, HAVE_HYPERCALL,
@@ -52,6 +54,9 @@
 #define SLOTS 1024
 #endif
 _Static_assert((SLOTS & (SLOTS - 1)) == 0, "SLOTS must be a power of two");
+#ifndef NEW_THREAD_PAGES
+#define NEW_THREAD_PAGES 16  /* ring buffer size: 16 pages hold ~2,700 records */
+#endif
 #ifndef HIST_SUB_BITS
 #error "HIST_SUB_BITS missing: pass kvmtop.histogram.c_defines()"
 #endif
@@ -84,6 +89,7 @@ enum {
     C_UNMATCHED_ENTRIES,
     C_SEEN_EXITS,       /* these two tell user space whether kvm_exit fires on this host */
     C_SEEN_USERSPACE,
+    C_LOST_NEW_THREADS, /* new_threads records the ring buffer had no room for */
     C_NR,
 };
 
@@ -146,6 +152,13 @@ BPF_F_TABLE("hash", u32, struct pending, pending, PENDING_KEYS, BPF_F_NO_PREALLO
 BPF_PERCPU_ARRAY(fresh_state, struct pending, 1);    /* never written: all zeros */
 BPF_TABLE("lru_hash", u32, struct info, info, PENDING_KEYS);
 BPF_PERCPU_ARRAY(counters, u64, C_NR);
+
+struct new_thread { /* one ring buffer record per new thread, never per event */
+    u32 pid;
+    u32 tid;
+    char comm[16];
+};
+BPF_RINGBUF_OUTPUT(new_threads, NEW_THREAD_PAGES);
 
 /* per-CPU: no other CPU writes it, and these probes do not nest on one CPU */
 static __always_inline void bump(u32 idx)
@@ -267,6 +280,15 @@ static __always_inline struct pending *state_of(u32 tid)
     return pending.lookup(&tid);
 }
 
+/* tell user space about a new thread (a VM that may exit before the next poll) */
+static __always_inline void announce_thread(u32 pid, u32 tid)
+{
+    struct new_thread n = {.pid = pid, .tid = tid};
+    bpf_get_current_comm(&n.comm, sizeof(n.comm));
+    if (new_threads.ringbuf_output(&n, sizeof(n), 0) != 0)
+        bump(C_LOST_NEW_THREADS);
+}
+
 /* the thread's pairing state, made at its first event; a new thread also gets its info entry */
 static __always_inline struct pending *pending_get(u32 pid, u32 tid)
 {
@@ -275,6 +297,7 @@ static __always_inline struct pending *pending_get(u32 pid, u32 tid)
         if (p->gone) {  /* a new thread with a gone one's tid, before user space freed it */
             p->gone = 0;
             p->pid = pid;
+            announce_thread(pid, tid);
         }
         return p;
     }
@@ -296,6 +319,7 @@ static __always_inline struct pending *pending_get(u32 pid, u32 tid)
     p->pid = pid;
     p->vcpu_id = NO_VCPU_ID;
     info_put(pid, tid, NO_VCPU_ID);
+    announce_thread(pid, tid);
     return p;
 }
 

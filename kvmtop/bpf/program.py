@@ -44,6 +44,7 @@ COUNTERS = (
     "drop_pending", "drop_info", "drop_lost",
     "unmatched_exits", "unmatched_entries",
     "seen_exits", "seen_userspace",
+    "lost_new_threads",
 )
 # events not recorded, per kind (exact: each lost event is counted once, in one of these)
 DROP_KINDS = {"exits": "drop_exits", "userspace": "drop_userspace", "hypercalls": "drop_hypercalls",

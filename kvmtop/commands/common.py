@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import SourceError
+from ..identity import vm_pid_problem
 from ..sources.base import Source
 
 
@@ -11,6 +13,10 @@ def live_source(args) -> Source:
         from ..sources.demo import DemoSource
 
         return DemoSource()
+    if args.pid is not None:
+        problem = vm_pid_problem(args.pid)
+        if problem:
+            raise SourceError(f"-p {args.pid}: {problem}")
     from ..sources.collector import LiveSource  # imports numpy and the BPF side: only when live
 
     return LiveSource(pid=args.pid, max_keys=args.max_keys)

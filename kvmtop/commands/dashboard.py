@@ -24,7 +24,7 @@ def show(feed: Feed, args, title: str) -> int:
     _set_color(args.color)
     from ..ui.app import run_dashboard
 
-    return run_dashboard(feed, reason_filter=ReasonFilter.parse(args.filter), title=title)
+    return run_dashboard(feed, reason_filter=ReasonFilter.parse(args.filter, strict=True), title=title)
 
 
 def run(args) -> int:

@@ -4,7 +4,6 @@ lists the N slowest exits and userspace round trips."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import IO
 
@@ -13,8 +12,8 @@ from ..offline.recording import is_recording
 from ..offline.recording_reader import RecordingReader
 from ..offline.report import format_report, report_to_dict
 from ..offline.report_model import ReportData, Selection, from_recording, from_trace, resolve_name
-from ..offline.trace_import import import_file
-from ..safe_text import printable
+from ..offline.trace_import import import_file, no_events
+from ..safe_text import json_dumps, printable
 
 SLOWEST_IN_RECORDINGS = ("--slowest needs a trace capture: a recording keeps latency histograms, "
                          "not single exits")
@@ -38,7 +37,11 @@ def load(path: str, selection: Selection | None = None, slowest: int = 0) -> Rep
 
 
 def _capture(path: str, selection: Selection, slowest: int) -> ReportData:
-    data = from_trace(import_file(path, slowest=slowest))
+    imp = import_file(path, slowest=slowest)
+    empty = no_events(imp, path)
+    if empty:  # nothing to report on: an error, not a report of zeros
+        raise ReportError(empty)
+    data = from_trace(imp)
     vms = {(vm.pid, vm.name) for vm in data.vms.values()}
     selection = resolve_name(selection, (name for _pid, name in vms))
     if selection.is_empty():
@@ -80,7 +83,7 @@ def report_main(path: str, as_json: bool = False, out: IO[str] | None = None,
         print(f"kvmtop report: {printable(str(exc))}", file=sys.stderr)
         return 1
     if as_json:
-        out.write(json.dumps(report_to_dict(data), ensure_ascii=False) + "\n")
+        out.write(json_dumps(report_to_dict(data)) + "\n")
     else:
         out.write(format_report(data))
     return 0

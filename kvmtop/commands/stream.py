@@ -15,7 +15,8 @@ from .common import live_source
 
 def print_stream(feed: Feed, args) -> int:
     count = 1 if args.once else args.iterations
-    rf = ReasonFilter.parse(args.filter)
+    rf = ReasonFilter.parse(args.filter, strict=True)
+    described = rf.describe() if rf is not None else ""
     try:
         out = RecordLog(args.output, header() if args.csv else "")
     except OSError as e:
@@ -27,11 +28,11 @@ def print_stream(feed: Feed, args) -> int:
             if rf is not None:
                 snap = rf.apply(snap)
             if args.json:
-                out.write(snapshot_to_json(snap) + "\n")
+                out.write(snapshot_to_json(snap, filter_text=described) + "\n")
             elif args.csv:
                 out.write(snapshot_to_csv(snap))
             else:
-                out.write(("" if first else "\n") + render(snap) + "\n")
+                out.write(("" if first else "\n") + render(snap, described) + "\n")
             first = False
     finally:
         out.close()

@@ -1,8 +1,11 @@
 """Recordings: the Interval stream of a session, written as it happens and read back for replay.
 
-File format ``kvmtop.recording/1``: one gzip stream of JSON lines, flushed with
-``Z_SYNC_FLUSH`` after every line, so a recorder that is killed leaves a file whose every
-complete line can be read back (the gzip trailer is written only by ``close``). Lines:
+File format ``kvmtop.recording/1``: gzip-compressed JSON lines, each line (record) in a
+gzip member of its own, written and flushed as it happens. The file is still one gzip
+stream to ``zcat``; to kvmtop each member is a frame with its own CRC, so a recorder that
+is killed leaves every finished record readable, and damage in the middle costs only the
+records it touches (the reader skips to the next member). Files of earlier versions, one
+member flushed with ``Z_SYNC_FLUSH`` after every line, read the same way. Lines:
 
 1. the header: ``{"schema": "kvmtop.recording/1", ...meta}`` (meta: source, interval_s,
    started, host, kernel, kvmtop version — whatever the writer was given);
@@ -35,11 +38,13 @@ from ..model import (
     ThreadInterval,
     VmIdentity,
 )
-from .datafile import head
+from .datafile import open_data
 
 SCHEMA = "kvmtop.recording/1"
 SCHEMA_FAMILY = "kvmtop.recording/"
 HEADER_PREFIX = b'{"schema": "' + SCHEMA_FAMILY.encode()
+INTERVAL_PREFIX = b'{"t": '  # how the writer starts an interval record
+SNIFF_HOLD = 1 << 20
 
 
 # --------------------------------------------------------------------------- encoding
@@ -85,7 +90,7 @@ def interval_to_json(iv: Interval) -> dict[str, Any]:
     vms = [
         [key, {"pid": v.pid, "name": v.name, "start_time": v.start_time,
                "vcpu_index": [[tid, idx] for tid, idx in v.vcpu_index.items()],
-               "comms": [[tid, comm] for tid, comm in v.comms.items()]}]
+               "comms": [[tid, comm] for tid, comm in v.comms.items()], **({"exited": True} if v.exited else {})}]
         for key, v in iv.vms.items()
     ]
     st = iv.status
@@ -115,7 +120,7 @@ def interval_from_json(obj: Mapping[str, Any]) -> Interval:
     vms = {
         key: VmIdentity(pid=v["pid"], name=v["name"], start_time=v["start_time"],
                         vcpu_index={tid: idx for tid, idx in v["vcpu_index"]},
-                        comms={tid: comm for tid, comm in v["comms"]})
+                        comms={tid: comm for tid, comm in v["comms"]}, exited=bool(v.get("exited", False)))
         for key, v in obj["vms"]
     }
     s = obj["status"]
@@ -140,7 +145,6 @@ class RecordingWriter:
         self.count = 0
         self._lock = threading.Lock()
         self._f: IO[bytes] | None = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip wrapper
         header = {"schema": SCHEMA}
         header.update({k: v for k, v in (meta or {}).items() if k != "schema"})
         self._emit(header)
@@ -158,7 +162,6 @@ class RecordingWriter:
                 return
             try:
                 self._emit({"end": self.count})
-                self._f.write(self._z.flush(zlib.Z_FINISH))
             finally:
                 self._f.close()
                 self._f = None
@@ -172,7 +175,8 @@ class RecordingWriter:
     def _emit(self, obj: Mapping[str, Any]) -> None:
         assert self._f is not None
         line = json.dumps(obj, ensure_ascii=False) + "\n"
-        self._f.write(self._z.compress(line.encode("utf-8")) + self._z.flush(zlib.Z_SYNC_FLUSH))
+        member = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip member, with its CRC
+        self._f.write(member.compress(line.encode("utf-8")) + member.flush())
         self._f.flush()
 
 
@@ -180,5 +184,8 @@ class RecordingWriter:
 
 
 def is_recording(path: str) -> bool:
-    """Whether the content of the file (gzip undone) starts with a recording header. Raises OSError."""
-    return head(path, len(HEADER_PREFIX)) == HEADER_PREFIX
+    """Whether the content of the file (gzip undone) starts with a recording header, or (its
+    first gzip member damaged, so skipped whole) with an interval record. Raises OSError."""
+    with open_data(path, SNIFF_HOLD) as f:
+        start = f.read_chunk()[: len(HEADER_PREFIX)]
+        return start == HEADER_PREFIX or bool(f.skip_count) and start.startswith(INTERVAL_PREFIX)

@@ -458,7 +458,7 @@ def format_report(source: TraceImport | ReportData, data: dict[str, Any] | None 
                    f"(not KVM trace events), {d['joined_lines']} joined (wrapped events), "
                    f"{d['bad_line_count']} bad.")
     if d["read_error"]:
-        out.append(f"Reading stopped early: {printable(d['read_error'])}.")
+        out.append(f"The capture is damaged: {printable(d['read_error'])}.")
     if d["lost_events"]:
         out.append(f"The capture says {d['lost_events']} events were lost.")
     if d["bad_lines"]:

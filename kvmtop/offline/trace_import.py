@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from .capture_tools import Conversion, sniff
-from .datafile import DataFile, open_data
+from .datafile import DataFile, head, open_data
 from .pairing import Aggregates, Pairing
 from .recording import is_recording
 from .trace_lines import TraceParser
@@ -67,6 +67,24 @@ def bounded_lines(f: IO[str], limit: int = MAX_LINE) -> Iterator[str]:
         yield line
 
 
+def no_events(imp: TraceImport, path: str) -> str | None:
+    """Why ``imp`` is no capture to report on (it has no KVM trace event at all), or None."""
+    p = imp.parser
+    if p.events:
+        return None
+    if imp.read_error and not p.lines:
+        return f"{path}: {imp.read_error}"
+    if not p.lines:
+        return f"{path} is empty: no trace events"
+    try:
+        binary = b"\0" in head(path, 4096)
+    except OSError:
+        binary = False
+    what = "binary data, not a text capture" if binary else "no KVM trace events"
+    return (f"{path} holds {what} ({p.lines} lines: {p.skipped} not trace lines, {p.bad_count} damaged); "
+            "kvmtop reads ftrace, trace-cmd report and perf script text, perf.data and trace.dat")
+
+
 def import_lines(lines: Iterable[str], window_s: float | None = None, source: str = "",
                  slowest: int = 0) -> TraceImport:
     """Import a capture given as lines. With ``window_s``, aggregates are cut into windows
@@ -102,5 +120,5 @@ def import_file(path: str, window_s: float | None = None, slowest: int = 0) -> T
     text, data = open_text(path)
     with text:
         imp = import_lines(bounded_lines(text), window_s, source=path, slowest=slowest)
-    imp.read_error = data.problem
+    imp.read_error = data.summary()
     return imp

@@ -2,7 +2,9 @@
 
 Each ``next_interval()`` drains the stats, histogram and request maps (numpy, no object
 per map key until the model is built), groups them per vCPU thread, names the VMs with
-kvmtop.identity, and reports the collector's own health (drops, unmatched pairs, the
+kvmtop.identity (a VM already gone is named from what sources.new_threads read while it
+lived, else by pid and the comm BPF captured, and marked exited: its counts always
+count), and reports the collector's own health (drops, unmatched pairs, the
 time the read took, which measurements have a source here). No Textual in here.
 """
 
@@ -44,6 +46,7 @@ from ..model import (
     ThreadInterval,
     VmIdentity,
 )
+from .new_threads import NewThreadNamer
 from .pairing_state import PairingState
 
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
@@ -189,6 +192,7 @@ class LiveSource:
         self._next_scan = 0.0
         self._tid_info: dict[int, tuple[int, int, str]] = {}  # tid -> (pid, vcpu_id, comm) from BPF
         self._in_userspace: dict[tuple[int, int], InFlight] = {}
+        self.namer: NewThreadNamer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -206,6 +210,8 @@ class LiveSource:
             program.close()
             raise SourceError(str(e)) from None
         self.program = program
+        self.namer = NewThreadNamer(program, self.pid)
+        self.namer.start()
         self._readers = readers(program)
         self._pairing = PairingState(self._readers["slots"], self._readers["pending"])
         self._totals = program.counters()
@@ -216,7 +222,10 @@ class LiveSource:
     def close(self) -> None:
         with self._lock:
             program, self.program = self.program, None
+            namer, self.namer = self.namer, None
             self._readers = {}
+        if namer is not None:
+            namer.stop()  # before the ring buffer it polls goes away
         if program is not None:
             program.close()
 
@@ -230,6 +239,8 @@ class LiveSource:
             self._pairing.reset()  # what is in flight stays: it counts when it completes
             self._totals = program.counters()
             self._tid_info.clear()
+            if self.namer is not None:
+                self.namer.clear()
             self._last_t = time.monotonic()
 
     # ------------------------------------------------------------------ one interval
@@ -272,7 +283,8 @@ class LiveSource:
                               in_userspace=self._in_userspace.get((pid, tid)))
 
     def _identify(self, threads: dict, now: float) -> tuple[dict[int, VmIdentity], dict]:
-        """Name every VM with data or found by a scan; drop data of processes that are gone."""
+        """Name every VM with data, sighted by the namer or found by a scan. A process gone
+        with data in this interval is kept, marked exited: no count is dropped for a name."""
         tids_by_pid: dict[int, list[int]] = {}
         for pid, tid in threads:
             tids_by_pid.setdefault(pid, []).append(tid)
@@ -284,9 +296,13 @@ class LiveSource:
         if now >= self._next_scan:
             self._next_scan = now + self.scan_every_s
             self._scan()
-        candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms)
+        namer = self.namer
+        assert namer is not None  # (open: next_interval checked)
+        sighted = namer.seen()
+        candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms) | set(sighted)
         if self.pid is not None:
             candidates &= {self.pid}
+        with_data = {pid for pid, _ in threads}
         vms: dict[int, VmIdentity] = {}
         gone: set[int] = set()
         for pid in sorted(candidates):
@@ -298,14 +314,25 @@ class LiveSource:
                 vms[pid] = self._name_threads(ident, tids_by_pid.get(pid, ()))
                 continue
             gone.add(pid)
-            last = self._last_vms.get(pid)
-            if last is not None and any(p == pid for p, _ in threads):
-                vms[pid] = last  # exited during this interval: its last counts still count
+            if pid in with_data:  # exited during this interval: its last counts still count
+                vms[pid] = self._exited(pid, self._last_vms.get(pid), sighted.get(pid), tids_by_pid[pid])
         if gone:
             self._scanned = [p for p in self._scanned if p not in gone]
             self._prune(gone)
+            namer.forget(gone)
         self._last_vms = {p: v for p, v in vms.items() if p not in gone}
-        return vms, {k: t for k, t in threads.items() if k[0] in vms}
+        return vms, {k: t for k, t in threads.items() if k[0] in vms}  # (only -p's VM has others out)
+
+    def _exited(self, pid: int, last: VmIdentity | None, sighting, tids) -> VmIdentity:
+        """The identity of a process gone before this read: as last seen alive, as the namer read
+        it at first sight, or else by pid and the comm BPF captured."""
+        ident = last or (sighting.identity if sighting else None)
+        if ident is None:
+            comms = dict(sighting.comms) if sighting else {}
+            comms.update((t, self._tid_info[t][2]) for t in tids if t in self._tid_info and self._tid_info[t][2])
+            first = comms[min(comms)] if comms else ""
+            ident = VmIdentity(pid=pid, name=first or f"pid {pid}", comms=comms)
+        return replace(self._name_threads(ident, tids), exited=True)
 
     def _name_threads(self, ident: VmIdentity, tids) -> VmIdentity:
         """Fill in vCPU names /proc no longer has from the comm BPF saw (a thread that ran
@@ -381,6 +408,12 @@ class LiveSource:
         since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
         exits_ok = not (since["seen_userspace"] > 0 and since["seen_exits"] == 0)
         notes = ([] if exits_ok else [NOTE_NO_EXITS]) + list(feats.notes())
+        if self.namer is not None and self.namer.failure:
+            notes.append(f"naming new VMs at first sight stopped ({self.namer.failure}): "
+                         "a VM that exits within an interval may be named by pid")
+        if delta["lost_new_threads"]:
+            notes.append(f"{delta['lost_new_threads']} new-thread notices lost (ring buffer full): "
+                         "a VM that exited at once may be named by pid")
         if program.fallback:
             notes.append(program.fallback)
         return CollectorStatus(

@@ -21,15 +21,16 @@ from .base import RecordedSource, Source
 
 
 class RecordingSource(RecordedSource):
-    """A recording, read from the file as it is replayed; ``warning`` says when its tail was cut off."""
+    """A recording, read from the file as it is replayed; ``warning`` says when it was cut short or
+    damaged, and is shown with every interval."""
 
     def __init__(self, path: str):
         self.path = path
         self.name = f"recording {os.path.basename(path)}"
-        self.reader = RecordingReader(path)
+        self.reader = RecordingReader(path, note_warning=True)
         self.meta: dict = self.reader.meta
+        self.warning: str | None = self.reader.warning
         self.intervals: Sequence[Interval] = self.reader
-        self.warning: str | None = self.reader.warning  # set when the file's tail was cut off
 
     def close(self) -> None:
         self.reader.close()

@@ -28,7 +28,7 @@ from ..errors import SourceError
 from ..model import CollectorStatus, Interval, ThreadInterval, VmIdentity
 from ..offline.capture_advice import missing_figures
 from ..offline.pairing import Aggregates, acc_stat
-from ..offline.trace_import import NotATrace, TraceImport, import_file
+from ..offline.trace_import import NotATrace, TraceImport, import_file, no_events
 from ..offline.trace_lines import EXIT, HYPERCALL, USERSPACE
 from ..offline.vm_groups import comm_group, group_threads
 from .base import RecordedSource
@@ -52,9 +52,9 @@ class TraceSource(RecordedSource):
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
         p = self.imported.parser
-        if not p.events:
-            raise SourceError(f"no KVM trace events in {path} ({p.lines} lines: {p.skipped} skipped, "
-                              f"{p.bad_count} bad)")
+        empty = no_events(self.imported, path)
+        if empty:
+            raise SourceError(empty)
         self.intervals: list[Interval] = build_intervals(self.imported, self.window_s, path)
         self.warning = (f"{p.bad_count} bad lines in {os.path.basename(path)} (see kvmtop report)"
                         if p.bad_count else None)
@@ -73,7 +73,7 @@ def _status(imp: TraceImport, path: str, window_s: float) -> tuple[dict[str, boo
     if p.bad_count:
         notes.append(f"{p.bad_count} bad lines were left out (see kvmtop report)")
     if imp.read_error:
-        notes.append(f"reading stopped early: {imp.read_error}")
+        notes.append(f"the capture is damaged: {imp.read_error}")
     return features, tuple(notes)
 
 

@@ -11,11 +11,12 @@ counts are 0) until stdin says ``quit``/closes or SIGTERM arrives.
 Script protocol (one JSON object per line on stdout)::
 
     python -m kvmtop.testing.kvm_guest -name guest=NAME[,debug-threads=on] [--pio N] [--mmio M]
-                              [--hlt H] [--mmio-sleep-ms MS] [--loop]
+                              [--hlt H] [--mmio-sleep-ms MS] [--loop] [--exit-when-done]
     -> {"ready": true, "pid": P, "tid": T}        T: the vCPU thread, comm "CPU 0/KVM"
     <- go
     -> {"done": true, "exits": {"KVM_EXIT_IO": n, "KVM_EXIT_MMIO": m, "KVM_EXIT_HLT": h}, "tid": T}
     <- quit (or EOF)                               -> exit status 0
+                                                   (--exit-when-done: exits right after ``done``)
 
 In loop mode the child answers ``go`` with ``{"running": true}`` once its vCPU has handled
 its first exit, and ``done`` (with the counts so far) comes after ``quit``/EOF/SIGTERM. Each MMIO
@@ -335,6 +336,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument(opt, type=int, default=0)
     p.add_argument("--mmio-sleep-ms", type=float, default=0.0)
     p.add_argument("--loop", action="store_true")
+    p.add_argument("--exit-when-done", action="store_true", help="exit right after the done line")
     args = p.parse_args(argv)
     if min(args.pio, args.mmio, args.hlt, args.mmio_sleep_ms) < 0:
         _fail("counts and --mmio-sleep-ms must be >= 0")
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     wait_thread_gone(vcpu.tid)  # "done" means the vCPU thread and its last events are gone
     if started:
         _emit({"done": True, "exits": vcpu.exits, "tid": vcpu.tid})
-        if not args.loop:
+        if not args.loop and not args.exit_when_done:
             with contextlib.suppress(_Stop):
                 _wait_quit()
     return 0
@@ -403,12 +405,14 @@ class GuestProcess:
     """The script as a child process: ``with GuestProcess("vm1", pio=5) as g: g.go(); g.wait_done()``."""
 
     def __init__(self, name: str, pio: int = 0, mmio: int = 0, hlt: int = 0,
-                 mmio_sleep_ms: float = 0.0, loop: bool = False, timeout: float = 30.0):
+                 mmio_sleep_ms: float = 0.0, loop: bool = False, timeout: float = 30.0,
+                 exit_when_done: bool = False):
         self.name, self.timeout, self.loop = name, timeout, loop
         self.argv = [sys.executable, os.path.abspath(__file__),
                      "-name", f"guest={name.replace(',', ',,')},debug-threads=on",
                      "--pio", str(pio), "--mmio", str(mmio), "--hlt", str(hlt),
-                     "--mmio-sleep-ms", str(mmio_sleep_ms)] + (["--loop"] if loop else [])
+                     "--mmio-sleep-ms", str(mmio_sleep_ms)] + (["--loop"] if loop else []) \
+            + (["--exit-when-done"] if exit_when_done else [])
         self.proc: subprocess.Popen | None = None
         self.pid = self.tid = 0
         self.done: dict | None = None

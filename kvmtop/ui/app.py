@@ -31,6 +31,7 @@ from .prepare import prepare
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
+from .terminal_guard import TerminalGuard
 from .view import View
 from .widgets.diff_table import Cells
 from .widgets.meters import HeaderState, Replay
@@ -51,6 +52,7 @@ class KvmtopApp(App[int]):
     # Commands are also the command palette's entries (title, help).
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # as in top and htop
         Command("question_mark,f1", "help", "Help", key_display="?", title="Keys", help="Show every key"),
         Command("space", "pause", "Pause", title="Pause / resume",
                 help="Freeze the display (collection continues); replay: stop advancing"),
@@ -290,11 +292,14 @@ def run_dashboard(feed: Feed, *, reason_filter: ReasonFilter | None = None, titl
 
     The caller opens the feed before and closes it after; the app only pulls snapshots
     (on one worker thread) and stops the feed when it quits. A source error ends the app
-    with its one line on stderr and status 1.
+    with its one line on stderr and status 1; a signal (SIGTERM, SIGHUP, SIGQUIT, SIGINT)
+    ends it in order with status 128 + its number. The terminal is restored on every path.
     """
     app = make_app(feed, reason_filter=reason_filter, title=title)
+    guard = TerminalGuard(app)
     try:
-        app.run()
+        with guard:
+            app.run()
     finally:
         feed.stop()
-    return app.return_code or 0
+    return guard.exit_status or app.return_code or 0

@@ -53,6 +53,9 @@ SORTS: dict[str, SortKey] = {
 # Text columns sort ascending by default, numbers descending (biggest first, as in htop).
 ASCENDING = {"name", "pid", "top"}
 
+EXITED = " (exited)"  # a VM whose process ended in this interval: its last counts
+
+
 def vm_key(vm: VmStat) -> str:
     return f"{vm.pid}:{vm.start_time}"
 
@@ -76,7 +79,8 @@ def user_cell(b: VmStat | VcpuStat, longest: VcpuStat | None) -> Text:
 def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
     """One row, as Text (never markup: the name is untrusted)."""
     key = vm_key(vm)
-    name = KeyedText(safe_name(vm.name, 40), key, style="bold")
+    name = KeyedText(safe_name(vm.name, 40) + (EXITED if vm.exited else ""), key,
+                     style="dim bold" if vm.exited else "bold")
     exits_ok = status.has("exits")
     if exits_ok:
         lat = vm.latency
