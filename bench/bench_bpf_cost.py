@@ -100,6 +100,7 @@ def synthetic(events: int, rounds: int, baseline: str | None) -> None:
         builds["baseline"] = TestProgram(source=baseline, features=old)
     empty = BPF(text=EMPTY_TEST_PROGRAM)
     empty_fd = empty.load_func(b"test_empty", BPF.RAW_TRACEPOINT).fd
+    empty_run = Runner(empty_fd)
     results: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCENARIOS} for k in builds}
     floor: list[float] = []
     try:
@@ -108,7 +109,7 @@ def synthetic(events: int, rounds: int, baseline: str | None) -> None:
                 for name in SCENARIOS:
                     for build in (builds if r % 2 == 0 else dict(reversed(builds.items()))):
                         results[build][name].append(scenario(builds[build], name, events))
-                floor.append(_per_run({"e": empty_fd}, ("e",), lambda i, run=Runner(empty_fd): run(), events))
+                floor.append(_per_run({"e": empty_fd}, ("e",), lambda i: empty_run(), events))
     finally:
         empty.cleanup()
         for tp in builds.values():
@@ -154,7 +155,8 @@ def real(exits: int, raw: bool, baseline: str | None) -> None:
             p.detach()
             how = "raw" if p.probes.get("kvm:kvm_userspace_exit") == RAW else "classic"
             print(f"bpf_cost {label}, {how} tracepoints where possible: {exits} PIO exits in {secs:.2f} s "
-                  f"({secs / exits * 1e6:.1f} µs/exit incl. the Python VMM)" + (f"; {p.fallback}" if p.fallback else ""))
+                  f"({secs / exits * 1e6:.1f} µs/exit incl. the Python VMM)"
+                  + (f"; {p.fallback}" if p.fallback else ""))
             per = {}
             for name, (ns, cnt) in sorted(after.items()):
                 if name == "floor":

@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 from kvmtop.testing.kvm_guest import run_exit_loop_timed
 

@@ -374,7 +374,8 @@ def test_userspace_exit_is_in_flight_until_its_kvm_run(h):
     assert h.stats() == {}  # counted when its round trip ends
     h.userspace_exit(PID, TID, 2000, 2)  # no KVM_RUN in between: the first counts without latency
     h.ioctl(PID, TID, 2500)
-    assert h.stats() == {(PID, TID, KIND_USERSPACE, 6): (1, 0, UNSET, 0), (PID, TID, KIND_USERSPACE, 2): (1, 500, 500, 500)}
+    assert h.stats() == {(PID, TID, KIND_USERSPACE, 6): (1, 0, UNSET, 0),
+                         (PID, TID, KIND_USERSPACE, 2): (1, 500, 500, 500)}
     assert h.state()[TID]["us_ns"] == 0
 
 

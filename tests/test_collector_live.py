@@ -281,23 +281,23 @@ def _stats(rows):
 
 def test_build_threads_groups_rows_per_thread():
     b = histogram.bucket_index
-    X, N, H = KIND_VMX, NO_LATENCY, WITH_HYPERCALL
+    x, n, h = KIND_VMX, NO_LATENCY, WITH_HYPERCALL
     rows = [
-        (1, 11, X, 30, 0, 0, b(100), 1, 100, 100, 100),
-        (1, 11, X, 30, 0, 0, b(200), 2, 410, 200, 210),
-        (1, 11, X, 30, 0, N, 0, 2, 0, 0, 0),               # counted without a latency (unmatched)
-        (1, 11, X, 30, 0, 0, b(400), 1, 400, 400, 400),
-        (1, 12, X, 30, 0, N, 0, 1, 0, 0, 0),
+        (1, 11, x, 30, 0, 0, b(100), 1, 100, 100, 100),
+        (1, 11, x, 30, 0, 0, b(200), 2, 410, 200, 210),
+        (1, 11, x, 30, 0, n, 0, 2, 0, 0, 0),               # counted without a latency (unmatched)
+        (1, 11, x, 30, 0, 0, b(400), 1, 400, 400, 400),
+        (1, 12, x, 30, 0, n, 0, 1, 0, 0, 0),
         (1, 11, KIND_USERSPACE, 2, 0, 0, b(10), 1, 10, 10, 10),
         (1, 11, KIND_USERSPACE, 2, 0, 0, b(20), 1, 20, 20, 20),
         (2, 21, KIND_SVM, 0x7B, 0, 0, b(5000), 1, 5000, 5000, 5000),
-        (1, 12, X, 18, 5, H, b(3000), 2, 6000, 2990, 3010),   # VMCALL exits that made hypercall 5
-        (1, 12, KIND_SVM, 0x81, 5, H, b(3000), 1, 3001, 3001, 3001),  # another exit, same hypercall
-        (1, 12, KIND_HYPERCALL, 5, 0, N, 0, 1, 0, 0, 0),    # hypercall 5 with no pending exit
+        (1, 12, x, 18, 5, h, b(3000), 2, 6000, 2990, 3010),   # VMCALL exits that made hypercall 5
+        (1, 12, KIND_SVM, 0x81, 5, h, b(3000), 1, 3001, 3001, 3001),  # another exit, same hypercall
+        (1, 12, KIND_HYPERCALL, 5, 0, n, 0, 1, 0, 0, 0),    # hypercall 5 with no pending exit
     ]
     sk, sv = _stats(rows[::-1])
     requests = {(2, 21): {3: 5}, (3, 31): {40: 1}}
-    lk = _rows(maps.LOST_KEY, [{"pid": 1, "tid": 11, "kind": X, "code": 30},
+    lk = _rows(maps.LOST_KEY, [{"pid": 1, "tid": 11, "kind": x, "code": 30},
                                {"pid": 4, "tid": 41, "kind": KIND_USERSPACE, "code": 6},
                                {"pid": 2, "tid": 21, "kind": KIND_REQUEST, "code": 3}])
     lv = np.array([7, 2, 1], maps.COUNT)
@@ -305,15 +305,15 @@ def test_build_threads_groups_rows_per_thread():
     threads = build_threads(sk, sv, lk, lv, requests)
     assert set(threads) == {(1, 11), (1, 12), (2, 21), (3, 31), (4, 41)}
     t11 = threads[(1, 11)]
-    s30 = t11.reasons[(X, 30)]
+    s30 = t11.reasons[(x, 30)]
     assert (s30.count, s30.lost) == (6, 7)
     lat = s30.latency
     assert (lat.count, lat.sum, lat.min, lat.max) == (4, 910, 100, 400)
     assert lat.buckets == tuple(sorted({b(100): 1, b(200): 2, b(400): 1}.items()))
     assert t11.userspace[2].latency.buckets == ((b(10), 1), (b(20), 1))
     t12 = threads[(1, 12)]
-    assert t12.reasons[(X, 30)].count == 1 and t12.reasons[(X, 30)].latency.count == 0
-    assert t12.reasons[(X, 18)].count == 2 and t12.reasons[(KIND_SVM, 0x81)].count == 1
+    assert t12.reasons[(x, 30)].count == 1 and t12.reasons[(x, 30)].latency.count == 0
+    assert t12.reasons[(x, 18)].count == 2 and t12.reasons[(KIND_SVM, 0x81)].count == 1
     hc = t12.hypercalls[5]
     assert hc.count == 4 and hc.latency.count == 3  # both exits' rows, and the one without latency
     assert (hc.latency.sum, hc.latency.min, hc.latency.max) == (9001, 2990, 3010)

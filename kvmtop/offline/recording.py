@@ -70,7 +70,7 @@ def interval_to_json(iv: Interval) -> dict[str, Any]:
     """One Interval as a JSON-able dict (lists keep every mapping's order)."""
     threads = []
     for t in iv.threads:
-        thread = {
+        thread: dict[str, Any] = {
             "pid": t.pid, "tid": t.tid, "vcpu_id": t.vcpu_id,
             "r": [[k[0], k[1], *_stat(s)] for k, s in t.reasons.items()],
             "u": [[code, *_stat(s)] for code, s in t.userspace.items()],

@@ -33,8 +33,17 @@ from ..bpf.program import (
 from ..errors import SourceError
 from ..gc_policy import paused as gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
-from ..model import (EMPTY_LATENCY, NOTE_NO_EXITS, CollectorStatus, InFlight, Interval, Latency, Stat,
-                     ThreadInterval, VmIdentity)
+from ..model import (
+    EMPTY_LATENCY,
+    NOTE_NO_EXITS,
+    CollectorStatus,
+    InFlight,
+    Interval,
+    Latency,
+    Stat,
+    ThreadInterval,
+    VmIdentity,
+)
 from .pairing_state import PairingState
 
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often

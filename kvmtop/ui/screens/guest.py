@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ... import marks
-from ...model import Breakdown, Snapshot, VmStat
+from ...model import Breakdown, Snapshot, VcpuStat, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
 from ..view import View
@@ -142,9 +142,13 @@ class GuestScreen(Screen):
         t.append("  ").append("hypercalls ", style="cyan").append(f"{fmt.rate(b.hypercalls_per_s)}/s", style="bold")
         if b.lost:
             t.append("  ").append(f"{marks.lost_note(b.lost)} ", style="bold reverse red")
-        stuck = marks.stuck_vcpu(vm) if b is vm else (b if marks.stuck(b.in_userspace) else None)
+        if isinstance(b, VcpuStat):
+            flight = b.in_userspace
+            stuck = marks.in_userspace(b.label, flight) if marks.stuck(flight) else None
+        else:
+            stuck = marks.stuck_vcpu(vm)
         if stuck is not None:
-            t.append("  ").append(f"{marks.in_userspace(stuck)} ", style="bold reverse red")
+            t.append("  ").append(f"{stuck} ", style="bold reverse red")
         return t
 
     def _show_latency(self, b: Breakdown, snapshot: Snapshot) -> None:

@@ -109,7 +109,8 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
     if status is not None:
         _kv(line3, "Collector", f"{status.poll_ms:.1f} ms", "")
         kinds = ", ".join(f"{k} {fmt.count(n)}" for k, n in status.drops_by_kind.items())
-        for label, n, value in (("drops", status.drops, f"{fmt.count(status.drops)}" + (f" ({kinds})" if kinds else "")),
+        drops = fmt.count(status.drops) + (f" ({kinds})" if kinds else "")
+        for label, n, value in (("drops", status.drops, drops),
                                 ("unmatched exits", status.unmatched_exits, fmt.count(status.unmatched_exits)),
                                 ("unmatched entries", status.unmatched_entries, fmt.count(status.unmatched_entries))):
             if n:
