@@ -100,6 +100,7 @@ def synthetic(events: int, rounds: int, baseline: str | None) -> None:
         builds["baseline"] = TestProgram(source=baseline, features=old)
     empty = BPF(text=EMPTY_TEST_PROGRAM)
     empty_fd = empty.load_func(b"test_empty", BPF.RAW_TRACEPOINT).fd
+    empty_run = Runner(empty_fd)
     results: dict[str, dict[str, list[float]]] = {k: {s: [] for s in SCENARIOS} for k in builds}
     floor: list[float] = []
     try:

@@ -163,6 +163,7 @@ class Perf:
         self.mode, self.workdir = mode, workdir
         self.how = f"perf {mode} -e {' -e '.join(EVENTS)} -a"
         self.proc: subprocess.Popen | None = None
+        self.ioctls = -1  # perf stat's count of sys_enter_ioctl in the last run
 
     def start(self) -> None:
         ctl_r, self.ctl_w = os.pipe()
@@ -193,12 +194,14 @@ class Perf:
             os.close(fd)
         if self.mode != "stat":
             return -1
+        counts = {}
         with open(self.out) as f:
             for line in f:
                 fields = line.split(",")
-                if len(fields) > 2 and fields[2] == EVENTS[0]:
-                    return int(fields[0])
-        return 0
+                if len(fields) > 2 and fields[2] in EVENTS:
+                    counts[fields[2]] = int(fields[0]) if fields[0].isdigit() else 0
+        self.ioctls = counts.get(EVENTS[1], 0)
+        return counts.get(EVENTS[0], 0)
 
     def expected(self, exits: int) -> int | None:
         return exits + 1 if self.mode == "stat" else None  # perf record's file is not parsed
@@ -305,7 +308,10 @@ def main(argv=None) -> int:
         wall: dict[str, list[float]] = {n: [] for n in names}
         cpu: dict[str, list[float]] = {n: [] for n in names}
         base_wall, base_cpu, bad = [], [], []
+        muted = 0  # perf stat runs whose sys_enter_ioctl count another BPF program suppressed
+        crowded = 0  # rounds during which other processes held BPF programs
         for r in range(args.rounds):
+            crowded += bool(other_bpf_holders(mine))
             order = names[r % len(names):] + names[:r % len(names)]
             prev = run_exit_loop_timed(args.exits)
             base_wall.append(prev[0])
@@ -318,8 +324,10 @@ def main(argv=None) -> int:
                 finally:
                     counted = obs.stop()
                 expect = obs.expected(args.exits)
-                if counted != expect and expect is not None:
+                if expect is not None and counted < expect:
                     bad.append(f"{name} counted {counted} userspace exits, expected {expect}")
+                if name == "perf-stat" and obs.ioctls < args.exits:
+                    muted += 1
                 nxt = run_exit_loop_timed(args.exits)
                 base_wall.append(nxt[0])
                 base_cpu.append(nxt[1])
@@ -343,8 +351,12 @@ def main(argv=None) -> int:
         for line in bad:
             print(f"guest_slowdown: warning: {line}")
         if others:
-            print(f"guest_slowdown: note: other processes held BPF programs during the rounds (their probes "
-                  f"may fire on this guest too): {', '.join(others[:8])}")
+            print(f"guest_slowdown: note: other processes held BPF programs in {crowded} of {args.rounds} rounds "
+                  f"(their probes fire on this guest too, in every run alike): {', '.join(others[:8])}")
+        if muted:
+            print(f"guest_slowdown: note: in {muted} of {args.rounds} perf stat runs another BPF program on "
+                  f"sys_enter_ioctl returned 0, which keeps the event from perf: those runs understate perf "
+                  f"stat's cost")
     finally:
         for obs in observers.values():
             obs.close()

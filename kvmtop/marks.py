@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TypeGuard
 
 from . import decode, units
-from .model import InFlight, VcpuStat, VmStat
+from .model import InFlight, VmStat
 
 AT_LEAST = "≥"
 STUCK_NS = 1_000_000_000  # a round trip in flight this long is shown (normal ones take µs to ms)
@@ -27,15 +27,13 @@ def stuck(flight: InFlight | None) -> TypeGuard[InFlight]:
     return flight is not None and flight.ns >= STUCK_NS
 
 
-def in_userspace(vcpu: VcpuStat) -> str:
+def in_userspace(label: str, flight: InFlight) -> str:
     """``vCPU 0 in userspace for 3.20s (KVM_EXIT_MMIO)``."""
-    f = vcpu.in_userspace
-    if f is None:
-        return f"{vcpu.label} in userspace"
-    return f"{vcpu.label} in userspace for {units.duration(f.ns)} ({decode.userspace_exit_name(f.code)})"
+    return f"{label} in userspace for {units.duration(flight.ns)} ({decode.userspace_exit_name(flight.code)})"
 
 
-def stuck_vcpu(vm: VmStat) -> VcpuStat | None:
-    """The VM's vCPU whose VMM has had an exit longest, if that is STUCK_NS or more."""
+def stuck_vcpu(vm: VmStat) -> str | None:
+    """What the VM's vCPU whose VMM has had an exit longest waits for, if that is STUCK_NS or more."""
     v = vm.longest_in_userspace
-    return v if v is not None and stuck(v.in_userspace) else None
+    flight = v.in_userspace if v is not None else None
+    return in_userspace(v.label, flight) if v is not None and stuck(flight) else None

@@ -484,8 +484,8 @@ class VmStat(Breakdown):
     @cached_property
     def longest_in_userspace(self) -> VcpuStat | None:
         """The vCPU whose userspace exit has been in flight longest, if any is."""
-        busy = [v for v in self.vcpus if v.in_userspace is not None]
-        return max(busy, key=lambda v: v.in_userspace.ns if v.in_userspace else 0) if busy else None
+        busy = [(v.in_userspace.ns, v) for v in self.vcpus if v.in_userspace is not None]
+        return max(busy, key=lambda pair: pair[0])[1] if busy else None
 
 
 @dataclass(frozen=True, eq=False)

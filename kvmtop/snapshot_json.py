@@ -66,13 +66,14 @@ def vcpu_to_dict(v: VcpuStat) -> dict[str, Any]:
 
 def vm_to_dict(vm: VmStat) -> dict[str, Any]:
     longest = vm.longest_in_userspace
+    flight = _in_userspace(longest.in_userspace) if longest is not None else None
     return {
         "pid": vm.pid, "name": vm.name, "exits": vm.exits, "exits_per_s": _round(vm.exits_per_s),
         "exited": vm.exited,
         "vcpus": [vcpu_to_dict(v) for v in vm.vcpus],
         **_breakdown(vm),
-        "in_userspace": None if longest is None else {"tid": longest.tid, "index": longest.index,
-                                                      **(_in_userspace(longest.in_userspace) or {})},
+        "in_userspace": None if longest is None or flight is None else
+        {"tid": longest.tid, "index": longest.index, **flight},
     }
 
 

@@ -62,20 +62,21 @@ def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
         f"VM {safe_name(vm.name)} (pid {vm.pid}{', exited' if vm.exited else ''})  {len(vm.vcpus)} vCPUs  {exits}  "
         f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {units.rate(vm.hypercalls_per_s)}/s"
         + (f"  ! {marks.lost_note(vm.lost)}" if vm.lost else "")
-        + (f"  ! {marks.in_userspace(stuck)}" if stuck else "")
+        + (f"  ! {stuck}" if stuck else "")
     ]
     lines += render_breakdown(vm, exits_ok)
     if vm.vcpus:
         lines.append(f"  {'vCPU':<6}{'tid':>8} {'vcpu_id':>8} {'exits/s':>9} {'usr/s':>8}  top reason")
         for v in vm.vcpus:
             top = v.top_reason
+            flight = v.in_userspace
             exits = marks.at_least(units.rate(v.exits_per_s), v.exits_lost) if exits_ok else "n/a"
             lines.append(
                 f"  {v.index if v.index is not None else '?':<6}{v.tid:>8} "
                 f"{v.vcpu_id if v.vcpu_id is not None else '—':>8} "
                 f"{exits:>9} {marks.at_least(units.rate(v.userspace_per_s), v.userspace_lost):>8}  "
                 f"{safe_name(top.name, 30) + f' {units.share(v.top_reason_share)}' if top else '—'}"
-                + (f"  ! in userspace for {units.duration(v.in_userspace.ns)}" if marks.stuck(v.in_userspace) else "")
+                + (f"  ! in userspace for {units.duration(flight.ns)}" if marks.stuck(flight) else "")
             )
     return lines
 

@@ -142,10 +142,13 @@ class GuestScreen(Screen):
         t.append("  ").append("hypercalls ", style="cyan").append(f"{fmt.rate(b.hypercalls_per_s)}/s", style="bold")
         if b.lost:
             t.append("  ").append(f"{marks.lost_note(b.lost)} ", style="bold reverse red")
-        stuck = marks.stuck_vcpu(vm) if b is vm else (
-            b if isinstance(b, VcpuStat) and marks.stuck(b.in_userspace) else None)
+        if isinstance(b, VcpuStat):
+            flight = b.in_userspace
+            stuck = marks.in_userspace(b.label, flight) if marks.stuck(flight) else None
+        else:
+            stuck = marks.stuck_vcpu(vm)
         if stuck is not None:
-            t.append("  ").append(f"{marks.in_userspace(stuck)} ", style="bold reverse red")
+            t.append("  ").append(f"{stuck} ", style="bold reverse red")
         return t
 
     def _show_latency(self, b: Breakdown, snapshot: Snapshot) -> None:
