@@ -177,7 +177,11 @@ class Perf:
                                      stderr=subprocess.PIPE)
         os.close(ctl_r)
         os.close(ack_w)
-        self._command(b"enable")
+        try:
+            self._command(b"enable")
+        except RuntimeError:
+            _reap(self.proc)
+            raise
 
     def _command(self, cmd: bytes) -> None:
         os.write(self.ctl_w, cmd + b"\n")
@@ -207,25 +211,37 @@ class Perf:
         return exits + 1 if self.mode == "stat" else None  # perf record's file is not parsed
 
     def close(self) -> None:
-        pass
+        _reap(self.proc)
+
+
+def _reap(proc: subprocess.Popen | None) -> None:
+    """Stop a tool this bench started, if a failed round left it running."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 class Bpftrace:
     def __init__(self, workdir: str):
+        self.proc: subprocess.Popen | None = None
         self.script = os.path.join(workdir, "pairing.bt")
         with open(self.script, "w") as f:
             f.write(BPFTRACE_SCRIPT)
         self.how = "bpftrace: kvm_userspace_exit -> next KVM_RUN ioctl of the thread, hist() per pid"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["bpftrace", self.script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(["bpftrace", "-B", "line", self.script], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
         line = b""
         while not line.startswith(b"ready"):
             if not select.select([self.proc.stdout], [], [], 60)[0]:
+                self.proc.kill()
+                self.proc.communicate()
                 raise RuntimeError("bpftrace did not start within 60 s")
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError(f"bpftrace failed: {self.proc.stderr.read().decode(errors='replace')[:300]}")
+                err = self.proc.communicate()[1].decode(errors="replace")[:300]
+                raise RuntimeError(f"bpftrace failed: {err}")
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
@@ -237,7 +253,7 @@ class Bpftrace:
         return exits  # round trips that ended: the DONE_PORT exit never sees its KVM_RUN
 
     def close(self) -> None:
-        pass
+        _reap(self.proc)
 
 
 # --------------------------------------------------------------------------- rounds
@@ -318,7 +334,11 @@ def main(argv=None) -> int:
             base_cpu.append(prev[1])
             for name in order:
                 obs = observers[name]
-                obs.start()
+                try:
+                    obs.start()
+                except RuntimeError as e:  # one observer failing one round does not end the rest
+                    bad.append(f"{name}, round {r + 1}: {e}")
+                    continue
                 try:
                     t = run_exit_loop_timed(args.exits)
                 finally:

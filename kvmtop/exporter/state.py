@@ -20,7 +20,7 @@ from . import DEFAULT_FORGET_AFTER_S
 from .buckets import DEFAULT, BucketLayout
 
 #: Drop kinds of the live collector (its BPF maps); reported as 0 until one happens.
-DROP_KINDS = ("stats", "hist", "requests", "pending", "info")
+DROP_KINDS = ("stats", "hist", "requests", "pending", "info", "lost")
 FEATURES = ("exits", "requests", "hypercalls", "userspace")
 
 

@@ -401,8 +401,11 @@ class LiveSource:
         delta = {k: totals[k] - self._totals.get(k, 0) for k in COUNTERS}
         self._totals = totals
         drops_by_kind = {kind: delta[c] for kind, c in DROP_KINDS.items() if delta[c]}
+        # what was full: stats (events of any kind but request bits), requests (request bits of a
+        # thread without pairing state), pending (pairings: counted without latency), info, lost (row marks)
         by_map = {"stats": delta["drop_exits"] + delta["drop_userspace"] + delta["drop_hypercalls"],
-                  "pending": delta["drop_pending"], "info": delta["drop_info"], "lost": delta["drop_lost"]}
+                  "requests": delta["drop_requests"], "pending": delta["drop_pending"], "info": delta["drop_info"],
+                  "lost": delta["drop_lost"]}
         drops_by_map = {m: n for m, n in by_map.items() if n}
         feats = program.features or Features()
         since = {k: totals[k] - self._since_open.get(k, 0) for k in ("seen_exits", "seen_userspace")}
