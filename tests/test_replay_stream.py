@@ -77,5 +77,6 @@ def test_replay_of_a_cut_recording_warns_on_stderr(tmp_path, capsys):
     assert main(["replay", path, "--json"]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 5
-    assert captured.err.startswith("kvmtop replay: recording cut.kvmrec is truncated")
+    assert captured.err.startswith("kvmtop replay: recording cut.kvmrec: 5 intervals, stops at byte ")
+    assert "(truncated: no end record" in captured.err
     w.close()
