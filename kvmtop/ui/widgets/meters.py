@@ -35,6 +35,7 @@ class HeaderState:
     source: str = ""
     replay: Replay | None = None
     sort_label: str = ""
+    selection: tuple[tuple[str, str], ...] = ()  # ("PID", "4242"), ("Guests", "web*"), ("Rows", "db")
 
 
 def _kv(text: Text, label: str, value: str, style: str = "bold") -> Text:
@@ -100,10 +101,11 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
         line3.append("● ", style="green")
         line3.append(state.source or "live", style="green")
         line3.append("   ")
-    if state.filter_text:
-        _kv(line3, "Filter", state.filter_text, "bold reverse magenta")
-    else:
-        _kv(line3, "Filter", "none", "dim")
+    selections = [*state.selection, *((("Reasons", state.filter_text),) if state.filter_text else ())]
+    for label, value in selections:
+        _kv(line3, label, value, "bold reverse magenta")
+    if not selections:
+        _kv(line3, "Selection", "all", "dim")
     if state.sort_label:
         _kv(line3, "Sort", state.sort_label)
     if status is not None:

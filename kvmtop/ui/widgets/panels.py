@@ -1,4 +1,4 @@
-"""Small read-only panels of the guest screen: request bits, hypercalls, userspace exits.
+"""Small read-only panels of the guest screen: request bits and hypercalls.
 
 Each renders a Rich table from a Breakdown; with nothing to show it says why (no events
 this interval, or the collector note saying the tracepoint has no source).
@@ -39,7 +39,7 @@ def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
 
     Request bits are read at kvm_exit, so they have no source when exits have none.
     """
-    if not status.has(feature) or (feature == "requests" and not status.has("exits")):
+    if not status.has(feature):
         note = next((n for n in status.notes), f"{feature}: no source on this host")
         return Text(note, style="italic yellow")
     return Text(f"no {what} this interval", style="dim italic")
@@ -89,21 +89,4 @@ class HypercallPanel(Panel):
             name = h.name.removeprefix("KVM_HC_")
             t.add_row(str(h.code), Text(name, style="cyan"), _count(h.count, h.lost), fmt.rate(h.per_s),
                       fmt.duration(h.latency.p99) if h.latency.count else "—")
-        return t
-
-
-class UserspacePanel(Panel):
-    """KVM_EXIT_* exits to the VMM and their round trip (KVM_RUN return → next KVM_RUN)."""
-
-    TITLE = "Userspace exits (round trip)"
-
-    def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
-        if not b.userspace_exits:
-            return why_empty(status, "userspace", "kvm_userspace_exit events")
-        t = _table(("KVM_EXIT_", "left"), ("COUNT", "right"), ("RATE/s", "right"), ("P50", "right"), ("P99", "right"))
-        for u in b.userspace_exits[:8]:
-            lat = u.latency
-            t.add_row(Text(u.name.removeprefix("KVM_EXIT_"), style="magenta"), _count(u.count, u.lost),
-                      fmt.rate(u.per_s), fmt.duration(lat.p50) if lat.count else "—",
-                      Text(fmt.duration(lat.p99), style="yellow") if lat.count else "—")
         return t
