@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from textual.command import CommandList, CommandPalette
+from ui_helpers import column, first_snapshot, footer_keys, header_text, rows, wait_for
 
 from kvmtop.feed import Feed
 from kvmtop.sources.demo import DemoSource
@@ -17,8 +18,6 @@ from kvmtop.ui.screens.sort import SortScreen
 from kvmtop.ui.widgets.reason_table import ReasonTable
 from kvmtop.ui.widgets.vcpu_table import VcpuTable
 from kvmtop.ui.widgets.vm_table import VmTable, vm_key
-
-from ui_helpers import column, first_snapshot, footer_keys, header_text, rows, wait_for
 
 pytestmark = pytest.mark.ui
 

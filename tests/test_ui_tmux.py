@@ -1,7 +1,8 @@
 """The dashboard in a real terminal (tmux) against a real KVM guest, as root.
 
 tmux runs ``kvmtop`` (the venv's console script, or ``python -m kvmtop``); we poll
-``capture-pane`` (with a deadline, never fixed sleeps) for the guest's row, open its guest screen, and quit with ``q``, Ctrl+C or F10.
+``capture-pane`` (with a deadline, never fixed sleeps) for the guest's row, open its guest screen,
+and quit with ``q``, Ctrl+C or F10.
 On hosts where kvm_exit never fires, the table's exit columns give way to userspace
 columns: the first rate after the vCPU count is then USER/s.
 """

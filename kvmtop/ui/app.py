@@ -22,19 +22,20 @@ from textual.worker import get_current_worker
 
 from ..errors import SourceError
 from ..feed import Feed
-from ..filtering import ReasonFilter
+from ..filtering import ReasonFilter, exit_reason_names, userspace_names
 from ..gc_policy import GcPolicy
+from ..host_isa import host_isa
 from ..model import Snapshot
-from ..selection import NamePattern
 from ..pacing import MAX_INTERVAL, MIN_INTERVAL
+from ..selection import NamePattern
 from .messages import FeedEnded, FeedFailed, SnapshotReady, SortChanged
 from .palette import BindingCommands, Command
 from .prepare import prepare
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
-from .terminal_guard import TerminalGuard
 from .screens.sort import SortScreen
+from .terminal_guard import TerminalGuard
 from .view import View
 from .widgets.diff_table import Cells
 from .widgets.meters import HeaderState, Replay
@@ -279,7 +280,13 @@ class KvmtopApp(App[int]):
             if not isinstance(result, bool):  # False: cancelled
                 self.reason_filter = result
 
-        self.push_screen(FilterScreen(sorted(self.reasons_seen), self.reason_filter), done)
+        self.push_screen(FilterScreen(sorted(self.reasons_seen), self.reason_choices(), self.reason_filter), done)
+
+    def reason_choices(self) -> list[str]:
+        """Every reason the host's ISA can produce (both ISAs when unknown), then every KVM_EXIT_*."""
+        isas = {r.isa for r in self.raw.host.reasons} if self.raw is not None else set()
+        isa = isas.pop() if len(isas) == 1 else host_isa()
+        return [*exit_reason_names(isa), *userspace_names()]
 
     def action_clear_filter(self) -> None:
         self.reason_filter = None

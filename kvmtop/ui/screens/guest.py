@@ -155,7 +155,8 @@ class GuestScreen(KvmtopScreen):
             t.append("  ").append("p99 ", style="cyan").append(fmt.duration(b.latency.p99), style="bold yellow")
         else:
             t.append("exits ", style="cyan").append(fmt.NA, style="dim")
-        t.append("  ").append("userspace ", style="cyan").append(f"{fmt.rate(b.userspace_per_s)}/s", style="bold magenta")
+        t.append("  ").append("userspace ", style="cyan").append(f"{fmt.rate(b.userspace_per_s)}/s",
+                                                                 style="bold magenta")
         t.append("  ").append("hypercalls ", style="cyan")
         if status.has("hypercalls"):
             t.append(f"{fmt.rate(b.hypercalls_per_s)}/s", style="bold")

@@ -31,7 +31,8 @@ class MainScreen(KvmtopScreen):
                 help="Jump to a guest by name (F3 again: the next match)"),
         Command("f4,backslash", "filter_rows", "Filter", title="Filter guests by name",
                 help="Show only guests whose names match (text, glob or regular expression)"),
-        Command("f5,t", "tree", "Tree", title="Tree view", help="Show each guest's vCPUs under it (again: guests only)"),
+        Command("f5,t", "tree", "Tree", title="Tree view",
+                help="Show each guest's vCPUs under it (again: guests only)"),
         Binding("escape", "close_boxes", "Close", show=False),
         # The table takes Enter first (its own binding); this one is the palette's entry.
         Command("enter", "open", "Open", show=False, title="Open guest",

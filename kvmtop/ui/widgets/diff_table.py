@@ -228,10 +228,9 @@ class DiffTable(DataTable):
                     self._order.append(key)
                 elif old != sig:
                     row = data.get(RowKey(key)) if data is not None else None
-                    if project:
-                        cells_, sig_, old_ = ([x[i] for i in shown] for x in (cells, sig, old))
-                    else:
-                        cells_, sig_, old_ = cells, sig, old
+                    cells_: Sequence = [cells[i] for i in shown] if project else cells
+                    sig_: Sequence = [sig[i] for i in shown] if project else sig
+                    old_: Sequence = [old[i] for i in shown] if project else old
                     for ck, new, now, was in zip(col_keys, cells_, sig_, old_):
                         if now != was:
                             if row is not None and ck in row:

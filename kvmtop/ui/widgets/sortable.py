@@ -21,7 +21,7 @@ from .diff_table import Cells, Col, DiffTable
 
 
 class SortableTable(DiffTable):
-    SORTS: dict[str, Callable[[Any], object]] = {}
+    SORTS: dict[str, Callable[[Any], Any]] = {}
     ASCENDING: frozenset[str] = frozenset()  # text columns sort A→Z first, numbers biggest first
     DEFAULT_SORT = ""
 

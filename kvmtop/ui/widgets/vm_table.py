@@ -8,7 +8,9 @@ give way to userspace-exit columns (rate, top ``KVM_EXIT_*``, VMM round trip).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+from rich.text import Text
 from textual.binding import Binding
 
 from ... import marks
@@ -55,7 +57,7 @@ COLUMNS = EXIT_COLUMNS  # the layout where every measurement has a source
 NEEDS = {"exits": "exits", "top": "exits", "share": "exits", "p50": "exits", "p99": "exits",
          "max": "exits", "user": "userspace", "hcall": "hypercalls"}
 
-SortKey = Callable[[Breakdown], object]
+SortKey = Callable[[Any], Any]  # of a VmStat (or, in the tree view, a VcpuStat)
 
 
 def _top_user(b: Breakdown):
@@ -104,7 +106,7 @@ def rate_cell(per_s: float, lost: int, style: str = "") -> Text:
     return fmt.cell_right(marks.at_least(fmt.rate(per_s), lost), CUT if lost else style)
 
 
-def user_cell(b: VmStat | VcpuStat, longest: VcpuStat | None, style: str = "magenta") -> Text:
+def user_cell(b: Breakdown, longest: VcpuStat | None, style: str = "magenta") -> Text:
     """USER/s; while a vCPU's VMM has had an exit for STUCK_NS or more, how long instead (``3.20s!``)."""
     flight = longest.in_userspace if longest is not None else None
     if flight is not None and marks.stuck(flight):
@@ -209,7 +211,7 @@ class VmTable(SortableTable):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._row_cells: dict[str, Cells] = {}
+        self._row_cells: Mapping[str, Cells] = {}
         self._status = CollectorStatus()
         self.tree_view = False  # F5: each guest's vCPUs under it, sorted by the same column
 
