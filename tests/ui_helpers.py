@@ -47,3 +47,44 @@ def footer_keys(app) -> list[str]:
     from textual.widgets._footer import FooterKey
 
     return [k.key_display for k in app.screen.query(FooterKey) if k.display]
+
+
+def _luminance(color) -> float:
+    """WCAG relative luminance of a Rich colour triplet."""
+    def channel(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = color
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(fg, bg) -> float:
+    """WCAG contrast ratio of two RGB triplets (1 to 21)."""
+    a, b = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def illegible_text(app, min_ratio: float = 4.5) -> list[str]:
+    """Text on screen whose colour is too close to its background's (dim text counts as half
+    way to its background, as terminals draw it): ``row: 'text' fg on bg (ratio)``.
+    Box-drawing lines (borders) are not text."""
+    from rich.color import Color as RichColor
+
+    default_fg = RichColor.parse("#e0e0e0").get_truecolor()
+    default_bg = RichColor.parse("#000000").get_truecolor()
+    out = []
+    for y, strip in enumerate(app.screen._compositor.render_strips()):
+        for seg in strip:
+            text, style = seg.text, seg.style
+            if not text.strip() or style is None or all("\u2500" <= c <= "\u257f" for c in text.strip()):
+                continue
+            fg = style.color.get_truecolor() if style.color else default_fg
+            bg = style.bgcolor.get_truecolor() if style.bgcolor else default_bg
+            if style.reverse:
+                fg, bg = bg, fg
+            if style.dim:
+                fg = tuple(round((f + b) / 2) for f, b in zip(fg, bg))
+            ratio = contrast(fg, bg)
+            if ratio < min_ratio:
+                out.append(f"{y}: {text.strip()!r} {tuple(fg)} on {tuple(bg)} ({ratio:.1f})")
+    return out

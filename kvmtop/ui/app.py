@@ -16,6 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -29,6 +30,7 @@ from ..model import Snapshot
 from ..pacing import MAX_INTERVAL, MIN_INTERVAL
 from ..selection import NamePattern
 from .messages import FeedEnded, FeedFailed, SnapshotReady, SortChanged
+from .no_color import readable_filters
 from .palette import BindingCommands, Command
 from .prepare import prepare
 from .screens.filter import FilterScreen
@@ -249,7 +251,7 @@ class KvmtopApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.raw.collector.notes if self.raw is not None else ()))
 
     def action_pause(self) -> None:
         """Live: freeze the display (collection continues). Replay: stop advancing."""
@@ -315,6 +317,10 @@ class KvmtopApp(App[int]):
             new = next((s for s in reversed(SPEEDS) if s < current - 1e-9), SPEEDS[0])
         self.feed.speed = new
         self._update_header()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """NO_COLOR / --color none: greys in which every figure stays legible (ui.no_color)."""
+        return readable_filters(super().get_line_filters())
 
     def get_key_display(self, binding: Binding) -> str:
         """Function keys as htop writes them: F1, F10."""

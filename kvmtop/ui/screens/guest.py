@@ -33,6 +33,8 @@ from ..widgets.vm_table import vm_key
 from .base import SORT_COMMANDS, KvmtopScreen
 
 CHART_TABLES = ("reasons", "userspace", "vcpus")  # tables the charts can follow
+NARROW = 120  # columns below which the tables and panels stack and take turns
+MEDIUM, SHORT = 40, 34  # rows below which the charts shrink, then hide
 
 
 class GuestScreen(KvmtopScreen):
@@ -40,7 +42,7 @@ class GuestScreen(KvmtopScreen):
     BINDINGS = [
         *SORT_COMMANDS,
         Binding("escape", "back", "Back"),
-        Binding("tab", "app.focus_next", "Next table", show=False),
+        Binding("tab", "app.focus_next", "Next"),
         Binding("shift+tab", "app.focus_previous", "Previous table", show=False),
     ]
 
@@ -59,29 +61,35 @@ class GuestScreen(KvmtopScreen):
         yield Static(id="guest-title")
         with Horizontal(id="guest-body"):
             with Vertical(id="guest-left"):
-                reasons = ReasonTable(id="reasons")
+                reasons = ReasonTable(id="reasons", classes="turn")
                 reasons.border_title = "Exit reasons"
                 yield reasons
                 if self.tid is None:
-                    vcpus = VcpuTable(id="vcpus")
+                    vcpus = VcpuTable(id="vcpus", classes="turn")
                     vcpus.border_title = "vCPUs (Enter: open)"
                     yield vcpus
             with Vertical(id="guest-right"):
-                userspace = UserspaceTable(id="userspace")
+                userspace = UserspaceTable(id="userspace", classes="turn")
                 userspace.border_title = "Userspace exits (VMM round trip)"
                 yield userspace
-                yield RequestsPanel(id="requests")
-                yield HypercallPanel(id="hypercalls")
+                yield RequestsPanel(id="requests", classes="panel turn")
+                yield HypercallPanel(id="hypercalls", classes="panel turn")
         with Horizontal(id="guest-charts"):
             yield LatencyChart(id="latency")
             yield RateChart(id="rates")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "view", self._show_view, init=True)
 
     def action_back(self) -> None:
         self.dismiss()
+
+    def on_resize(self) -> None:
+        width, height = self.size
+        self.set_class(width < NARROW, "-narrow")
+        self.set_class(height < MEDIUM, "-medium")
+        self.set_class(height < SHORT, "-short")
 
     # ------------------------------------------------------------------ data
     def _vm(self, snapshot: Snapshot) -> VmStat | None:

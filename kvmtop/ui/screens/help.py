@@ -59,9 +59,15 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 KEY_WIDTH = max(len(key) for _, keys in KEYS for key, _ in keys)
 
 
-def help_text() -> RenderableType:
-    """Each group's title on a line of its own (never cut), then its keys."""
+def help_text(notes: tuple[str, ...] = ()) -> RenderableType:
+    """The source's notes (what is missing here and why, in full), then each group of keys,
+    its title on a line of its own (never cut)."""
     parts: list[RenderableType] = []
+    if notes:
+        parts.append(Text("This host", style="bold underline"))
+        for note in notes:
+            parts.append(Text(f"⚠ {note}"))
+        parts.append(Text(""))
     for group, keys in KEYS:
         parts.append(Text(group, style="bold underline"))
         t = Table(box=None, show_header=False, padding=(0, 2), expand=True)
@@ -79,8 +85,12 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close"),
     ]
 
+    def __init__(self, notes: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.notes = notes  # the source's notes: the header shows one line of them
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box") as box:
             box.border_title = "kvmtop keys"
             box.border_subtitle = "Esc to close"
-            yield Static(help_text())
+            yield Static(help_text(self.notes))

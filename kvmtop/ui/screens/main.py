@@ -58,7 +58,7 @@ class MainScreen(KvmtopScreen):
         yield Input(placeholder="show only guests matching (text, glob or regex; Enter: keep, Esc: clear)",
                     id="filter-rows", classes="line-box")
         yield VmTable(id="vms")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "view", self._show_view, init=True)

@@ -46,9 +46,11 @@ def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
 
 
 class Panel(Static):
-    """A bordered panel that re-renders from a Breakdown."""
+    """A bordered panel that re-renders from a Breakdown; focusable, so that on a small
+    terminal Tab gives it its turn of the space (see the guest screen)."""
 
     DEFAULT_CLASSES = "panel"
+    can_focus = True
     TITLE = ""
 
     def on_mount(self) -> None:

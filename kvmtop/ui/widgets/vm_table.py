@@ -207,7 +207,7 @@ class VmTable(SortableTable):
     SORTS = SORTS
     ASCENDING = ASCENDING
     DEFAULT_SORT = "exits"
-    BINDINGS = [Binding("enter", "select_cursor", "Open")]
+    BINDINGS = [Binding("enter", "select_cursor", "Open", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
