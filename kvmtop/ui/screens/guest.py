@@ -125,6 +125,7 @@ class GuestScreen(KvmtopScreen):
         reasons = self.query_one("#reasons", ReasonTable)
         reasons.show_breakdown(b)
         reasons.set_class(not exits_ok, "-nosource")
+        self.set_class(not exits_ok, "-noexits")
         reasons.border_subtitle = why_empty(status, "exits", "VM exits").plain if not b.reasons else ""
         userspace = self.query_one("#userspace", UserspaceTable)
         userspace.show_breakdown(b)

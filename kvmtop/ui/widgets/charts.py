@@ -49,7 +49,10 @@ class LatencyChart(PlotextPlot):
         plt.yticks([], [])
         self.refresh()
 
+    shown: Latency | None = None  # the distribution on the chart
+
     def show(self, latency: Latency | None, name: str, why: str = "") -> None:
+        self.shown = latency
         self.border_title = f"Latency distribution: {name}" if name else "Latency distribution"
         if latency is None or not latency.count:
             self._empty(why or "no exits of this reason this interval")

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ... import marks
-from ...model import Breakdown, CollectorStatus
+from ...model import NEEDS_EXITS, Breakdown, CollectorStatus
 from .. import format as fmt
 
 
@@ -40,7 +40,13 @@ def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
     Request bits are read at kvm_exit, so they have no source when exits have none.
     """
     if not status.has(feature):
-        note = next((n for n in status.notes), f"{feature}: no source on this host")
+        if feature == "exits":
+            note = "no source: kvm_exit never fires here (F1 says more)"
+        elif feature in NEEDS_EXITS and not status.has("exits"):
+            words = {"requests": "request bits"}.get(feature, feature)
+            note = f"no source: {words} are read at a kvm_exit, which never fires here"
+        else:
+            note = next((n for n in status.notes), f"{feature}: no source on this host")
         return Text(note, style="italic yellow")
     return Text(f"no {what} this interval", style="dim italic")
 
@@ -56,7 +62,10 @@ class Panel(Static):
     def on_mount(self) -> None:
         self.border_title = self.TITLE
 
+    FEATURE = ""  # the collector feature the panel's figures need
+
     def show(self, b: Breakdown, status: CollectorStatus) -> None:
+        self.set_class(not status.has(self.FEATURE), "-nosource")  # shrinks to its one line of why
         self.update(self.render_breakdown(b, status), layout=False)  # fixed-size panel
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
@@ -67,6 +76,7 @@ class RequestsPanel(Panel):
     """vcpu->requests bits pending at exit: how often each bit was set."""
 
     TITLE = "Requests pending at exit"
+    FEATURE = "requests"
     BAR = 6
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
@@ -82,6 +92,7 @@ class RequestsPanel(Panel):
 
 class HypercallPanel(Panel):
     TITLE = "Hypercalls"
+    FEATURE = "hypercalls"
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
         if not b.hypercalls:
