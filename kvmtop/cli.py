@@ -43,6 +43,18 @@ _probe_seconds = _bounded(0, 60, "the probe time (seconds)")
 _seconds = _bounded(0, MAX_DURATION, "the time (seconds)")
 
 
+def _guest_pattern(text: str) -> str:
+    """-g: text, a glob or a regular expression (kvmtop.selection)."""
+    from .selection import NamePattern
+
+    try:
+        if NamePattern.parse(text) is None:
+            raise argparse.ArgumentTypeError("an empty guest name")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _whole(lo: int):
     def parse(text: str) -> int:
         try:
@@ -65,12 +77,12 @@ _non_negative = _whole(0)
 SUB = "sub_"
 DEFAULTS = {"interval": 1.0, "pid": None, "max_keys": DEFAULT_MAX_KEYS, "demo": False, "once": False,
             "batch": False, "iterations": None, "json": False, "csv": False, "output": None, "filter": None,
-            "color": "auto"}
+            "color": "auto", "guest": None}
 COMMAND_DEFAULTS = {"export": {"interval": DEFAULT_INTERVAL_S}}
-SOURCE = frozenset({"interval", "pid", "max_keys", "demo"})
+SOURCE = frozenset({"interval", "pid", "max_keys", "demo", "guest"})
 STREAM = frozenset({"once", "batch", "iterations", "json", "csv", "output"})
-TAKES = {"record": SOURCE | {"output"}, "replay": STREAM | {"filter", "color"},
-         "report": frozenset({"json", "pid"}), "doctor": frozenset(), "export": SOURCE}
+TAKES = {"record": SOURCE | {"output"}, "replay": STREAM | {"filter", "color", "guest"},
+         "report": frozenset({"json", "pid", "guest"}), "doctor": frozenset(), "export": SOURCE}
 COLORS = ("auto", "16", "256", "truecolor", "none")
 
 
@@ -83,6 +95,14 @@ def _add_source_options(p: argparse.ArgumentParser, prefix: str = "", interval: 
                    help=f"BPF map size: distinct (VM, vCPU, reason) keys per interval (default {DEFAULT_MAX_KEYS})")
     p.add_argument("--demo", dest=prefix + "demo", action="store_true", default=argparse.SUPPRESS,
                    help="synthetic data: no KVM or root needed")
+    _add_guest(p, prefix)
+
+
+def _add_guest(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("-g", "--guest", dest=prefix + "guest", type=_guest_pattern, metavar="NAME",
+                   default=argparse.SUPPRESS,
+                   help="only guests whose names match NAME: text, a glob (web-*) or a regular "
+                        "expression (^db-(pg|my)), case ignored (like kvm_stat -g)")
 
 
 def _add_stream_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -106,7 +126,8 @@ def _add_stream_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 def _add_filter(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--filter", dest=prefix + "filter", metavar="REASON[,REASON...]", default=argparse.SUPPRESS,
-                   help="show only these exit reasons (prefix with ! to exclude them)")
+                   help="show only these exit reasons or KVM_EXIT_* reasons, by name or regular "
+                        "expression like kvm_stat -f (EPT_.*); prefix with ! to exclude them")
 
 
 def _add_color(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -146,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--window", type=_interval, default=1.0, metavar="S",
                      help="for trace captures: seconds of trace time per interval (default 1)")
     _add_filter(rep, SUB)
+    _add_guest(rep, SUB)
     _add_color(rep, SUB)
     _add_stream_options(rep, SUB)
     rpt = sub.add_parser("report", help="statistics of a capture (ftrace, trace-cmd, perf script, perf.data, "
@@ -156,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("-p", "--pid", dest=SUB + "pid", type=_non_negative, default=argparse.SUPPRESS,
                      help="only the VM with this pid (as the report lists it)")
     rpt.add_argument("-t", "--tid", type=_non_negative, help="only this thread")
-    rpt.add_argument("-g", "--guest", metavar="NAME",
+    rpt.add_argument("-g", "--guest", dest=SUB + "guest", metavar="NAME", default=argparse.SUPPRESS,
                      help="only the VM of this name (or the one whose name contains it)")
     rpt.add_argument("--slowest", type=_positive, metavar="N",
                      help="also list the N slowest exits and the N slowest userspace round trips")

@@ -1,26 +1,83 @@
 """Filter a snapshot by exit reason (the `f` picker and ``--filter``).
 
-A filter is a set of reason names, included or excluded. Names of ``KVM_EXIT_*``
-reasons (and ``restart``/``error(N)``) select userspace exits; any other name selects
-VM exit reasons (``HLT``, ``EPT_VIOLATION``, ``npf``…, case-insensitive, flag suffixes
-such as ``FAILED_VMENTRY`` ignored). A category the filter names nothing of is left whole,
-so ``--filter HLT`` narrows exits without hiding userspace exits. Request bits and
-hypercalls are counted per exit, not per reason, and are never filtered.
+A filter is a set of terms, included or excluded. A term is a reason name or, as with
+``kvm_stat -f``, a regular expression over the names (``EPT_.*``, ``(HLT|PAUSE).*``; the
+whole name, case ignored). Names of ``KVM_EXIT_*`` reasons (and ``restart``/``error(N)``)
+select userspace exits; any other name selects VM exit reasons (``HLT``, ``EPT_VIOLATION``,
+``npf``…, case-insensitive, flag suffixes such as ``FAILED_VMENTRY`` ignored); a regular
+expression selects whichever it matches names of. A category the filter names nothing of
+is left whole, so ``--filter HLT`` narrows exits without hiding userspace exits. Request
+bits and hypercalls are counted per exit, not per reason, and are never filtered.
 
-``--filter`` is strict (``parse(text, strict=True)``): a name no kernel uses is an error
-that lists the close matches, since a typo would otherwise show every guest at 0/s.
-Aliases (``EXIT_REASON_HLT``, ``EXIT_NPF``, a number, ``IO`` for ``KVM_EXIT_IO``) are
-turned into the names the tables show.
+``--filter`` is strict (``parse(text, strict=True)``): a name no kernel uses, or a regular
+expression that matches none, is an error that lists the close matches, since a typo would
+otherwise show every guest at 0/s. Aliases (``EXIT_REASON_HLT``, ``EXIT_NPF``, a number,
+``IO`` for ``KVM_EXIT_IO``) are turned into the names the tables show.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import re
 from dataclasses import dataclass
 
 from . import decode
 from .model import Breakdown, ReasonKey, Snapshot, VmStat
+
+_REGEX = re.compile(r"[.*+?\[\](){}|^$\\]")
+_PSEUDO = re.compile(r"(restart|error\(-?\d+\))$", re.IGNORECASE)  # userspace pseudo reasons
+
+
+def is_regex(term: str) -> bool:
+    """Whether a filter term is a regular expression rather than a name."""
+    return bool(_REGEX.search(term)) and not _PSEUDO.match(term.strip())
+
+
+def exit_reason_names(isa: int | None = None) -> tuple[str, ...]:
+    """Every exit reason name of ``isa`` (both ISAs when None), in code order."""
+    names: list[str] = []
+    if isa in (None, decode.ISA_VMX):
+        names += [decode.VMX_REASONS[c] for c in sorted(decode.VMX_REASONS)]
+    if isa in (None, decode.ISA_SVM):
+        names += [decode.SVM_REASONS[c] for c in sorted(decode.SVM_REASONS)]
+    return tuple(dict.fromkeys(names))
+
+
+def userspace_names() -> tuple[str, ...]:
+    """Every KVM_EXIT_* name, in code order."""
+    return tuple(decode.KVM_EXITS[c] for c in sorted(decode.KVM_EXITS))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(term: str) -> re.Pattern:
+    return re.compile(term, re.IGNORECASE)
+
+
+def _valid_regex(term: str) -> bool:
+    if not is_regex(term):
+        return False
+    try:
+        _compiled(term)
+    except re.error:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _regex_categories(term: str) -> tuple[bool, bool]:
+    """(matches an exit reason name, matches a KVM_EXIT_* name) of a regex term."""
+    rx = _compiled(term)
+    return (any(rx.fullmatch(n) for n in exit_reason_names()),
+            any(rx.fullmatch(n) for n in (*userspace_names(), "restart")))
+
+
+def _term_matches(term: str, norm: str, base: str) -> bool:
+    """A term against a reason's normalised name and its name without flag words."""
+    if _valid_regex(term):
+        rx = _compiled(term)
+        return bool(rx.fullmatch(norm) or rx.fullmatch(base))
+    return term in (norm, base)
 
 
 def _norm(name: str) -> str:
@@ -59,6 +116,23 @@ def canonical(term: str) -> str | None:
     return None if code is None else _norm(decode.userspace_exit_name(code))
 
 
+def _checked(term: str) -> str:
+    """A --filter term as the filter keeps it: a name made canonical, or a regular expression
+    that compiles and matches some name; FilterError (one line) otherwise."""
+    if is_regex(term):
+        try:
+            _compiled(term)
+        except re.error as exc:
+            raise FilterError(f"--filter: not a valid regular expression: {term!r} ({exc})") from None
+        if not any(_regex_categories(term)):
+            raise FilterError(f"--filter: {term!r} matches no exit reason")
+        return term
+    name = canonical(term)
+    if name is None:
+        raise FilterError(_unknown(term))
+    return name
+
+
 def _unknown(term: str) -> str:
     by_upper: dict[str, str] = {}
     for n in known_names():
@@ -85,17 +159,13 @@ class ReasonFilter:
         if strict and not raw:
             raise FilterError("--filter: no exit reason given")
         if strict:
-            names = [canonical(t) for t in raw]
-            bad = [t for t, n in zip(raw, names) if n is None]
-            if bad:
-                raise FilterError(_unknown(bad[0]))
-            raw = [n for n in names if n is not None]
-        terms = frozenset(_norm(t) for t in raw)
-        return cls(terms, exclude) if terms else None
+            raw = [_checked(t) for t in raw]
+        return cls.of(raw, exclude)
 
     @classmethod
     def of(cls, names, exclude: bool = False) -> ReasonFilter | None:
-        terms = frozenset(_norm(n) for n in names if n and n.strip())
+        """Names are normalised (case, spaces); regular expressions are kept as written."""
+        terms = frozenset(n.strip() if is_regex(n) else _norm(n) for n in names if n and n.strip())
         return cls(terms, exclude) if terms else None
 
     def describe(self) -> str:
@@ -103,25 +173,29 @@ class ReasonFilter:
 
     @property
     def exit_terms(self) -> frozenset[str]:
-        return frozenset(t for t in self.terms if not is_userspace_name(t))
+        return frozenset(t for t in self.terms
+                         if (_regex_categories(t)[0] if _valid_regex(t) else not is_userspace_name(t)))
 
     @property
     def userspace_terms(self) -> frozenset[str]:
-        return frozenset(t for t in self.terms if is_userspace_name(t))
+        return frozenset(t for t in self.terms
+                         if (_regex_categories(t)[1] if _valid_regex(t) else is_userspace_name(t)))
 
     def admits_reason(self, key: ReasonKey) -> bool:
         terms = self.exit_terms
         if not terms:
             return True
         name = decode.exit_reason_name(*key)
-        hit = _norm(name) in terms or _base(name) in terms
+        norm, base = _norm(name), _base(name)
+        hit = any(_term_matches(t, norm, base) for t in terms)
         return hit != self.exclude
 
     def admits_userspace(self, code: int) -> bool:
         terms = self.userspace_terms
         if not terms:
             return True
-        return (_norm(decode.userspace_exit_name(code)) in terms) != self.exclude
+        norm = _norm(decode.userspace_exit_name(code))
+        return any(_term_matches(t, norm, norm) for t in terms) != self.exclude
 
     def apply_breakdown(self, b: Breakdown) -> Breakdown:
         """A copy of a VM, vCPU or host breakdown narrowed to what the filter admits."""

@@ -266,7 +266,15 @@ class CollectorStatus:
     notes: tuple[str, ...] = ()  # one-line explanations for what is missing
 
     def has(self, feature: str) -> bool:
+        """Whether ``feature`` has a source. Request bits and hypercalls are read at, or
+        attributed to, a kvm_exit: where exits have no source, neither have they (one rule
+        for live data, recordings and captures alike)."""
+        if feature in NEEDS_EXITS and not self.features.get("exits", True):
+            return False
         return self.features.get(feature, True)
+
+
+NEEDS_EXITS = frozenset({"requests", "hypercalls"})
 
 
 @dataclass(frozen=True)

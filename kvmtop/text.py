@@ -89,9 +89,10 @@ def render(snap: Snapshot, filter_text: str = "") -> str:
     stamp = units.timestamp(snap.time)
     exits = f"exits {units.rate(h.exits_per_s)}/s  p99 {units.duration(h.latency.p99) if h.latency.count else '—'}" \
         if exits_ok else "exits n/a"
+    hypercalls = f"{units.rate(h.hypercalls_per_s)}/s" if c.has("hypercalls") else "n/a"
     lines = [
         f"kvmtop {stamp}  interval {units.duration(snap.interval_s * 1e9)}  VMs {h.vm_count}  vCPUs {h.vcpu_count}  "
-        f"{exits}  userspace {units.rate(h.userspace_per_s)}/s  hypercalls {units.rate(h.hypercalls_per_s)}/s",
+        f"{exits}  userspace {units.rate(h.userspace_per_s)}/s  hypercalls {hypercalls}",
     ]
     drops = f"{c.drops} ({', '.join(f'{k} {n}' for k, n in c.drops_by_kind.items())})" \
         if c.drops_by_kind else c.drops

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kvmtop"
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(units) for units in (
     ("__init__", "errors", "units", "safe_text", "histogram", "decode", "gc_policy", "pacing"),
     ("model", "history"),
-    ("aggregate", "filtering", "identity", "tracefs", "bpf", "offline", "marks"),
+    ("aggregate", "filtering", "identity", "tracefs", "bpf", "offline", "marks", "selection", "host_isa"),
     ("sources",),
     ("feed", "stepped_feed", "text", "snapshot_json", "snapshot_csv", "record_log", "exporter"),
     ("ui",),

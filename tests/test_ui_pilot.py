@@ -9,6 +9,7 @@ import time
 import pytest
 from rich.text import Text
 from textual.command import CommandList, CommandPalette
+from ui_helpers import column, first_snapshot, header_text, rows, wait_for
 
 from kvmtop.errors import SourceError
 from kvmtop.feed import Feed
@@ -22,22 +23,13 @@ from kvmtop.ui.screens.filter import FilterScreen
 from kvmtop.ui.screens.guest import GuestScreen
 from kvmtop.ui.screens.help import HelpScreen
 from kvmtop.ui.screens.main import MainScreen
-from kvmtop.ui.widgets.meters import Meters, summary_lines
+from kvmtop.ui.widgets.meters import Meters
 from kvmtop.ui.widgets.reason_table import ReasonTable
+from kvmtop.ui.widgets.userspace_table import UserspaceTable
 from kvmtop.ui.widgets.vcpu_table import VcpuTable
 from kvmtop.ui.widgets.vm_table import VmTable, vm_key
 
-pytestmark = pytest.mark.ui
-
 SIZE = (140, 42)
-
-
-async def wait_for(pilot, cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await pilot.pause(0.02)
 
 
 async def wait_plain(cond, timeout: float = 10.0) -> None:
@@ -48,25 +40,6 @@ async def wait_plain(cond, timeout: float = 10.0) -> None:
             raise AssertionError("timed out waiting")
         await asyncio.sleep(0.02)
 
-
-async def first_snapshot(pilot) -> None:
-    await wait_for(pilot, lambda: pilot.app.snapshot is not None)
-    await pilot.pause()
-
-
-def rows(app) -> list[list[str]]:
-    table = app.screen.query_one(VmTable)
-    return [[c.plain for c in table.get_row(key)] for key in table.order]
-
-
-def column(app, name: str) -> list[str]:
-    keys = [c.key for c in VmTable.COLUMNS]
-    return [r[keys.index(name)] for r in rows(app)]
-
-
-def header_text(app) -> str:
-    right, line2, line3, notice = summary_lines(app.header)
-    return " ".join(t.plain for t in (right, line2, line3, notice) if t is not None)
 
 
 # --------------------------------------------------------------------------- main screen
@@ -238,7 +211,7 @@ async def test_filter_applies_to_tables_and_header_and_clears():
         assert set(column(app, "top")) == {"HLT"}
         assert {r.name for r in app.snapshot.host.reasons} == {"HLT"}
         assert app.snapshot.host.exits_per_s < total
-        assert "Filter HLT" in header_text(app)
+        assert "Reasons HLT" in header_text(app)
         assert f"Exits {fmt.rate(app.snapshot.host.exits_per_s)}/s" in _rate_line(app)
 
         # the filter follows into the guest screen
@@ -250,7 +223,7 @@ async def test_filter_applies_to_tables_and_header_and_clears():
         await pilot.pause()
         assert app.reason_filter is None
         assert len(set(column(app, "top"))) > 1
-        assert "Filter none" in header_text(app)
+        assert "Selection all" in header_text(app)
         assert app.snapshot.host.exits_per_s == total
 
 
@@ -267,7 +240,8 @@ async def test_filter_picker_exclude_several():
         picker = app.screen
         await pilot.press(*"ept")
         await pilot.pause()
-        assert picker.matching("ept") == ["EPT_MISCONFIG", "EPT_VIOLATION"]
+        shown = picker.matching("ept")  # seen first, then those the ISA can produce
+        assert shown[:2] == ["EPT_MISCONFIG", "EPT_VIOLATION"] and "EXCEPTION_NMI" in shown[2:]
         await pilot.press("down", "space", "down", "space", "ctrl+x", "ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
         await pilot.pause()
@@ -282,7 +256,7 @@ async def test_filter_from_the_command_line():
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
         assert set(column(app, "top")) == {"MSR_WRITE"}
-        assert "Filter MSR_WRITE" in header_text(app)
+        assert "Reasons MSR_WRITE" in header_text(app)
 
 
 # --------------------------------------------------------------------------- pause, reset, interval
@@ -373,24 +347,40 @@ async def test_command_palette_offers_replay_commands_for_a_replay():
 # --------------------------------------------------------------------------- no kvm_exit, names, errors
 
 
-async def test_without_kvm_exit_columns_say_na_and_a_notice_shows():
+async def test_without_kvm_exit_userspace_columns_take_the_exit_columns_place():
     app = make_app(demo_feed(vms=4, exits=False))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        assert set(column(app, "exits")) == {"n/a"}
-        assert set(column(app, "p99")) == {"n/a"}
-        users = column(app, "user")
-        assert all(u not in ("n/a", "0") for u in users)
+        table = app.screen.query_one(VmTable)
+        keys = [c.key for c in table.shown_columns]
+        assert keys == ["name", "pid", "vcpus", "user", "utop", "ushare", "up50", "up99", "umax", "utrend"]
+        assert not any(cell == "n/a" for row in rows(app) for cell in row)
+        snap = app.snapshot
+        by_name = {v.name: v for v in snap.vms}
+        for name, user, top, p99 in zip(column(app, "name"), column(app, "user"), column(app, "utop"),
+                                         column(app, "up99")):
+            vm = by_name[name]
+            assert user == fmt.rate(vm.userspace_per_s) != "0"
+            assert "KVM_EXIT_" + top == vm.userspace_exits[0].name
+            assert p99 == fmt.duration(vm.userspace_latency.p99)
+        assert column(app, "user") == [fmt.rate(v.userspace_per_s)
+                                       for v in sorted(snap.vms, key=lambda v: -v.userspace_per_s)]
+        await wait_for(pilot, lambda: "Sort USER/s ▼" in header_text(app))
         notice = app.screen.query_one("#meter-notice")
-        assert notice.display and "kvm_exit never fired" in str(notice.render())
-        assert "TREND user/s" in app.screen.query_one(VmTable).columns["trend"].label.plain
+        assert notice.display and "kvm_exit" in str(notice.render())
+        assert "TREND user/s" in table.columns["utrend"].label.plain
+
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
         await pilot.pause()
         reasons = app.screen.query_one(ReasonTable)
         assert reasons.row_count == 0 and "kvm_exit" in str(reasons.border_subtitle)
+        userspace = app.screen.query_one(UserspaceTable)
+        vm = next(v for v in app.snapshot.vms if vm_key(v) == app.screen.vm_key)
+        assert app.focused is userspace and userspace.row_count == len(vm.userspace_exits)
         hyper = app.screen.query_one("#hypercalls")
-        assert "kvm_exit never fired" in str(hyper.render())
+        assert "kvm_exit" in str(hyper.render())
+        assert "hypercalls n/a" in app.screen.query_one("#guest-title").render().plain
 
 
 class NamedSource:
@@ -546,13 +536,16 @@ async def test_no_kvm_exit_sort_default_does_not_override_the_user():
     app = make_app(demo_feed(vms=4, exits=False))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        assert app.screen.sort_column == "user"
-        await pilot.press("less_than_sign", "less_than_sign", "less_than_sign", "less_than_sign",
-                          "less_than_sign", "less_than_sign")
-        assert app.screen.sort_column == "exits"
+        table = app.screen.query_one(VmTable)
+        assert table.sort_column == "user"
+        await pilot.press("less_than_sign", "less_than_sign")
+        assert table.sort_column == "pid"
         app.feed.step()
         await wait_for(pilot, lambda: app.snapshot.seq == 61)
-        assert app.screen.sort_column == "exits"
+        await pilot.pause()
+        assert table.sort_column == "pid"
+        pids = [int(p) for p in column(app, "pid")]
+        assert pids == sorted(pids)
 
 
 async def test_home_end_scroll_the_table_when_not_replaying():

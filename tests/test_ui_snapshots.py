@@ -16,9 +16,6 @@ from kvmtop.ui.app import make_app
 
 pytestmark = pytest.mark.ui
 
-SIZE = (140, 42)
-
-
 def _app(**kwargs):
     return make_app(demo_feed(vms=8, warmup=60, **kwargs), title="kvmtop (demo)")
 
@@ -42,36 +39,23 @@ async def _settle(pilot, *keys: str, screen: str | None = None) -> None:
     await pilot.pause(0.1)
 
 
-def test_main_screen(snap_compare):
+# (name, keys, screen to wait for, demo options): each at 80x24 and 200x50
+SCREENS = [
+    ("main", (), None, {}),
+    ("guest", ("enter",), "GuestScreen", {}),
+    ("vcpu", ("down", "enter", "tab", "down", "enter"), "GuestScreen", {}),
+    ("filter", ("f", "e", "p", "t", "down", "space"), "FilterScreen", {}),
+    ("help", ("f1",), "HelpScreen", {}),
+    ("main_without_kvm_exit", (), None, {"exits": False}),
+    ("guest_without_kvm_exit", ("enter",), "GuestScreen", {"exits": False}),
+]
+SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name,keys,screen,options", SCREENS, ids=[s[0] for s in SCREENS])
+def test_screen(snap_compare, name, keys, screen, options, size):
     async def run_before(pilot):
-        await _settle(pilot)
+        await _settle(pilot, *keys, screen=screen)
 
-    assert snap_compare(_app(), terminal_size=SIZE, run_before=run_before)
-
-
-def test_guest_screen(snap_compare):
-    async def run_before(pilot):
-        await _settle(pilot, "enter", screen="GuestScreen")
-
-    assert snap_compare(_app(), terminal_size=SIZE, run_before=run_before)
-
-
-def test_vcpu_screen(snap_compare):
-    async def run_before(pilot):
-        await _settle(pilot, "down", "enter", "tab", "down", "enter", screen="GuestScreen")
-
-    assert snap_compare(_app(), terminal_size=SIZE, run_before=run_before)
-
-
-def test_filter_picker(snap_compare):
-    async def run_before(pilot):
-        await _settle(pilot, "f", "e", "x", "t", "down", "space", screen="FilterScreen")
-
-    assert snap_compare(_app(), terminal_size=SIZE, run_before=run_before)
-
-
-def test_main_screen_without_kvm_exit(snap_compare):
-    async def run_before(pilot):
-        await _settle(pilot)
-
-    assert snap_compare(_app(exits=False), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(_app(**options), terminal_size=SIZES[size], run_before=run_before)

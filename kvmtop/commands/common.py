@@ -4,20 +4,39 @@ from __future__ import annotations
 
 from ..errors import SourceError
 from ..identity import vm_pid_problem
+from ..selection import NamePattern
 from ..sources.base import Source
+from ..sources.selected import SelectedSource
 
 
 def live_source(args) -> Source:
-    """The demo generator with ``--demo``, else the BPF collector (``--pid``, ``--max-keys``)."""
+    """The demo generator with ``--demo``, else the BPF collector (``--pid``, ``--max-keys``);
+    ``-g`` narrows either to the guests it names."""
     if args.demo:
         from ..sources.demo import DemoSource
 
-        return DemoSource()
+        return selected(DemoSource(), args)
     if args.pid is not None:
         problem = vm_pid_problem(args.pid)
         if problem:
             raise SourceError(f"-p {args.pid}: {problem}")
     from ..sources.collector import LiveSource  # imports numpy and the BPF side: only when live
 
-    return LiveSource(pid=args.pid, max_keys=args.max_keys)
+    return selected(LiveSource(pid=args.pid, max_keys=args.max_keys), args)
+
+
+def selected(source: Source, args) -> Source:
+    """``source`` narrowed by ``-g NAME`` when given."""
+    pattern = NamePattern.parse(getattr(args, "guest", None))
+    return source if pattern is None else SelectedSource(source, pattern)
+
+
+def selection(args) -> list[tuple[str, str]]:
+    """How the data was narrowed, for the dashboard's header."""
+    out = []
+    if getattr(args, "pid", None):
+        out.append(("PID", str(args.pid)))
+    if getattr(args, "guest", None):
+        out.append(("Guests", args.guest))
+    return out
 

@@ -6,7 +6,7 @@ import os
 
 from ..feed import Feed
 from ..filtering import ReasonFilter
-from .common import live_source
+from .common import live_source, selection
 
 COLOR_SYSTEMS = {"16": "standard", "256": "256", "truecolor": "truecolor"}
 
@@ -24,7 +24,8 @@ def show(feed: Feed, args, title: str) -> int:
     _set_color(args.color)
     from ..ui.app import run_dashboard
 
-    return run_dashboard(feed, reason_filter=ReasonFilter.parse(args.filter, strict=True), title=title)
+    return run_dashboard(feed, reason_filter=ReasonFilter.parse(args.filter, strict=True), title=title,
+                         selection=selection(args))
 
 
 def run(args) -> int:

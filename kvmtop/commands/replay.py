@@ -10,10 +10,11 @@ from ..feed import Feed
 from ..safe_text import printable
 from ..sources.recording import open_replay_source
 from . import dashboard, stream
+from .common import selected
 
 
 def run(args) -> int:
-    source = open_replay_source(args.file, window_s=args.window)
+    source = selected(open_replay_source(args.file, window_s=args.window), args)
     printing = args.once or args.batch or args.json or args.csv
     # printed output needs no pacing: every interval at once, unless a speed is asked for
     speed = args.speed if args.speed is not None else (float("inf") if printing else 1.0)

@@ -9,32 +9,39 @@ here touches the source directly: the Feed is the only door.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from ..errors import SourceError
 from ..feed import Feed
-from ..filtering import ReasonFilter
+from ..filtering import ReasonFilter, exit_reason_names, userspace_names
 from ..gc_policy import GcPolicy
+from ..host_isa import host_isa
 from ..model import Snapshot
 from ..pacing import MAX_INTERVAL, MIN_INTERVAL
+from ..selection import NamePattern
 from .messages import FeedEnded, FeedFailed, SnapshotReady, SortChanged
+from .no_color import readable_filters
 from .palette import BindingCommands, Command
 from .prepare import prepare
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
+from .screens.sort import SortScreen
 from .terminal_guard import TerminalGuard
 from .view import View
 from .widgets.diff_table import Cells
 from .widgets.meters import HeaderState, Replay
+from .widgets.sortable import SortableTable
 
 INTERVALS = (MIN_INTERVAL, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, MAX_INTERVAL)  # the +/- ladder
 INTERVAL = Binding.Group("Interval", compact=True)
@@ -51,17 +58,20 @@ class KvmtopApp(App[int]):
 
     # Commands are also the command palette's entries (title, help).
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # as in top and htop
-        Command("question_mark,f1", "help", "Help", key_display="?", title="Keys", help="Show every key"),
-        Command("space", "pause", "Pause", title="Pause / resume",
+        # htop's keys: the footer shows the function keys (and the few without one).
+        Command("f10,q", "quit", "Quit", title="Quit", help="Leave kvmtop (Ctrl+C too)"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Command("f1,question_mark", "help", "Help", title="Keys", help="Show every key"),
+        Command("space", "pause", "Pause", show=False, title="Pause / resume",
                 help="Freeze the display (collection continues); replay: stop advancing"),
-        Command("f", "filter", "Filter", title="Filter by exit reason", help="Pick exit reasons to include or exclude"),
-        Command("c", "clear_filter", "Clear", title="Clear filter", help="Show every exit reason again"),
-        Command("r", "reset", "Reset", title="Reset counters", help="Forget counts and history so far"),
-        Command("plus", "interval(1)", "Longer interval", key_display="+", group=INTERVAL,
+        Command("f", "filter", "Reasons", title="Filter by exit reason",
+                help="Pick exit reasons or KVM_EXIT_* reasons to include or exclude"),
+        Command("c", "clear_filter", "Clear", show=False, title="Clear filter", help="Show every exit reason again"),
+        Command("r", "reset", "Reset", show=False, title="Reset counters", help="Forget counts and history so far"),
+        # Live only: a replay's intervals are fixed by the recording (check_action hides them there).
+        Command("plus", "interval(1)", "Longer interval", key_display="+", group=INTERVAL, show=False,
                 title="Longer interval", help="Update less often"),
-        Command("minus", "interval(-1)", "Shorter interval", key_display="-", group=INTERVAL,
+        Command("minus", "interval(-1)", "Shorter interval", key_display="-", group=INTERVAL, show=False,
                 title="Shorter interval", help="Update more often"),
         # Replay (seekable feeds only; hidden otherwise).
         Command("comma", "step_back", "Step back", key_display=",", group=STEP,
@@ -88,10 +98,13 @@ class KvmtopApp(App[int]):
     display_paused: var[bool] = var(False)
     sort_label: var[str] = var("")
 
-    def __init__(self, feed: Feed, reason_filter: ReasonFilter | None = None, title: str = "kvmtop") -> None:
+    def __init__(self, feed: Feed, reason_filter: ReasonFilter | None = None, title: str = "kvmtop",
+                 selection: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self.feed = feed
         self.title = title
+        self.selection = tuple(selection)  # what the source was narrowed to: ("PID", "4242")…
+        self.row_filter: NamePattern | None = None  # the main screen's F4 filter
         self.raw: Snapshot | None = None  # newest unfiltered snapshot (kept while paused)
         self.reasons_seen: set[str] = set()
         self.error: str | None = None
@@ -179,6 +192,21 @@ class KvmtopApp(App[int]):
     def _on_sort_changed(self, message: SortChanged) -> None:
         self.sort_label = message.label
 
+    @on(SortableTable.PickSort)
+    def _pick_sort(self, message: SortableTable.PickSort) -> None:
+        table = message.table
+
+        def done(column: str | None) -> None:
+            if column:
+                table.sort_by(column)
+
+        self.push_screen(SortScreen(message.columns, message.current), done)
+
+    @on(MainScreen.RowFilterChanged)
+    def _row_filter_changed(self, message: MainScreen.RowFilterChanged) -> None:
+        self.row_filter = message.pattern
+        self._update_header()
+
     def _update_header(self) -> None:
         feed = self.feed
         replay = None
@@ -192,6 +220,7 @@ class KvmtopApp(App[int]):
             source=getattr(feed.source, "name", ""),
             replay=replay,
             sort_label=self.sort_label,
+            selection=self.selection + ((("Rows", str(self.row_filter)),) if self.row_filter else ()),
         )
 
     def watch_reason_filter(self) -> None:
@@ -214,13 +243,15 @@ class KvmtopApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.REPLAY_ACTIONS:
             return self.feed.seekable
+        if action == "interval":
+            return not self.feed.seekable
         if action == "clear_filter":
             return self.reason_filter is not None or None
         return True
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.raw.collector.notes if self.raw is not None else ()))
 
     def action_pause(self) -> None:
         """Live: freeze the display (collection continues). Replay: stop advancing."""
@@ -251,7 +282,13 @@ class KvmtopApp(App[int]):
             if not isinstance(result, bool):  # False: cancelled
                 self.reason_filter = result
 
-        self.push_screen(FilterScreen(sorted(self.reasons_seen), self.reason_filter), done)
+        self.push_screen(FilterScreen(sorted(self.reasons_seen), self.reason_choices(), self.reason_filter), done)
+
+    def reason_choices(self) -> list[str]:
+        """Every reason the host's ISA can produce (both ISAs when unknown), then every KVM_EXIT_*."""
+        isas = {r.isa for r in self.raw.host.reasons} if self.raw is not None else set()
+        isa = isas.pop() if len(isas) == 1 else host_isa()
+        return [*exit_reason_names(isa), *userspace_names()]
 
     def action_clear_filter(self) -> None:
         self.reason_filter = None
@@ -281,13 +318,31 @@ class KvmtopApp(App[int]):
         self.feed.speed = new
         self._update_header()
 
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """NO_COLOR / --color none: greys in which every figure stays legible (ui.no_color)."""
+        return readable_filters(super().get_line_filters())
 
-def make_app(feed: Feed, reason_filter: ReasonFilter | None = None, title: str = "kvmtop") -> KvmtopApp:
-    """The app, not running (tests, screenshots and ``run_dashboard``)."""
-    return KvmtopApp(feed, reason_filter=reason_filter, title=title)
+    def get_key_display(self, binding: Binding) -> str:
+        """Function keys as htop writes them: F1, F10."""
+        display = super().get_key_display(binding)
+        return display.upper() if re.fullmatch(r"f\d+", display) else display
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own, less its "Keys" panel: ours ("Keys", the help screen) is a Command."""
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
 
 
-def run_dashboard(feed: Feed, *, reason_filter: ReasonFilter | None = None, title: str = "kvmtop") -> int:
+def make_app(feed: Feed, reason_filter: ReasonFilter | None = None, title: str = "kvmtop",
+             selection: Sequence[tuple[str, str]] = ()) -> KvmtopApp:
+    """The app, not running (tests, screenshots and ``run_dashboard``).
+
+    ``selection``: how the source was narrowed, for the header (("PID", "4242"), ("Guests", "web*")).
+    """
+    return KvmtopApp(feed, reason_filter=reason_filter, title=title, selection=selection)
+
+
+def run_dashboard(feed: Feed, *, reason_filter: ReasonFilter | None = None, title: str = "kvmtop",
+                  selection: Sequence[tuple[str, str]] = ()) -> int:
     """Run the dashboard until the user quits; returns the exit status.
 
     The caller opens the feed before and closes it after; the app only pulls snapshots
@@ -295,7 +350,7 @@ def run_dashboard(feed: Feed, *, reason_filter: ReasonFilter | None = None, titl
     with its one line on stderr and status 1; a signal (SIGTERM, SIGHUP, SIGQUIT, SIGINT)
     ends it in order with status 128 + its number. The terminal is restored on every path.
     """
-    app = make_app(feed, reason_filter=reason_filter, title=title)
+    app = make_app(feed, reason_filter=reason_filter, title=title, selection=selection)
     guard = TerminalGuard(app)
     try:
         with guard:

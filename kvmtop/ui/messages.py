@@ -32,7 +32,8 @@ class FeedFailed(Message):
 
 
 class SortChanged(Message):
-    """The main screen sorts by another column (or direction); ``label`` is shown in the header."""
+    """The table in use sorts by another column (or direction), or got the focus; ``label``
+    ("EXITS/s ▼") is shown in the header."""
 
     def __init__(self, label: str) -> None:
         super().__init__()

@@ -1,59 +1,67 @@
-"""The main screen: header meters and one row per guest."""
+"""The main screen: header meters and one row per guest.
+
+F3 (or ``/``) finds a guest by name and moves the cursor to it, as htop's search; F4 (or
+``\\``) hides the guests whose names do not match, as htop's filter (Enter keeps it,
+Escape clears it); F5 (or ``t``) shows each guest's vCPUs under it, as htop's tree.
+Sorting belongs to the table (`<` `>` F6 `I`, header clicks).
+"""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.reactive import var
-from textual.screen import Screen
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Input
 
 from ...safe_text import printable
-from ..messages import SortChanged
+from ...selection import NamePattern
 from ..palette import Command
 from ..view import View
 from ..widgets.meters import Meters
-from ..widgets.vm_table import ASCENDING, COLUMNS, NEEDS, VmTable, vm_key
-from .sort import SortScreen
-
-COLUMN_KEYS = [c.key for c in COLUMNS]
-SORT = Binding.Group("Sort", compact=True)
-NEEDS_EXITS = frozenset(k for k, feature in NEEDS.items() if feature == "exits")
+from ..widgets.vm_table import VmTable, vm_key
+from .base import SORT_COMMANDS, KvmtopScreen
 
 
-class MainScreen(Screen):
+class MainScreen(KvmtopScreen):
     AUTO_FOCUS = "#vms"
     BINDINGS = [
-        Binding("less_than_sign", "sort_step(-1)", "Sort column left", key_display="<", group=SORT),
-        Binding("greater_than_sign", "sort_step(1)", "Sort column right", key_display=">", group=SORT),
-        Command("f6", "sort_pick", "Sort by", title="Sort by…", help="Choose the column to sort guests by"),
-        Command("I", "sort_invert", "Invert", key_display="I", title="Invert sort order",
-                help="Flip the sort direction"),
-        Command("slash", "find", "Find", key_display="/", title="Find a VM", help="Jump to a guest by name"),
-        Binding("escape", "close_find", "Close find", show=False),
+        *SORT_COMMANDS,
+        Command("f3,slash", "find", "Find", title="Find a VM",
+                help="Jump to a guest by name (F3 again: the next match)"),
+        Command("f4,backslash", "filter_rows", "Filter", title="Filter guests by name",
+                help="Show only guests whose names match (text, glob or regular expression)"),
+        Command("f5,t", "tree", "Tree", title="Tree view",
+                help="Show each guest's vCPUs under it (again: guests only)"),
+        Binding("escape", "close_boxes", "Close", show=False),
         # The table takes Enter first (its own binding); this one is the palette's entry.
         Command("enter", "open", "Open", show=False, title="Open guest",
                 help="Show the selected guest's vCPUs, reasons and charts"),
     ]
 
-    sort_column: var[str] = var("exits")
-    sort_reverse: var[bool] = var(False)
+    class RowFilterChanged(Message):
+        """The F4 name filter changed (the header shows it); None when cleared."""
+
+        def __init__(self, pattern: NamePattern | None) -> None:
+            super().__init__()
+            self.pattern = pattern
 
     def __init__(self) -> None:
         super().__init__()
-        self._sort_chosen = False  # set once the user (or the no-kvm_exit default) picked a column
+        self.row_filter: NamePattern | None = None
         self.view: View | None = None  # the app's, as last shown
 
     def compose(self) -> ComposeResult:
         yield Meters(id="meters")
-        yield Input(placeholder="find a VM by name (Enter or Esc: back to the table)", id="find")
+        yield Input(placeholder="find a guest by name (F3: next match; Enter or Esc: back to the table)",
+                    id="find", classes="line-box")
+        yield Input(placeholder="show only guests matching (text, glob or regex; Enter: keep, Esc: clear)",
+                    id="filter-rows", classes="line-box")
         yield VmTable(id="vms")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "view", self._show_view, init=True)
-        self._publish_sort()
 
     @property
     def table(self) -> VmTable:
@@ -64,61 +72,15 @@ class MainScreen(Screen):
         if view is None:
             return
         snapshot = view.snapshot
-        if not self._sort_chosen and not snapshot.collector.has("exits"):
-            self._sort_chosen = True
-            if self.sort_column in NEEDS_EXITS:
-                self.sort_column = "user"  # nothing to sort exits by on this host
         cells = view.vm_cells
         complete = all(vm_key(v) in cells for v in snapshot.vms)
+        pattern = self.row_filter
+        vms = None if pattern is None else [v for v in snapshot.vms if pattern.matches(printable(v.name))]
         self.table.edges_to_owner = view.replaying
-        self.table.show(snapshot, self.sort_column, self.sort_reverse, cells if complete else None)
+        self.table.show(snapshot, cells if complete else None, vms)
 
-    def _publish_sort(self) -> None:
-        col = next(c for c in COLUMNS if c.key == self.sort_column)
-        descending = (col.key not in ASCENDING) != self.sort_reverse
-        self.post_message(SortChanged(f"{col.label} {'▼' if descending else '▲'}"))
-
-    def _resort(self) -> None:
-        self._publish_sort()
+    def _reshow(self) -> None:
         self._show_view(self.view)
-
-    def watch_sort_column(self) -> None:
-        if self.is_mounted:
-            self._resort()
-
-    def watch_sort_reverse(self) -> None:
-        if self.is_mounted:
-            self._resort()
-
-    # ------------------------------------------------------------------ sorting
-    def action_sort_step(self, step: int) -> None:
-        self._sort_chosen = True
-        i = COLUMN_KEYS.index(self.sort_column)
-        self.sort_reverse = False
-        self.sort_column = COLUMN_KEYS[(i + step) % len(COLUMN_KEYS)]
-
-    def action_sort_invert(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-
-    def action_sort_pick(self) -> None:
-        def done(column: str | None) -> None:
-            if column:
-                self.sort_by(column)
-
-        self.app.push_screen(SortScreen(self.sort_column), done)
-
-    def sort_by(self, column: str) -> None:
-        self._sort_chosen = True
-        if column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_reverse = False
-            self.sort_column = column
-
-    @on(DataTable.HeaderSelected, "#vms")
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        self.sort_by(str(event.column_key.value))
 
     # ------------------------------------------------------------------ drill down
     @on(DataTable.RowSelected, "#vms")
@@ -128,22 +90,41 @@ class MainScreen(Screen):
 
         key = event.row_key.value
         if key is not None:
-            self.app.push_screen(GuestScreen(key))
+            self.app.push_screen(GuestScreen(*VmTable.split_key(key)))
 
     def action_open(self) -> None:
         self.table.action_select_cursor()
 
-    # ------------------------------------------------------------------ find
-    def action_find(self) -> None:
-        box = self.query_one("#find", Input)
+    def action_tree(self) -> None:
+        """F5: each guest's vCPUs under it (as htop's tree of threads)."""
+        self.table.set_tree(not self.table.tree_view)
+
+    # ------------------------------------------------------------------ find (F3, /)
+    def _box(self, box_id: str) -> Input:
+        return self.query_one(f"#{box_id}", Input)
+
+    def _open_box(self, box_id: str) -> None:
+        for other in ("find", "filter-rows"):
+            if other != box_id:
+                self._box(other).remove_class("-visible")
+        box = self._box(box_id)
         box.add_class("-visible")
         box.focus()
 
-    def action_close_find(self) -> None:
-        box = self.query_one("#find", Input)
-        if box.has_class("-visible"):
-            box.remove_class("-visible")
-            self.table.focus()
+    def action_find(self) -> None:
+        box = self._box("find")
+        if box.has_class("-visible") and box.value.strip():
+            self._find(box.value, after_cursor=True)  # F3 again: the next match, as in htop
+        else:
+            self._open_box("find")
+
+    def action_close_boxes(self) -> None:
+        """Escape: close the find box, or clear and close the filter box."""
+        if self._box("filter-rows").has_class("-visible"):
+            self._box("filter-rows").value = ""
+        for box_id in ("find", "filter-rows"):
+            self._box(box_id).remove_class("-visible")
+        self.table.focus()
 
     def _find(self, text: str, after_cursor: bool) -> bool:
         needle = text.strip().lower()
@@ -167,4 +148,34 @@ class MainScreen(Screen):
         """Enter: stay on the match and go back to the table (as htop's search)."""
         if event.value.strip() and not self._find(event.value, after_cursor=False):
             self.notify(f"no VM matches {printable(event.value)!r}", severity="warning", markup=False)
-        self.action_close_find()
+        self._box("find").remove_class("-visible")
+        self.table.focus()
+
+    # ------------------------------------------------------------------ filter (F4, \)
+    def action_filter_rows(self) -> None:
+        self._open_box("filter-rows")
+
+    def set_row_filter(self, text: str) -> None:
+        try:
+            pattern = NamePattern.parse(text)
+        except ValueError:
+            return  # half-typed regex: keep the last good filter until it parses
+        if pattern != self.row_filter:
+            self.row_filter = pattern
+            self.post_message(self.RowFilterChanged(pattern).set_sender(self))
+            self._reshow()
+
+    @on(Input.Changed, "#filter-rows")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.set_row_filter(event.value)
+
+    @on(Input.Submitted, "#filter-rows")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        """Enter keeps the filter (the header shows it); F4 again edits it, Escape clears it."""
+        try:
+            NamePattern.parse(event.value)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self._box("filter-rows").remove_class("-visible")
+        self.table.focus()

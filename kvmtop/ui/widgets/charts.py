@@ -49,7 +49,10 @@ class LatencyChart(PlotextPlot):
         plt.yticks([], [])
         self.refresh()
 
+    shown: Latency | None = None  # the distribution on the chart
+
     def show(self, latency: Latency | None, name: str, why: str = "") -> None:
+        self.shown = latency
         self.border_title = f"Latency distribution: {name}" if name else "Latency distribution"
         if latency is None or not latency.count:
             self._empty(why or "no exits of this reason this interval")
@@ -86,11 +89,12 @@ class RateChart(PlotextPlot):
         super().on_mount()
         self.border_title = "Exit rate over time"
 
-    def show(self, b: Breakdown, status: CollectorStatus, interval_s: float) -> None:
+    def show(self, b: Breakdown, status: CollectorStatus, interval_s: float, userspace: bool = False) -> None:
+        """Top exit reasons; top KVM_EXIT_* reasons with ``userspace`` or where exits have no source."""
         plt = self.plt
         plt.clear_figure()
         series: list[tuple[str, tuple[float, ...]]] = []
-        if status.has("exits") and b.reasons:
+        if status.has("exits") and b.reasons and not userspace:
             self.border_title = "Exit rate over time (top reasons, /s)"
             for r in b.reasons[:MAX_SERIES]:
                 series.append((r.name, b.reason_history(r.key)))

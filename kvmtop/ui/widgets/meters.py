@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...model import CollectorStatus, Snapshot
+from ...model import NOTE_NO_EXITS, CollectorStatus, Snapshot
 from .. import format as fmt
 
 SPARK_SECONDS = 120.0
@@ -35,6 +35,13 @@ class HeaderState:
     source: str = ""
     replay: Replay | None = None
     sort_label: str = ""
+    selection: tuple[tuple[str, str], ...] = ()  # ("PID", "4242"), ("Guests", "web*"), ("Rows", "db")
+
+
+GAP = "  "
+
+# The header's one line where kvm_exit never fires (the full note is in the help, F1).
+NO_EXITS_LINE = "kvm_exit never fires here: showing userspace exits instead"
 
 
 def _kv(text: Text, label: str, value: str, style: str = "bold") -> Text:
@@ -45,7 +52,7 @@ def _kv(text: Text, label: str, value: str, style: str = "bold") -> Text:
     """
     text.append(label + " ", style="cyan")
     text.append(value, style=style)
-    text.append("   ")
+    text.append(GAP)
     return text
 
 
@@ -56,8 +63,33 @@ def _badge(text: Text, label: str, style: str) -> Text:
     return text
 
 
+def _percentiles(text: Text, lat) -> Text:
+    _kv(text, "p50", fmt.duration(lat.p50) if lat.count else "—")
+    _kv(text, "p99", fmt.duration(lat.p99) if lat.count else "—", "bold yellow")
+    _kv(text, "max", fmt.duration(lat.max) if lat.count else "—")
+    return text
+
+
+def rate_text(snap: Snapshot | None) -> tuple[Text, list[float]]:
+    """The header's lead figure and its sparkline's values: exits/s, or userspace exits/s
+    where kvm_exit never fires (they take the exits' place, as in the table)."""
+    rate = Text(no_wrap=True)
+    if snap is None:
+        rate.append("Exits ", style="cyan").append("—", style="bold")
+        return rate, []
+    if snap.collector.has("exits"):
+        rate.append("Exits ", style="cyan").append(f"{fmt.rate(snap.host.exits_per_s)}/s", style="bold")
+        return rate, list(snap.host.history)
+    rate.append("Userspace ", style="cyan").append(f"{fmt.rate(snap.host.userspace_per_s)}/s",
+                                                     style="bold magenta")
+    return rate, list(snap.host.userspace_history)
+
+
 def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
-    """(line 1 right part, line 2, line 3, notice) — pure, for tests and the widget."""
+    """(line 1 right part, line 2, line 3, notice) — pure, for tests and the widget.
+
+    Most important first on each line, so a narrow terminal cuts the least important.
+    """
     snap = state.snapshot
     host = snap.host if snap else None
     status = snap.collector if snap else CollectorStatus()  # before the first: nothing is missing
@@ -65,27 +97,26 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
 
     right = Text(no_wrap=True)
     if host is not None and exits_ok:
-        lat = host.latency
-        _kv(right, "p50", fmt.duration(lat.p50) if lat.count else "—")
-        _kv(right, "p99", fmt.duration(lat.p99) if lat.count else "—", "bold yellow")
-        _kv(right, "max", fmt.duration(lat.max) if lat.count else "—")
+        _percentiles(right, host.latency)
     elif host is not None:
-        _kv(right, "exit latency", fmt.NA, "dim")
+        right.append("RT ", style="cyan")  # the VMM round trip, as the table's RT columns
+        _percentiles(right, host.userspace_latency)
 
     line2 = Text(no_wrap=True, overflow="ellipsis")
     if host is not None:
-        if status.has("userspace"):
+        _kv(line2, "VMs", str(host.vm_count))
+        _kv(line2, "vCPUs", str(host.vcpu_count))
+        if not exits_ok:
+            _kv(line2, "Exits", fmt.NA)
+        elif status.has("userspace"):
             _kv(line2, "Userspace", f"{fmt.rate(host.userspace_per_s)}/s", "bold magenta")
             ul = host.userspace_latency
             _kv(line2, "round trip p99", fmt.duration(ul.p99) if ul.count else "—")
         else:
-            _kv(line2, "Userspace", fmt.NA, "dim")
-        _kv(line2, "Hypercalls", f"{fmt.rate(host.hypercalls_per_s)}/s" if status.has("hypercalls") else fmt.NA,
-            "bold" if status.has("hypercalls") else "dim")
-        _kv(line2, "VMs", str(host.vm_count))
-        _kv(line2, "vCPUs", str(host.vcpu_count))
+            _kv(line2, "Userspace", fmt.NA)
+        _kv(line2, "Hypercalls", f"{fmt.rate(host.hypercalls_per_s)}/s" if status.has("hypercalls") else fmt.NA)
     else:
-        line2.append("waiting for the first interval…", style="dim italic")
+        line2.append("waiting for the first interval…", style="italic")
 
     line3 = Text(no_wrap=True, overflow="ellipsis")
     _kv(line3, "Interval", fmt.interval(state.interval_s))
@@ -95,30 +126,47 @@ def summary_lines(state: HeaderState) -> tuple[Text, Text, Text, Text | None]:
             "bold reverse yellow" if r.paused else "bold green")
     if state.paused:
         _badge(line3, "PAUSED", "bold reverse yellow")
-        line3.append("   ")
+        line3.append(GAP)
     else:
         line3.append("● ", style="green")
         line3.append(state.source or "live", style="green")
-        line3.append("   ")
-    if state.filter_text:
-        _kv(line3, "Filter", state.filter_text, "bold reverse magenta")
-    else:
-        _kv(line3, "Filter", "none", "dim")
+        line3.append(GAP)
     if state.sort_label:
         _kv(line3, "Sort", state.sort_label)
-    if status is not None:
-        _kv(line3, "Collector", f"{status.poll_ms:.1f} ms", "")
-        kinds = ", ".join(f"{k} {fmt.count(n)}" for k, n in status.drops_by_kind.items())
-        drops = fmt.count(status.drops) + (f" ({kinds})" if kinds else "")
-        for label, n, value in (("drops", status.drops, drops),
-                                ("unmatched exits", status.unmatched_exits, fmt.count(status.unmatched_exits)),
-                                ("unmatched entries", status.unmatched_entries, fmt.count(status.unmatched_entries))):
-            if n:
-                _kv(line3, label, value, "bold red")
-    notice = None
-    if status is not None and status.notes:
-        notice = Text("⚠ " + "  ·  ".join(status.notes), no_wrap=True, overflow="ellipsis")
-    return right, line2, line3, notice
+    selections = [*state.selection, *((("Reasons", state.filter_text),) if state.filter_text else ())]
+    for label, value in selections:
+        _kv(line3, label, value, "bold reverse magenta")
+    if not selections:
+        _kv(line3, "Selection", "all", "")
+    _kv(line3, "Collector", f"{status.poll_ms:.1f} ms", "")
+    kinds = ", ".join(f"{k} {fmt.count(n)}" for k, n in status.drops_by_kind.items())
+    drops = fmt.count(status.drops) + (f" ({kinds})" if kinds else "")
+    for label, n, value in (("drops", status.drops, drops),
+                            ("unmatched exits", status.unmatched_exits, fmt.count(status.unmatched_exits)),
+                            ("unmatched entries", status.unmatched_entries, fmt.count(status.unmatched_entries))):
+        if n:
+            _kv(line3, label, value, "bold red")
+    return right, line2, line3, notice_line(status)
+
+
+def notice_line(status: CollectorStatus) -> Text | None:
+    """One line, whatever the width: why figures are missing, and how many notes the help
+    (F1) lists in full."""
+    notes = list(status.notes)
+    if status.has("exits"):
+        if not notes:
+            return None
+        lead, others = notes[0], notes[1:]
+    else:
+        lead, others = NO_EXITS_LINE, [n for n in notes if n != NOTE_NO_EXITS]
+    rest = len(others)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("⚠ ")
+    if rest > 0:
+        text.append(f"+{rest} note{'s' if rest > 1 else ''} (F1)", style="bold")
+        text.append(GAP)
+    text.append(lead)
+    return text
 
 
 class SparkText(Widget):
@@ -180,20 +228,7 @@ class Meters(Vertical):
     def show(self, state: HeaderState | None) -> None:
         if state is None:
             return
-        snap = state.snapshot
-        exits_ok = snap.collector.has("exits") if snap else True
-        rate = Text(no_wrap=True)
-        if snap is None:
-            rate.append("Exits ", style="cyan").append("—", style="dim")
-            values: list[float] = []
-        elif exits_ok:
-            rate.append("Exits ", style="cyan").append(f"{fmt.rate(snap.host.exits_per_s)}/s", style="bold")
-            values = list(snap.host.history)
-        else:
-            rate.append("Exits ", style="cyan").append(fmt.NA, style="dim")
-            rate.append("  ").append("User ", style="cyan").append(f"{fmt.rate(snap.host.userspace_per_s)}/s",
-                                                        style="bold magenta")
-            values = list(snap.host.userspace_history)
+        rate, values = rate_text(state.snapshot)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
         self.query_one("#meter-rate", Line).set_text(rate)
         self.query_one("#meter-spark", SparkText).set_values(values[-keep:])

@@ -1,4 +1,4 @@
-"""Small read-only panels of the guest screen: request bits, hypercalls, userspace exits.
+"""Small read-only panels of the guest screen: request bits and hypercalls.
 
 Each renders a Rich table from a Breakdown; with nothing to show it says why (no events
 this interval, or the collector note saying the tracepoint has no source).
@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ... import marks
-from ...model import Breakdown, CollectorStatus
+from ...model import NEEDS_EXITS, Breakdown, CollectorStatus
 from .. import format as fmt
 
 
@@ -39,22 +39,33 @@ def why_empty(status: CollectorStatus, feature: str, what: str) -> Text:
 
     Request bits are read at kvm_exit, so they have no source when exits have none.
     """
-    if not status.has(feature) or (feature == "requests" and not status.has("exits")):
-        note = next((n for n in status.notes), f"{feature}: no source on this host")
+    if not status.has(feature):
+        if feature == "exits":
+            note = "no source: kvm_exit never fires here (F1 says more)"
+        elif feature in NEEDS_EXITS and not status.has("exits"):
+            words = {"requests": "request bits"}.get(feature, feature)
+            note = f"no source: {words} are read at a kvm_exit, which never fires here"
+        else:
+            note = next((n for n in status.notes), f"{feature}: no source on this host")
         return Text(note, style="italic yellow")
     return Text(f"no {what} this interval", style="dim italic")
 
 
 class Panel(Static):
-    """A bordered panel that re-renders from a Breakdown."""
+    """A bordered panel that re-renders from a Breakdown; focusable, so that on a small
+    terminal Tab gives it its turn of the space (see the guest screen)."""
 
     DEFAULT_CLASSES = "panel"
+    can_focus = True
     TITLE = ""
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
 
+    FEATURE = ""  # the collector feature the panel's figures need
+
     def show(self, b: Breakdown, status: CollectorStatus) -> None:
+        self.set_class(not status.has(self.FEATURE), "-nosource")  # shrinks to its one line of why
         self.update(self.render_breakdown(b, status), layout=False)  # fixed-size panel
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
@@ -65,6 +76,7 @@ class RequestsPanel(Panel):
     """vcpu->requests bits pending at exit: how often each bit was set."""
 
     TITLE = "Requests pending at exit"
+    FEATURE = "requests"
     BAR = 6
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
@@ -80,6 +92,7 @@ class RequestsPanel(Panel):
 
 class HypercallPanel(Panel):
     TITLE = "Hypercalls"
+    FEATURE = "hypercalls"
 
     def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
         if not b.hypercalls:
@@ -89,21 +102,4 @@ class HypercallPanel(Panel):
             name = h.name.removeprefix("KVM_HC_")
             t.add_row(str(h.code), Text(name, style="cyan"), _count(h.count, h.lost), fmt.rate(h.per_s),
                       fmt.duration(h.latency.p99) if h.latency.count else "—")
-        return t
-
-
-class UserspacePanel(Panel):
-    """KVM_EXIT_* exits to the VMM and their round trip (KVM_RUN return → next KVM_RUN)."""
-
-    TITLE = "Userspace exits (round trip)"
-
-    def render_breakdown(self, b: Breakdown, status: CollectorStatus) -> RenderableType:
-        if not b.userspace_exits:
-            return why_empty(status, "userspace", "kvm_userspace_exit events")
-        t = _table(("KVM_EXIT_", "left"), ("COUNT", "right"), ("RATE/s", "right"), ("P50", "right"), ("P99", "right"))
-        for u in b.userspace_exits[:8]:
-            lat = u.latency
-            t.add_row(Text(u.name.removeprefix("KVM_EXIT_"), style="magenta"), _count(u.count, u.lost),
-                      fmt.rate(u.per_s), fmt.duration(lat.p50) if lat.count else "—",
-                      Text(fmt.duration(lat.p99), style="yellow") if lat.count else "—")
         return t
