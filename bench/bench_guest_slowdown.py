@@ -25,7 +25,7 @@ count of the run's userspace exits is checked.
 On this host each PIO exit costs an observer two probes (kvm_userspace_exit and the KVM_RUN
 ioctl entry); where kvm_exit/kvm_entry fire, kvmtop adds those.
 
-    sudo python bench/bench_guest_slowdown.py [--exits N] [--rounds R] [--only kvmtop,perf-stat,...]
+    sudo python bench/bench_guest_slowdown.py [--exits N] [--rounds R] [--only kvmtop,perf-stat,...] [--wait-quiet S]
                                               [--baseline-tree DIR]
 
 ``--baseline-tree DIR``: also time the kvmtop collector of another source tree (e.g.
@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from kvmtop.testing.kvm_guest import run_exit_loop_timed
 
@@ -292,11 +293,16 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="kvmtop,perf-stat,perf-record,bpftrace",
                     help="observers to time, comma-separated")
     ap.add_argument("--baseline-tree", metavar="DIR", help="also time the kvmtop collector of this source tree")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="first wait up to S seconds for no other process to hold BPF programs")
     args = ap.parse_args(argv)
     if os.geteuid() != 0 or not os.path.exists("/dev/kvm"):
         print("bench_guest_slowdown: needs root and /dev/kvm", file=sys.stderr)
         return 1
     wanted = args.only.split(",")
+    deadline = time.monotonic() + args.wait_quiet
+    while other_bpf_holders({os.getpid()}) and time.monotonic() < deadline:
+        time.sleep(5)  # another kvmtop, perf or bpftrace would fire on this guest in every run
     workdir = tempfile.mkdtemp(prefix="kvmtop-bench-")
     ctx = mp.get_context("spawn")
     observers: dict = {}

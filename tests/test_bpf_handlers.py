@@ -141,6 +141,7 @@ class Harness:
         return {int(t): i["comm"].decode() for t, i in zip(k, v)}
 
     def close(self):
+        self.readers["slots"].close()
         self.tp.close()
 
 

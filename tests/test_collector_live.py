@@ -326,7 +326,7 @@ class FakeReader:
         keys = self.rows["tid"].astype(maps.TID) if self.keyed else np.arange(len(self.rows), dtype=maps.INDEX)
         return keys, self.rows.copy()
 
-    def update(self, keys, values):
+    def update(self, keys, values, last=None):
         self.rows[keys] = values
         return len(keys)
 

@@ -146,8 +146,9 @@ BPF_F_TABLE("hash", struct lost_key, u64, lost, LOST_KEYS, BPF_F_NO_PREALLOC);
 /* Pairing state. A thread's first event claims slot tid % SLOTS if it is free: an array
  * lookup is a few instructions where a hash lookup is a call. A thread whose slot is taken
  * keeps its state in `pending`. When the thread exits (HAVE_THREAD_EXIT) its state is
- * marked gone; user space frees it after reading its last counts. Nothing is evicted. */
-BPF_ARRAY(slots, struct pending, SLOTS);
+ * marked gone; user space frees it after reading its last counts. Nothing is evicted.
+ * User space reads `slots` through shared memory: no copy, no system call per poll. */
+BPF_F_TABLE("array", u32, struct pending, slots, SLOTS, BPF_F_MMAPABLE);  /* user space maps it */
 BPF_F_TABLE("hash", u32, struct pending, pending, PENDING_KEYS, BPF_F_NO_PREALLOC);
 BPF_PERCPU_ARRAY(fresh_state, struct pending, 1);    /* never written: all zeros */
 BPF_TABLE("lru_hash", u32, struct info, info, PENDING_KEYS);

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import errno
+import mmap
 
 import numpy as np
 
@@ -183,6 +184,36 @@ class HashReader:
 
     def clear(self) -> None:
         self.drain()
+
+
+class ArrayView:
+    """A BPF_F_MMAPABLE array map, read and written through shared memory: ``read()`` gives
+    a live numpy view of every entry (no system call, no copy; each aligned field reads
+    whole, but a row may mix two updates), ``update()`` writes entries in place."""
+
+    def __init__(self, fd: int, key_dtype: np.dtype, value_dtype: np.dtype, max_entries: int):
+        self.value_dtype = np.dtype(value_dtype)
+        size = -(-max_entries * self.value_dtype.itemsize // mmap.PAGESIZE) * mmap.PAGESIZE
+        self._mm: mmap.mmap | None = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.rows = np.frombuffer(self._mm, self.value_dtype, count=max_entries)
+        self.index = np.arange(max_entries, dtype=np.dtype(key_dtype))
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.index, self.rows
+
+    def update(self, keys: np.ndarray, values: np.ndarray, last: str | None = None) -> int:
+        """Write ``values`` at ``keys``, field by field, the field ``last`` last (a BPF
+        program that claims an entry when that field is 0 then sees the rest written)."""
+        names = [n for n in self.value_dtype.names or () if n != last] + ([last] if last else [])
+        for name in names:
+            self.rows[name][keys] = values[name]
+        return len(keys)
+
+    def close(self) -> None:
+        mm, self._mm = self._mm, None
+        self.rows = np.zeros(0, self.value_dtype)
+        if mm is not None:
+            mm.close()
 
 
 LAYOUT = {

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -161,11 +162,15 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.nd
     return threads
 
 
-def readers(program: Program) -> dict[str, maps.HashReader]:
-    """One reader per map the collector reads, sized as the program made them."""
+def readers(program: Program) -> dict[str, Any]:
+    """One reader per map the collector reads, sized as the program made them (`slots`:
+    through shared memory)."""
     sizes = {"stats": program.hist_keys, "lost": program.lost_keys,
-             "slots": program.slots, "pending": program.pending_keys, "info": program.pending_keys}
-    return {name: maps.HashReader(program.map_fd(name), *maps.LAYOUT[name], size) for name, size in sizes.items()}
+             "pending": program.pending_keys, "info": program.pending_keys}
+    out: dict[str, Any] = {name: maps.HashReader(program.map_fd(name), *maps.LAYOUT[name], size)
+                           for name, size in sizes.items()}
+    out["slots"] = maps.ArrayView(program.map_fd("slots"), *maps.LAYOUT["slots"], program.slots)
+    return out
 
 
 class LiveSource:
@@ -183,7 +188,7 @@ class LiveSource:
         self.program: Program | None = None
         self.identities = IdentityCache()
         self._lock = threading.Lock()
-        self._readers: dict[str, maps.HashReader] = {}
+        self._readers: dict[str, Any] = {}
         self._last_t = 0.0
         self._totals: dict[str, int] = {}      # counters at the previous read
         self._since_open: dict[str, int] = {}  # counters at open (for the "exits" inference)
@@ -223,9 +228,12 @@ class LiveSource:
         with self._lock:
             program, self.program = self.program, None
             namer, self.namer = self.namer, None
+            slots = self._readers.get("slots")
             self._readers = {}
         if namer is not None:
             namer.stop()  # before the ring buffer it polls goes away
+        if slots is not None:
+            slots.close()
         if program is not None:
             program.close()
 

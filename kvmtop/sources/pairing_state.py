@@ -20,7 +20,9 @@ Key = tuple[int, int]  # (pid, tid)
 
 
 class PairingState:
-    def __init__(self, slots: maps.HashReader, pending: maps.HashReader):
+    def __init__(self, slots, pending: maps.HashReader):
+        """``slots``: a maps.ArrayView of the `slots` array (or any reader with ``read()`` and
+        ``update(keys, values, last)``); ``pending``: a maps.HashReader."""
         self.slots, self.pending = slots, pending
         self._seen: dict[int, np.ndarray] = {}  # tid -> the request counts at the previous read
         self._gone: set[int] = set()            # tids seen gone at the previous read
@@ -64,8 +66,8 @@ class PairingState:
             return
         arr = np.array(sorted(tids), np.uint64)
         in_slot = np.isin(slot_rows["tid"], arr) & (slot_rows["gone"] != 0)
-        if in_slot.any():
-            self.slots.update(slot_idx[in_slot], np.zeros(int(in_slot.sum()), maps.PENDING_VAL))
+        if in_slot.any():  # tid last: the BPF program claims a slot whose tid is 0
+            self.slots.update(slot_idx[in_slot], np.zeros(int(in_slot.sum()), maps.PENDING_VAL), last="tid")
         self.pending.delete(arr.astype(maps.TID))  # those in a slot are not there: ignored
         for tid in tids:
             self._seen.pop(tid, None)
@@ -79,7 +81,7 @@ class PairingState:
         idx, rows = self.slots.read()
         mine = np.isin(rows["tid"], arr) & (rows["tid"] != 0)
         if mine.any():
-            self.slots.update(idx[mine], np.zeros(int(mine.sum()), maps.PENDING_VAL))
+            self.slots.update(idx[mine], np.zeros(int(mine.sum()), maps.PENDING_VAL), last="tid")
         self.pending.delete(arr.astype(maps.TID))
         for tid in arr.tolist():
             self._seen.pop(tid, None)
