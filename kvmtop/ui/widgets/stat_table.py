@@ -68,7 +68,7 @@ class StatTable(SortableTable):
         return (
             KeyedText(self.name_of(s), self.key_of(s), style=self.NAME_STYLE),
             fmt.cell_right(marks.at_least(fmt.count(s.count), s.lost), CUT if s.lost else ""),
-            fmt.cell_right(fmt.rate(s.per_s), "bold"),
+            fmt.cell_right(marks.at_least(fmt.rate(s.per_s), s.lost), CUT if s.lost else "bold"),
             fmt.cell_right(fmt.share(s.count / total if total else 0.0)),
             fmt.cell_right(d(lat.p50)),
             fmt.cell_right(d(lat.p90)),
