@@ -144,13 +144,12 @@ def test_live_dashboard_shows_the_guest_and_quits_cleanly(kvm_guest, tmux_kvmtop
     t.wait_for(lambda s: "find a guest by name" not in s and "kvmtop-tmux" in s.split("NAME")[0],
                "the typed name in the find box")
     t.send("Enter")
-    t.wait_for(lambda s: "▔▔▔" not in s and " Open " in s, "the find box to close (footer offers Open)")
+    t.wait_for(lambda s: "▔▔▔" not in s and "F3 Find" in s, "the find box to close (the main footer is back)")
     t.send("Enter")
     t.wait_for(lambda s: " VM  kvmtop-tmux" in s or "VM  kvmtop-tmux" in s.replace("\u00a0", " "),
                "the guest screen title")
-    screen = t.wait_for(lambda s: "KVM_EXIT_" in s and ("IO" in s or "MMIO" in s) and s,
-                        "the userspace-exit panel")
-    assert f"pid {guest.pid}" in screen
+    screen = t.wait_for(lambda s: "KVM_EXIT_" in s and ("IO" in s or "MMIO" in s) and f"pid {guest.pid}" in s and s,
+                        "the userspace-exit panel and the guest's pid in the title")
     assert "Exit reasons" in screen and "Requests pending at exit" in screen
 
     t.send("Escape")
