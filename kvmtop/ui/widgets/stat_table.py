@@ -9,7 +9,7 @@ from ... import marks
 from .. import format as fmt
 from .diff_table import Cells, Col, KeyedText
 from .sortable import SortableTable
-from .vm_table import CUT
+from .vm_table import CUT, rate_cell
 
 
 def stat_columns(name: Col) -> tuple[Col, ...]:
@@ -23,6 +23,24 @@ def stat_columns(name: Col) -> tuple[Col, ...]:
         Col("p99", "P99", 6, priority=1),
         Col("p999", "P99.9", 6, priority=6),
         Col("max", "MAX", 6, priority=3),
+    )
+
+
+def stat_cells(s: Any, key: str, name: str, name_style: str, total: int) -> Cells:
+    """One row: name, count and rate (lower bounds, in red, when a full map cut them), share
+    of ``total``, percentiles."""
+    lat = s.latency
+    d = fmt.duration
+    return (
+        KeyedText(name, key, style=name_style),
+        fmt.cell_right(marks.at_least(fmt.count(s.count), s.lost), CUT if s.lost else ""),
+        rate_cell(s.per_s, s.lost, "bold"),
+        fmt.cell_right(fmt.share(s.count / total if total else 0.0)),
+        fmt.cell_right(d(lat.p50)),
+        fmt.cell_right(d(lat.p90)),
+        fmt.cell_right(d(lat.p99), "yellow"),
+        fmt.cell_right(d(lat.p999)),
+        fmt.cell_right(d(lat.max)),
     )
 
 
@@ -62,20 +80,7 @@ class StatTable(SortableTable):
         self.show_items(stats)
 
     def cells(self, s: Any) -> Cells:
-        lat = s.latency
-        d = fmt.duration
-        total = self._total
-        return (
-            KeyedText(self.name_of(s), self.key_of(s), style=self.NAME_STYLE),
-            fmt.cell_right(marks.at_least(fmt.count(s.count), s.lost), CUT if s.lost else ""),
-            fmt.cell_right(marks.at_least(fmt.rate(s.per_s), s.lost), CUT if s.lost else "bold"),
-            fmt.cell_right(fmt.share(s.count / total if total else 0.0)),
-            fmt.cell_right(d(lat.p50)),
-            fmt.cell_right(d(lat.p90)),
-            fmt.cell_right(d(lat.p99), "yellow"),
-            fmt.cell_right(d(lat.p999)),
-            fmt.cell_right(d(lat.max)),
-        )
+        return stat_cells(s, self.key_of(s), self.name_of(s), self.NAME_STYLE, self._total)
 
     def rows_of(self, items: Sequence[Any]) -> list[tuple[str, Cells]]:
         return [(self.key_of(s), self.cells(s)) for s in items]
