@@ -92,10 +92,9 @@ def collector(conn, target_pid: int, tree: str | None) -> None:
     lock, seen, stop = threading.Lock(), [0], threading.Event()
 
     def take() -> None:
-        iv = src.next_interval()
-        n = sum(s.count for t in iv.threads if t.pid == target_pid for s in t.userspace.values())
-        with lock:
-            seen[0] += n
+        with lock:  # one lock over the read and the sum: a poll in progress is in the count
+            iv = src.next_interval()
+            seen[0] += sum(s.count for t in iv.threads if t.pid == target_pid for s in t.userspace.values())
 
     def poll() -> None:
         while not stop.wait(POLL_S):
