@@ -3,13 +3,17 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.kvmtop-setup
 
-.PHONY: setup run test check bench screenshots clean
+.PHONY: setup launcher run test check bench screenshots clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh scripts/launcher.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
+
+# Point /usr/local/bin/kvmtop at this checkout, whichever it ran before.
+launcher: setup
+	bash scripts/launcher.sh here
 
 run: setup
 	$(VENV)/bin/kvmtop $(ARGS)

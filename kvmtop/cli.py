@@ -10,7 +10,6 @@ import math
 import os
 import sys
 
-from . import __version__
 from .bpf.program import DEFAULT_MAX_KEYS
 from .errors import SourceError
 from .exporter import DEFAULT_FORGET_AFTER_S, DEFAULT_INTERVAL_S, DEFAULT_LISTEN
@@ -41,6 +40,19 @@ _duration = _bounded(MIN_INTERVAL, MAX_DURATION, "the duration (seconds)")
 _speed = _bounded(MIN_SPEED, MAX_SPEED, "the speed factor")
 _probe_seconds = _bounded(0, 60, "the probe time (seconds)")
 _seconds = _bounded(0, MAX_DURATION, "the time (seconds)")
+
+
+class _Version(argparse.Action):
+    """--version: which checkout runs (a launcher may point at another one); git only asked then."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .provenance import version_line
+
+        print(version_line())
+        parser.exit()
 
 
 def _guest_pattern(text: str) -> str:
@@ -143,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands: doctor, record, replay, report, export (kvmtop COMMAND -h for each). Options "
                "before a command apply to it where it takes them (kvmtop -p PID record ...); others are refused.",
     )
-    p.add_argument("--version", action="version", version=f"kvmtop {__version__}")
+    p.add_argument("--version", action=_Version, help="print the version and the checkout kvmtop runs from")
     _add_source_options(p)
     _add_stream_options(p)
     _add_filter(p)

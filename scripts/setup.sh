@@ -81,18 +81,5 @@ if ! [ -d /sys/kernel/tracing/events ] && ! [ -d /sys/kernel/debug/tracing/event
   mount -t tracefs nodev /sys/kernel/tracing
 fi
 
-launcher=/usr/local/bin/kvmtop
-want="#!/bin/sh
-exec \"$top/.venv/bin/kvmtop\" \"\$@\""
-current_target=$(sed -n 's/^exec "\(.*\)" "\$@"$/\1/p' "$launcher" 2>/dev/null || true)
-if [ "$(cat "$launcher" 2>/dev/null)" = "$want" ]; then
-  :
-elif [ -n "$current_target" ] && [ -x "$current_target" ]; then
-  # Another checkout's launcher that still works (e.g. CI in a scratch clone): leave it.
-  echo "setup: keeping $launcher (runs $current_target)"
-else
-  echo "setup: writing $launcher (runs $top/.venv/bin/kvmtop)"
-  printf '%s\n' "$want" > "$launcher"
-  chmod 755 "$launcher"
-fi
+bash scripts/launcher.sh
 echo "setup: done"

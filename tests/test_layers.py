@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kvmtop"
 
 # Bottom to top (README, Development). A unit is a top-level module or folder of kvmtop.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(units) for units in (
-    ("__init__", "errors", "units", "safe_text", "histogram", "decode", "gc_policy", "pacing"),
+    ("__init__", "errors", "units", "safe_text", "histogram", "decode", "gc_policy", "pacing", "provenance"),
     ("model", "history"),
     ("aggregate", "filtering", "identity", "tracefs", "bpf", "offline", "marks", "selection", "host_isa"),
     ("sources",),

@@ -68,6 +68,8 @@ class KvmtopApp(App[int]):
                 help="Pick exit reasons or KVM_EXIT_* reasons to include or exclude"),
         Command("c", "clear_filter", "Clear", show=False, title="Clear filter", help="Show every exit reason again"),
         Command("r", "reset", "Reset", show=False, title="Reset counters", help="Forget counts and history so far"),
+        Command("s", "trend_scale", "Trend scale", show=False, title="Trend scale: shared / per row",
+                help="Draw the tables' sparklines on one scale (a steady guest stays low) or each on its own"),
         # Live only: a replay's intervals are fixed by the recording (check_action hides them there).
         Command("plus", "interval(1)", "Longer interval", key_display="+", group=INTERVAL, show=False,
                 title="Longer interval", help="Update less often"),
@@ -96,6 +98,7 @@ class KvmtopApp(App[int]):
     header: var[HeaderState | None] = var(None, always_update=True)
     reason_filter: var[ReasonFilter | None] = var(None, always_update=True)
     display_paused: var[bool] = var(False)
+    trends_shared: var[bool] = var(True)  # sparklines on one scale per table (`s`: each row its own)
     sort_label: var[str] = var("")
 
     def __init__(self, feed: Feed, reason_filter: ReasonFilter | None = None, title: str = "kvmtop",
@@ -113,6 +116,7 @@ class KvmtopApp(App[int]):
         # The filter the feed thread prepares snapshots with: a plain attribute the UI
         # thread sets, so the worker never reads a reactive.
         self._feed_filter = reason_filter
+        self._feed_trends_shared = True
         self.set_reactive(KvmtopApp.reason_filter, reason_filter)
 
     @property
@@ -148,9 +152,9 @@ class KvmtopApp(App[int]):
                     if not feed.stopped:
                         self.post_message(FeedEnded())
                     break
-                flt = self._feed_filter
-                shown, cells = prepare(raw, flt)
-                self.post_message(SnapshotReady(raw, shown, flt, cells))
+                flt, shared = self._feed_filter, self._feed_trends_shared
+                shown, cells = prepare(raw, flt, shared)
+                self.post_message(SnapshotReady(raw, shown, flt, cells, shared))
                 self.gc_policy.after_snapshot(raw.host.vcpu_count)
                 del raw, shown, cells  # hold nothing while waiting for the next one
         except SourceError as exc:
@@ -169,10 +173,10 @@ class KvmtopApp(App[int]):
         if self.display_paused:
             self._update_header()
             return
-        if message.reason_filter is self.reason_filter:
+        if message.reason_filter is self.reason_filter and message.trends_shared == self.trends_shared:
             self._show(message.shown, message.cells)
-        else:  # the filter changed while the worker was preparing
-            self._show(*prepare(message.raw, self.reason_filter))
+        else:  # the filter or the trend scale changed while the worker was preparing
+            self._reprepare()
 
     @on(FeedFailed)
     def _on_failed(self, message: FeedFailed) -> None:
@@ -185,8 +189,15 @@ class KvmtopApp(App[int]):
 
     def _show(self, shown: Snapshot, cells: Mapping[str, Cells]) -> None:
         self.gc_policy.retire(self.view)
-        self.view = View(shown, cells, replaying=self.feed.seekable)
+        self.view = View(shown, cells, replaying=self.feed.seekable, trends_shared=self.trends_shared)
         self._update_header()
+
+    def _reprepare(self) -> None:
+        """Show the newest snapshot again as the filter and trend scale now say (UI thread)."""
+        if self.raw is not None:
+            self._show(*prepare(self.raw, self.reason_filter, self.trends_shared))
+        else:
+            self._update_header()
 
     @on(SortChanged)
     def _on_sort_changed(self, message: SortChanged) -> None:
@@ -225,14 +236,15 @@ class KvmtopApp(App[int]):
 
     def watch_reason_filter(self) -> None:
         self._feed_filter = self.reason_filter
-        if self.raw is not None:
-            self._show(*prepare(self.raw, self.reason_filter))
-        else:
-            self._update_header()
+        self._reprepare()
+
+    def watch_trends_shared(self) -> None:
+        self._feed_trends_shared = self.trends_shared
+        self._reprepare()
 
     def watch_display_paused(self) -> None:
-        if not self.display_paused and self.raw is not None:
-            self._show(*prepare(self.raw, self.reason_filter))
+        if not self.display_paused:
+            self._reprepare()
         else:
             self._update_header()
 
@@ -260,6 +272,11 @@ class KvmtopApp(App[int]):
             self._update_header()
         else:
             self.display_paused = not self.display_paused
+
+    def action_trend_scale(self) -> None:
+        self.trends_shared = not self.trends_shared
+        self.notify("Trends: one scale for all rows." if self.trends_shared else "Trends: each row on its own scale.",
+                    timeout=2)
 
     def action_reset(self) -> None:
         self.feed.reset()

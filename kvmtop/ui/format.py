@@ -5,14 +5,14 @@ Numbers, durations and shares come from :mod:`kvmtop.units`, shared with ``--onc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 
 from ..units import count, duration, rate, share
 
 __all__ = ["NA", "NA_CELL", "SPARKS", "bar", "cell_left", "cell_right", "count", "duration", "interval", "rate",
-           "share", "spark"]
+           "share", "spark", "spark_top"]
 
 SPARKS = "▁▂▃▄▅▆▇█"
 NA = "n/a"
@@ -35,17 +35,21 @@ def interval(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def spark(values: Sequence[float], width: int, relative: bool = True) -> str:
+def spark(values: Sequence[float], width: int, relative: bool = True, top: float | None = None) -> str:
     """The last ``width`` values as block characters.
 
     ``relative`` scales between the window's min and max (a trend: shows movement even
-    when the level is high); otherwise from 0 to the max.
+    when the level is high); otherwise from 0 to the max. ``top`` scales from 0 to it
+    instead: one scale shared by the rows of a table, so a steady, small row stays low.
     """
     vals = list(values[-width:]) if width > 0 else []
     if not vals:
         return ""
-    hi = max(vals)
-    lo = min(vals) if relative else 0.0
+    if top is not None:
+        hi, lo, relative = top, 0.0, False
+    else:
+        hi = max(vals)
+        lo = min(vals) if relative else 0.0
     if relative and hi - lo < 0.02 * hi:
         lo = 0.0  # flat: show the level, not noise
     if hi <= 0:
@@ -54,6 +58,11 @@ def spark(values: Sequence[float], width: int, relative: bool = True) -> str:
     span = hi - lo or 1.0
     out = "".join(SPARKS[min(n, max(0, int((v - lo) / span * n + 0.5)))] for v in vals)
     return out.rjust(width)
+
+
+def spark_top(series: Iterable[Sequence[float]], width: int) -> float:
+    """The largest of the last ``width`` values of any series: a shared sparkline scale."""
+    return max((max(s[-width:], default=0.0) for s in series), default=0.0)
 
 
 def bar(fraction: float, width: int) -> str:

@@ -12,12 +12,13 @@ class SnapshotReady(Message):
     """A new snapshot; a newer one replaces an older one still in the queue."""
 
     def __init__(self, raw: Snapshot, shown: Snapshot, reason_filter: ReasonFilter | None,
-                 cells: dict) -> None:
+                 cells: dict, trends_shared: bool = True) -> None:
         super().__init__()
         self.raw = raw
         self.shown = shown  # ``raw`` with ``reason_filter`` applied (and its figures warmed)
         self.reason_filter = reason_filter
         self.cells = cells  # the VM table's cells of ``shown``, keyed by row
+        self.trends_shared = trends_shared  # the trend scale ``cells`` were drawn on
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotReady)

@@ -13,9 +13,10 @@ from .widgets.diff_table import Cells
 from .widgets.vm_table import all_cells
 
 
-def prepare(raw: Snapshot, reason_filter: ReasonFilter | None) -> tuple[Snapshot, dict[str, Cells]]:
+def prepare(raw: Snapshot, reason_filter: ReasonFilter | None,
+            trends_shared: bool = True) -> tuple[Snapshot, dict[str, Cells]]:
     with gc_paused():  # thousands of small acyclic objects (see kvmtop.gc_policy)
         shown = reason_filter.apply(raw) if reason_filter is not None else raw
         host = shown.host
         _ = host.latency.p99, host.userspace_latency.p99, host.history, host.userspace_history
-        return shown, all_cells(shown)
+        return shown, all_cells(shown, trends_shared)

@@ -14,3 +14,4 @@ class View:
     snapshot: Snapshot  # after the reason filter
     vm_cells: Mapping[str, Cells]  # the VM table's cells of ``snapshot``, by row key (computed off the UI thread)
     replaying: bool = False  # a seekable feed: tables hand Home/End to the app, which seeks
+    trends_shared: bool = True  # sparklines on one scale per table (`s` toggles: each row its own)

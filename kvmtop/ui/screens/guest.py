@@ -132,7 +132,7 @@ class GuestScreen(KvmtopScreen):
         userspace.border_subtitle = (why_empty(status, "userspace", "kvm_userspace_exit events").plain
                                      if not b.userspace_exits else "")
         if self.tid is None:
-            self.query_one("#vcpus", VcpuTable).show(vm, status)
+            self.query_one("#vcpus", VcpuTable).show(vm, status, view.trends_shared)
         for panel in (RequestsPanel, HypercallPanel):
             self.query_one(panel).show(b, status)
         if not self._placed:

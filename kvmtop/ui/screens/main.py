@@ -77,7 +77,7 @@ class MainScreen(KvmtopScreen):
         pattern = self.row_filter
         vms = None if pattern is None else [v for v in snapshot.vms if pattern.matches(printable(v.name))]
         self.table.edges_to_owner = view.replaying
-        self.table.show(snapshot, cells if complete else None, vms)
+        self.table.show(snapshot, cells if complete else None, vms, view.trends_shared)
 
     def _reshow(self) -> None:
         self._show_view(self.view)

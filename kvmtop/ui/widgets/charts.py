@@ -1,9 +1,16 @@
-"""plotext charts of the guest screen: a latency distribution and rates over time."""
+"""plotext charts of the guest screen: a latency distribution and rates over time.
+
+Both say what their axes mean: the distribution's y axis is the share of the events per
+doubling of latency (log-linear buckets are not equally wide on a log axis, so counts are
+turned into a density), with the p50 and p99 marked and labelled; the rate chart's x axis
+is in whole seconds before now and its legend sits in the border, off the data.
+"""
 
 from __future__ import annotations
 
 import math
 
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from ... import history
@@ -13,6 +20,9 @@ from .. import format as fmt
 
 SERIES_COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 MAX_SERIES = 4
+MARKERS = (("p50", "green"), ("p99", "yellow"))
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)  # seconds between x ticks
+MAX_TIME_TICKS = 6
 
 
 def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
@@ -27,14 +37,39 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return ticks, labels
 
 
-class LatencyChart(PlotextPlot):
-    """Histogram of one exit reason's latency on a log10 time axis, with p50/p99 markers.
+def share_ticks(top: float) -> tuple[list[float], list[str]]:
+    """0 and one or two round percentages up to ``top`` (a percentage)."""
+    step = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100) if top / s <= 2.5), 100)
+    ticks = [float(t) for t in range(0, int(top) + 1, step)] or [0.0]
+    return ticks, [f"{t:g}%" for t in ticks]
 
-    Bar heights are exits per decade of latency (a density), since the log-linear buckets
-    are not of equal width on a log axis.
-    """
+
+def time_ticks(span_s: float) -> tuple[list[float], list[str]]:
+    """Ticks at whole seconds (a round step) from ``-span_s`` to 0, labelled ``-30s`` … ``now``."""
+    step = next((s for s in TIME_STEPS if span_s / s <= MAX_TIME_TICKS - 1), TIME_STEPS[-1])
+    ticks = [-float(t) for t in range(0, int(span_s) + 1, step)][::-1]
+    labels = ["now" if t == 0 else (f"{t:g}s" if step < 60 else f"{t / 60:g}m") for t in ticks]
+    return ticks, labels
+
+
+def density(latency: Latency) -> tuple[list[float], list[float]]:
+    """(log10 of each bucket's middle, % of the events per doubling of latency there)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for index, n in latency.buckets:
+        lo, hi = bucket_bounds(index)
+        xs.append(math.log10(max(1.0, (lo + hi) / 2)))
+        doublings = max(1e-3, math.log2(hi) - math.log2(max(lo, 1)))
+        ys.append(100.0 * n / latency.count / doublings)
+    return xs, ys
+
+
+class LatencyChart(PlotextPlot):
+    """Distribution of one exit reason's (or round trip's) latency on a log10 time axis."""
 
     DEFAULT_CLASSES = "chart"
+
+    shown: Latency | None = None  # the distribution on the chart
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -49,21 +84,14 @@ class LatencyChart(PlotextPlot):
         plt.yticks([], [])
         self.refresh()
 
-    shown: Latency | None = None  # the distribution on the chart
-
     def show(self, latency: Latency | None, name: str, why: str = "") -> None:
         self.shown = latency
         self.border_title = f"Latency distribution: {name}" if name else "Latency distribution"
+        self.border_subtitle = "y: % of events per 2× of latency" if latency is not None and latency.count else ""
         if latency is None or not latency.count:
             self._empty(why or "no exits of this reason this interval")
             return
-        xs: list[float] = []
-        ys: list[float] = []
-        for index, n in latency.buckets:
-            lo, hi = bucket_bounds(index)
-            xs.append(math.log10(max(1.0, (lo + hi) / 2)))
-            # Buckets are log-linear, not equal on a log axis: plot density per decade.
-            ys.append(n / max(1e-3, math.log10(hi) - math.log10(max(lo, 1))))
+        xs, ys = density(latency)
         plt = self.plt
         plt.clear_figure()
         plt.plot(xs, ys, color="cyan", marker="hd", fillx=True)
@@ -71,17 +99,22 @@ class LatencyChart(PlotextPlot):
         plt.xlim(left, right)
         ticks, labels = _log_ticks(left, right)
         plt.xticks(ticks, labels)
-        for q, color in ((latency.p50, "green"), (latency.p99, "yellow")):
+        top = max(ys)
+        plt.ylim(0, top * 1.25)  # head room for the markers' labels
+        plt.yticks(*share_ticks(top))
+        for label, color in MARKERS:
+            q = getattr(latency, label)
             if q > 0:
-                plt.vline(math.log10(q), color)
+                x = math.log10(q)
+                plt.vline(x, color)
+                plt.text(label, x, top * 1.15, color=color, alignment="center")
         plt.title(f"n={fmt.count(latency.count)}  p50 {fmt.duration(latency.p50)}  "
                   f"p99 {fmt.duration(latency.p99)}  max {fmt.duration(latency.max)}")
-        plt.yticks([], [])
         self.refresh()
 
 
 class RateChart(PlotextPlot):
-    """Exits per second of the top reasons (or userspace exits) over the history window."""
+    """Events per second of the top reasons (or userspace exits) over the history window."""
 
     DEFAULT_CLASSES = "chart"
 
@@ -104,6 +137,7 @@ class RateChart(PlotextPlot):
                 series.append((u.name.removeprefix("KVM_EXIT_"),
                                b.hist.series(b.entity, history.USERSPACE, u.code)))
         if not series or not any(len(s) for _, s in series):
+            self.border_subtitle = ""
             plt.title("no exits to plot")
             plt.xticks([], [])
             plt.yticks([], [])
@@ -112,11 +146,17 @@ class RateChart(PlotextPlot):
         n = max(len(s) for _, s in series)
         xs = [(i - n + 1) * interval_s for i in range(n)]
         top = 0.0
+        legend = Text()
         for (name, values), color in zip(series, SERIES_COLORS):
             vals = list(values)
             top = max(top, max(vals, default=0.0))
-            plt.plot(xs[-len(vals):], vals, label=name, color=color, marker="braille")
-        plt.xlabel("seconds ago")
+            plt.plot(xs[-len(vals):], vals, color=color, marker="braille")
+            legend.append("━ ", style=color).append(f"{name}  ")
+        legend.rstrip()
+        self.border_subtitle = legend
+        left = min(xs[0], -interval_s)  # a single interval still spans one
+        plt.xlim(left, 0)
+        plt.xticks(*time_ticks(-left))
         if top > 0:
             ticks = [top * f for f in (0, 0.5, 1.0)]
             plt.yticks(ticks, [fmt.rate(t) for t in ticks])

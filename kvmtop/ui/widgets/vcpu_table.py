@@ -9,10 +9,10 @@ from textual.binding import Binding
 from ...model import CollectorStatus, VcpuStat, VmStat
 from .. import format as fmt
 from .diff_table import Cells, Col, KeyedText
-from .sortable import SortableTable
-from .vm_table import SORTS, _top_user, rate_cell, user_cell, user_share
+from .vm_table import SORTS, TrendTable, _top_user, rate_cell, trend_top, user_cell, user_share
 
-TREND_WIDTH = 8
+TREND_WIDTH = 9
+USER_TREND_WIDTH = 14
 
 VCPU = Col("vcpu", "vCPU", 5, "left")
 TID = Col("tid", "TID", 7, priority=5)
@@ -34,7 +34,7 @@ USER_COLUMNS: tuple[Col, ...] = (
     Col("ushare", "%", 4, priority=4),
     Col("up50", "RT P50", 6, priority=3),
     Col("up99", "RT P99", 6, priority=2),
-    Col("utrend", "TREND user/s", 12, "left", priority=6),
+    Col("utrend", "USER TREND", USER_TREND_WIDTH, "left", "userspace exits per second", priority=6),
 )
 COLUMNS = EXIT_COLUMNS
 
@@ -50,7 +50,8 @@ def vcpu_key(vcpu: VcpuStat) -> str:
     return str(vcpu.tid)
 
 
-def vcpu_cells(v: VcpuStat, status: CollectorStatus) -> Cells:
+def vcpu_cells(v: VcpuStat, status: CollectorStatus, scale: float | None = None) -> Cells:
+    """One vCPU's row; ``scale``: the trend scale shared by the rows (None: the row's own)."""
     label = str(v.index) if v.index is not None else "?"
     head = (KeyedText(label, vcpu_key(v), style="bold"), fmt.cell_right(str(v.tid), "dim"))
     if not status.has("exits"):
@@ -63,7 +64,7 @@ def vcpu_cells(v: VcpuStat, status: CollectorStatus) -> Cells:
             fmt.cell_right(fmt.share(user_share(v))) if top else fmt.cell_right("—", "dim"),
             fmt.cell_right(fmt.duration(lat.p50)) if lat.count else fmt.cell_right("—", "dim"),
             fmt.cell_right(fmt.duration(lat.p99), "yellow") if lat.count else fmt.cell_right("—", "dim"),
-            fmt.cell_left(fmt.spark(v.userspace_history, 12), "green"),
+            fmt.cell_left(fmt.spark(v.userspace_history, USER_TREND_WIDTH, top=scale), "green"),
         )
     top = v.top_reason
     lat = v.latency
@@ -79,11 +80,11 @@ def vcpu_cells(v: VcpuStat, status: CollectorStatus) -> Cells:
         fmt.cell_right(fmt.duration(lat.p99) if lat.count else "—", "yellow" if lat.count else "dim"),
         request,
         user_cell(v, v) if status.has("userspace") else fmt.NA_CELL,
-        fmt.cell_left(fmt.spark(v.history, TREND_WIDTH), "green"),
+        fmt.cell_left(fmt.spark(v.history, TREND_WIDTH, top=scale), "green"),
     )
 
 
-class VcpuTable(SortableTable):
+class VcpuTable(TrendTable):
     COLUMNS = EXIT_COLUMNS
     SORTS = VCPU_SORTS
     ASCENDING = frozenset({"vcpu", "tid", "top", "utop"})
@@ -94,8 +95,9 @@ class VcpuTable(SortableTable):
         super().__init__(**kwargs)
         self._status = CollectorStatus()
 
-    def show(self, vm: VmStat, status: CollectorStatus) -> None:
+    def show(self, vm: VmStat, status: CollectorStatus, trends_shared: bool = True) -> None:
         self._status = status
+        self.trends_shared = trends_shared
         layout = EXIT_COLUMNS if status.has("exits") else USER_COLUMNS
         if layout is not self.layout_columns:
             self.set_layout(layout)
@@ -104,4 +106,7 @@ class VcpuTable(SortableTable):
         self.show_items(vm.vcpus)
 
     def rows_of(self, items: Sequence[VcpuStat]) -> list[tuple[str, Cells]]:
-        return [(vcpu_key(v), vcpu_cells(v, self._status)) for v in items]
+        status = self._status
+        width = TREND_WIDTH if status.has("exits") else USER_TREND_WIDTH
+        scale = trend_top(items, status, width) if self.trends_shared else None
+        return [(vcpu_key(v), vcpu_cells(v, status, scale)) for v in items]

@@ -48,7 +48,7 @@ USER_COLUMNS: tuple[Col, ...] = (
     Col("up50", "RT P50", 7, "right", "VMM round trip: KVM_RUN return to the next KVM_RUN", priority=5),
     Col("up99", "RT P99", 7, priority=2),
     Col("umax", "RT MAX", 7, priority=6),
-    Col("utrend", "TREND user/s", TREND_WIDTH, "left", priority=4),
+    Col("utrend", "USER TREND", TREND_WIDTH, "left", "userspace exits per second", priority=4),
 )
 
 COLUMNS = EXIT_COLUMNS  # the layout where every measurement has a source
@@ -129,8 +129,18 @@ def _dur(ns: int, count: int, style: str = "") -> Text:
     return fmt.cell_right(fmt.duration(ns), style) if count else fmt.cell_right("—", "dim")
 
 
-def exit_cells(b: Breakdown, status: CollectorStatus) -> Cells:
-    """EXITS/s … HCALL/s, TREND of the exit layout."""
+def trend_series(b: Breakdown, status: CollectorStatus):
+    """What a row's TREND draws: exits/s, or userspace exits/s where kvm_exit has no source."""
+    return b.history if status.has("exits") else b.userspace_history
+
+
+def trend_top(items, status: CollectorStatus, width: int = TREND_WIDTH) -> float:
+    """The shared TREND scale of these rows."""
+    return fmt.spark_top((trend_series(b, status) for b in items), width)
+
+
+def exit_cells(b: Breakdown, status: CollectorStatus, scale: float | None = None) -> Cells:
+    """EXITS/s … HCALL/s, TREND of the exit layout (``scale``: the shared trend scale)."""
     lat = b.latency
     top = b.top_reason
     user = user_cell(b, _longest(b)) if status.has("userspace") else fmt.NA_CELL
@@ -144,11 +154,11 @@ def exit_cells(b: Breakdown, status: CollectorStatus) -> Cells:
         _dur(lat.max, lat.count),
         user,
         hcall,
-        fmt.cell_left(fmt.spark(b.history, TREND_WIDTH), "green"),
+        fmt.cell_left(fmt.spark(b.history, TREND_WIDTH, top=scale), "green"),
     )
 
 
-def user_cells(b: Breakdown) -> Cells:
+def user_cells(b: Breakdown, scale: float | None = None) -> Cells:
     """USER/s … TREND of the userspace layout."""
     lat = b.userspace_latency
     top = _top_user(b)
@@ -159,15 +169,16 @@ def user_cells(b: Breakdown) -> Cells:
         _dur(lat.p50, lat.count),
         _dur(lat.p99, lat.count, "yellow"),
         _dur(lat.max, lat.count),
-        fmt.cell_left(fmt.spark(b.userspace_history, TREND_WIDTH), "green"),
+        fmt.cell_left(fmt.spark(b.userspace_history, TREND_WIDTH, top=scale), "green"),
     )
 
 
-def vm_cells(vm: VmStat, status: CollectorStatus) -> Cells:
-    """One row, as Text (never markup: the name is untrusted), in the status's layout."""
+def vm_cells(vm: VmStat, status: CollectorStatus, scale: float | None = None) -> Cells:
+    """One row, as Text (never markup: the name is untrusted), in the status's layout;
+    ``scale``: the trend scale shared by the rows (None: the row's own)."""
     name = KeyedText(safe_name(vm.name, 40) + (EXITED if vm.exited else ""), vm_key(vm),
                      style="dim bold" if vm.exited else "bold")
-    figures = exit_cells(vm, status) if status.has("exits") else user_cells(vm)
+    figures = exit_cells(vm, status, scale) if status.has("exits") else user_cells(vm, scale)
     return (name, fmt.cell_right(str(vm.pid), "dim"), fmt.cell_right(str(len(vm.vcpus))), *figures)
 
 
@@ -175,10 +186,11 @@ def vcpu_row_key(vm: VmStat, vcpu: VcpuStat) -> str:
     return f"{vm_key(vm)}/{vcpu.tid}"
 
 
-def vcpu_row_cells(vm: VmStat, vcpu: VcpuStat, status: CollectorStatus, last: bool) -> Cells:
+def vcpu_row_cells(vm: VmStat, vcpu: VcpuStat, status: CollectorStatus, last: bool,
+                   scale: float | None = None) -> Cells:
     """A vCPU under its guest in the tree view (F5): NAME is the branch, PID the thread id."""
     name = KeyedText(f" {'└' if last else '├'}─ {vcpu.label}", vcpu_row_key(vm, vcpu), style="dim")
-    figures = exit_cells(vcpu, status) if status.has("exits") else user_cells(vcpu)
+    figures = exit_cells(vcpu, status, scale) if status.has("exits") else user_cells(vcpu, scale)
     return (name, fmt.cell_right(str(vcpu.tid), "dim"), fmt.cell_right(""), *figures)
 
 
@@ -188,9 +200,15 @@ class RowCells(dict):
     sigs: dict[str, tuple]
 
 
-def all_cells(snapshot: Snapshot) -> RowCells:
-    """Cells and signatures of every row (pure; the feed worker calls this off the UI thread)."""
-    out = RowCells((vm_key(vm), vm_cells(vm, snapshot.collector)) for vm in snapshot.vms)
+def all_cells(snapshot: Snapshot, shared: bool = True) -> RowCells:
+    """Cells and signatures of every row (pure; the feed worker calls this off the UI thread).
+
+    ``shared``: every row's trend on one scale (the largest rate any row drew), so a
+    steady, small guest stays low; else each row on its own.
+    """
+    status = snapshot.collector
+    scale = trend_top(snapshot.vms, status) if shared else None
+    out = RowCells((vm_key(vm), vm_cells(vm, status, scale)) for vm in snapshot.vms)
     out.sigs = {key: signature(cells) for key, cells in out.items()}
     return out
 
@@ -202,7 +220,20 @@ def sorted_vms(snapshot: Snapshot, column: str, reverse: bool) -> list[VmStat]:
     return sorted(snapshot.vms, key=key, reverse=descending)
 
 
-class VmTable(SortableTable):
+TREND_KEYS = frozenset({"trend", "utrend"})
+
+
+class TrendTable(SortableTable):
+    """A sortable table with a TREND column: on one scale for all rows (``trends_shared``,
+    the default) or each row on its own (labelled ``… row``)."""
+
+    trends_shared = True
+
+    def column_label(self, col: Col) -> str:
+        return f"{col.label} row" if col.key in TREND_KEYS and not self.trends_shared else col.label
+
+
+class VmTable(TrendTable):
     COLUMNS = EXIT_COLUMNS
     SORTS = SORTS
     ASCENDING = ASCENDING
@@ -221,9 +252,11 @@ class VmTable(SortableTable):
             self.show_items(self._items)
 
     def show(self, snapshot: Snapshot, cells: Mapping[str, Cells] | None = None,
-             vms: Sequence[VmStat] | None = None) -> None:
-        """The guests of ``snapshot`` (or only ``vms`` of it), sorted by this table's column."""
-        self._row_cells = cells if cells is not None else all_cells(snapshot)
+             vms: Sequence[VmStat] | None = None, trends_shared: bool = True) -> None:
+        """The guests of ``snapshot`` (or only ``vms`` of it), sorted by this table's column;
+        ``cells`` were made with ``trends_shared`` (all_cells)."""
+        self.trends_shared = trends_shared
+        self._row_cells = cells if cells is not None else all_cells(snapshot, trends_shared)
         self._status = snapshot.collector
         layout = layout_for(snapshot.collector)
         if layout is not self.layout_columns:
@@ -238,11 +271,13 @@ class VmTable(SortableTable):
         if not self.tree_view:
             return [(k, cells[k]) for k in (vm_key(v) for v in items)]
         rows = []
+        status = self._status
+        scale = trend_top((v for vm in items for v in vm.vcpus), status) if self.trends_shared else None
         for vm in items:
             rows.append((vm_key(vm), cells[vm_key(vm)]))
             vcpus = self.sorted_items(vm.vcpus)
             for i, v in enumerate(vcpus):
-                rows.append((vcpu_row_key(vm, v), vcpu_row_cells(vm, v, self._status, i == len(vcpus) - 1)))
+                rows.append((vcpu_row_key(vm, v), vcpu_row_cells(vm, v, status, i == len(vcpus) - 1, scale)))
         return rows
 
     def row_sigs(self) -> dict[str, tuple] | None:
