@@ -89,9 +89,12 @@ _non_negative = _whole(0)
 SUB = "sub_"
 DEFAULTS = {"interval": 1.0, "pid": None, "max_keys": DEFAULT_MAX_KEYS, "demo": False, "once": False,
             "batch": False, "iterations": None, "json": False, "csv": False, "output": None, "filter": None,
-            "color": "auto", "guest": None}
+            "color": "auto", "guest": None, "vms": None, "vcpus": None, "no_kvm_exit": False}
 COMMAND_DEFAULTS = {"export": {"interval": DEFAULT_INTERVAL_S}}
-SOURCE = frozenset({"interval", "pid", "max_keys", "demo", "guest"})
+SOURCE = frozenset({"interval", "pid", "max_keys", "demo", "guest", "vms", "vcpus", "no_kvm_exit"})
+MAX_DEMO_VMS = 100_000
+MAX_DEMO_VCPUS = 1024
+DEMO_ONLY = ("vms", "vcpus", "no_kvm_exit")  # they shape the synthetic host
 STREAM = frozenset({"once", "batch", "iterations", "json", "csv", "output"})
 TAKES = {"record": SOURCE | {"output"}, "replay": STREAM | {"filter", "color", "guest"},
          "report": frozenset({"json", "pid", "guest"}), "doctor": frozenset(), "export": SOURCE}
@@ -107,6 +110,12 @@ def _add_source_options(p: argparse.ArgumentParser, prefix: str = "", interval: 
                    help=f"BPF map size: distinct (VM, vCPU, reason) keys per interval (default {DEFAULT_MAX_KEYS})")
     p.add_argument("--demo", dest=prefix + "demo", action="store_true", default=argparse.SUPPRESS,
                    help="synthetic data: no KVM or root needed")
+    p.add_argument("--vms", dest=prefix + "vms", type=_whole(1), metavar="N", default=argparse.SUPPRESS,
+                   help=f"with --demo: this many guests (default 6, at most {MAX_DEMO_VMS:,})")
+    p.add_argument("--vcpus", dest=prefix + "vcpus", type=_whole(1), metavar="M", default=argparse.SUPPRESS,
+                   help=f"with --demo: every guest has M vCPUs (default 1-8 by guest, at most {MAX_DEMO_VCPUS})")
+    p.add_argument("--no-kvm-exit", dest=prefix + "no_kvm_exit", action="store_true", default=argparse.SUPPRESS,
+                   help="with --demo: a host where kvm_exit never fires, as on PVM (userspace exits only)")
     _add_guest(p, prefix)
 
 
@@ -224,6 +233,11 @@ def _resolve(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.N
         if SUB + key in vars(args):
             value = vars(args).pop(SUB + key)
         setattr(args, key, value)
+    shaped = [k for k in DEMO_ONLY if getattr(args, k, None)]
+    if shaped and not args.demo:
+        p.error(f"{', '.join(_flag(p, k) for k in shaped)} shape the synthetic host: use with --demo")
+    if (args.vms or 0) > MAX_DEMO_VMS or (args.vcpus or 0) > MAX_DEMO_VCPUS:
+        p.error(f"--vms: at most {MAX_DEMO_VMS:,} guests; --vcpus: at most {MAX_DEMO_VCPUS} vCPUs per guest")
     if args.command in (None, "replay") and (args.iterations or args.output) and not (
             args.batch or args.json or args.csv):
         args.batch = True

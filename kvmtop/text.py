@@ -55,12 +55,13 @@ def render_breakdown(b: Breakdown, exits_ok: bool) -> list[str]:
     return lines
 
 
-def render_vm(vm: VmStat, exits_ok: bool) -> list[str]:
+def render_vm(vm: VmStat, exits_ok: bool, hypercalls_ok: bool = True) -> list[str]:
     exits = f"{units.rate(vm.exits_per_s)} exits/s" if exits_ok else "exits n/a"
+    hypercalls = f"{units.rate(vm.hypercalls_per_s)}/s" if hypercalls_ok and exits_ok else "n/a"
     stuck = marks.stuck_vcpu(vm)
     lines = [
         f"VM {safe_name(vm.name)} (pid {vm.pid}{', exited' if vm.exited else ''})  {len(vm.vcpus)} vCPUs  {exits}  "
-        f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {units.rate(vm.hypercalls_per_s)}/s"
+        f"userspace {units.rate(vm.userspace_per_s)}/s  hypercalls {hypercalls}"
         + (f"  ! {marks.lost_note(vm.lost)}" if vm.lost else "")
         + (f"  ! {stuck}" if stuck else "")
     ]
@@ -106,5 +107,5 @@ def render(snap: Snapshot, filter_text: str = "") -> str:
         lines.append("no KVM guests running")
     for vm in sorted(snap.vms, key=lambda v: (-v.exits, -v.userspace_count, v.pid)):
         lines.append("")
-        lines += render_vm(vm, exits_ok)
+        lines += render_vm(vm, exits_ok, c.has("hypercalls"))
     return "\n".join(lines)

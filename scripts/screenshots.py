@@ -1,41 +1,65 @@
-"""Write SVG screenshots of every screen from the demo source into screenshots/.
+"""Write SVG screenshots of the dashboard into screenshots/, each of a kvmtop command line
+you can run yourself (``kvmtop --demo --vms 30``).
 
-    python scripts/screenshots.py [--out screenshots] [--size 140x42]
+    python scripts/screenshots.py [--out screenshots] [--size 140x42] [NAME...]
 
-Deterministic: the demo source is seeded and advanced by hand (60 intervals of history),
-so the same command always draws the same pictures.
+Each shot parses its command line with kvmtop's own parser and builds the source and the
+app as ``kvmtop`` does; only the pacing differs: the demo is advanced by hand (90
+intervals of history at once), so the same command always draws the same picture, the
+one ``kvmtop`` shows after 90 seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import time
 from pathlib import Path
 
 from textual.widgets import Input
 
-from kvmtop.stepped_feed import demo_feed
+from kvmtop import cli
+from kvmtop.commands import dashboard
+from kvmtop.commands.common import live_source, selection
+from kvmtop.filtering import ReasonFilter
+from kvmtop.stepped_feed import SteppedFeed
 from kvmtop.ui.app import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
+WARMUP = 90  # intervals of history, as 90 s of `kvmtop --demo`
+DEMO = "kvmtop --demo --vms 30"
 
-# name -> (keys to press, screen to wait for, demo options)
-SHOTS: dict[str, tuple[tuple[str, ...], str, dict]] = {
-    "main": ((), "MainScreen", {"vms": 30}),
-    "guest": (("enter",), "GuestScreen", {}),
-    "vcpu": (("down", "enter", "tab", "enter"), "GuestScreen", {}),
-    "filter": (("f", "e", "x", "t", "down", "space"), "FilterScreen", {}),
-    "main-no-kvm-exit": ((), "MainScreen", {"exits": False}),
-    "help": (("question_mark",), "HelpScreen", {}),
+# name -> (the command line, keys pressed, the screen that shows, size if not --size)
+SHOTS: dict[str, tuple[str, tuple[str, ...], str, tuple[int, int] | None]] = {
+    "main": (DEMO, (), "MainScreen", None),
+    "guest": (DEMO, ("enter",), "GuestScreen", None),
+    "vcpu": (DEMO, ("enter", "tab", "down", "enter"), "GuestScreen", None),
+    "tree": ("kvmtop --demo --vms 30 --vcpus 4", ("f5",), "MainScreen", None),
+    "filter": (DEMO, ("f", "e", "p", "t", "down", "space"), "FilterScreen", None),
+    "main-no-kvm-exit": (f"{DEMO} --no-kvm-exit", (), "MainScreen", None),
+    "guest-no-kvm-exit": (f"{DEMO} --no-kvm-exit", ("enter",), "GuestScreen", None),
+    "guest-80x24": (DEMO, ("enter",), "GuestScreen", (80, 24)),
+    "help": (DEMO, ("f1",), "HelpScreen", None),
 }
 
 
-async def shoot(name: str, keys: tuple[str, ...], screen: str, options: dict, out: Path,
+def app_for(command: str):
+    """The app ``command`` (``kvmtop …``) opens, over a demo advanced by hand."""
+    parser = cli.build_parser()
+    args = cli._resolve(parser, parser.parse_args(shlex.split(command)[1:]))
+    if not args.demo:
+        raise SystemExit(f"{command}: screenshots are of the demo (--demo)")
+    feed = SteppedFeed(live_source(args), warmup=WARMUP, interval_s=args.interval)
+    return make_app(feed, reason_filter=ReasonFilter.parse(args.filter, strict=True), title=dashboard.title(args),
+                    selection=selection(args))
+
+
+async def shoot(name: str, command: str, keys: tuple[str, ...], screen: str, out: Path,
                 size: tuple[int, int]) -> Path:
-    app = make_app(demo_feed(vms=options.pop("vms", 10), warmup=90, **options), title="kvmtop (demo)")
+    app = app_for(command)
     async with app.run_test(size=size) as pilot:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while app.snapshot is None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{name}: no snapshot from the demo source")
@@ -50,7 +74,7 @@ async def shoot(name: str, keys: tuple[str, ...], screen: str, options: dict, ou
             await pilot.pause(0.02)
         for box in app.screen.query(Input):
             box.cursor_blink = False
-        await pilot.pause(0.2)
+        await pilot.pause(0.3)
         return Path(app.save_screenshot(f"{name}.svg", path=str(out)))
 
 
@@ -64,10 +88,9 @@ async def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.names or SHOTS:
-        keys, screen, options = SHOTS[name]
-        options = dict(options)
-        path = await shoot(name, keys, screen, options, out, (cols, rows))
-        print(path)
+        command, keys, screen, size = SHOTS[name]
+        path = await shoot(name, command, keys, screen, out, size or (cols, rows))
+        print(f"{path}  ({command}{', keys ' + ' '.join(keys) if keys else ''})")
     return 0
 
 

@@ -10,12 +10,12 @@ from ..sources.selected import SelectedSource
 
 
 def live_source(args) -> Source:
-    """The demo generator with ``--demo``, else the BPF collector (``--pid``, ``--max-keys``);
-    ``-g`` narrows either to the guests it names."""
+    """The demo generator with ``--demo`` (``--vms``, ``--vcpus``, ``--no-kvm-exit``), else the
+    BPF collector (``--pid``, ``--max-keys``); ``-g`` narrows either to the guests it names."""
     if args.demo:
         from ..sources.demo import DemoSource
 
-        return selected(DemoSource(), args)
+        return selected(DemoSource(vms=args.vms or 6, vcpus=args.vcpus, exits=not args.no_kvm_exit), args)
     if args.pid is not None:
         problem = vm_pid_problem(args.pid)
         if problem:

@@ -28,10 +28,14 @@ def show(feed: Feed, args, title: str) -> int:
                          selection=selection(args))
 
 
+def title(args) -> str:
+    return "kvmtop (demo)" if args.demo else "kvmtop"
+
+
 def run(args) -> int:
     feed = Feed(live_source(args), interval_s=args.interval)
     feed.open()
     try:
-        return show(feed, args, "kvmtop (demo)" if args.demo else "kvmtop")
+        return show(feed, args, title(args))
     finally:
         feed.close()
