@@ -165,8 +165,9 @@ def test_trace_dat_is_read_through_trace_cmd_report(kvm_guest, tmp_path):
     with FtraceCapture(pids=[guest.pid, guest.tid], name=name):
         guest.go()
         exits = guest.wait_done()
-        subprocess.run(["trace-cmd", "extract", "-B", name, "-o", data], check=True, timeout=120,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(["trace-cmd", "extract", "-B", name, "-o", data], timeout=120,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"trace-cmd extract: exit {done.returncode}: {done.stderr[-500:]}"
     d = report(data)
     assert d["read_error"] is None
     # trace-cmd report prefixes every line with the instance's name; each event is still read
