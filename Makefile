@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.kvmtop-setup
 
-.PHONY: setup launcher run test check bench screenshots clean
+.PHONY: setup launcher run test check bench soak screenshots clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ check: setup
 # Benchmarks print figures against their targets; a missed target is reported, not fatal.
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || echo "($$b: a target was missed or it failed, see above)"; done
+
+# The churn soak (issue 8): 50 real guests over at least 5 minutes; prints its figures.
+soak: setup
+	$(PY) bench/soak.py $(ARGS)
 
 screenshots: setup
 	$(PY) scripts/screenshots.py

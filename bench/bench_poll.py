@@ -4,8 +4,8 @@ The maps of a real LiveSource are filled from Python (one batch update per map) 
 realistic shape: vCPU threads with 25 (kind, code) keys each (20 exit reasons, 3
 userspace codes, 2 hypercalls), each key's events in 2 latency buckets (one `stats` row
 per key and bucket) and its pairing state (4 request bits counted): 51 map rows per
-thread. --keys counts all map rows. Then one poll is timed two ways: ``drain`` (the
-lookup-and-delete batches into numpy) and ``next_interval`` (drain, pairing state,
+thread. --keys counts all map rows. Then one poll is timed two ways: ``drain`` (one half
+of the maps read and deleted in batches into numpy) and ``next_interval`` (epoch flip, drain, pairing state,
 grouping, Stat/Latency objects, identity, status). Repeated, best and median shown.
 
     sudo python bench/bench_poll.py [--keys 10000 100000] [--repeat 5]
@@ -45,6 +45,7 @@ def fill(src: LiveSource, n: int, pid: int) -> dict[str, int]:
     for j, value in enumerate((400, 1500)):
         part = sk[j * n:(j + 1) * n]
         part["pid"], part["tid"], part["code"], part["kind"] = pid, tid, code, kind
+        part["epoch"] = src._epoch  # the half the BPF program writes now: the next poll drains it
         part["bucket"] = histogram.bucket_index(value)
         v = sv[j * n:(j + 1) * n]
         v["count"], v["sum_ns"], v["min_ns"], v["max_ns"] = 2, 2 * value, value, value
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
                 fill(src, n, pid)
                 t = time.perf_counter()
                 for name in ("stats", "lost"):
-                    src._readers[name].drain()
+                    src._readers[name].drain_epoch(src._epoch)
                 drain_ms.append((time.perf_counter() - t) * 1000)
                 filled = fill(src, n, pid)
                 t = time.perf_counter()

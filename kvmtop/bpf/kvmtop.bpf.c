@@ -64,6 +64,7 @@ _Static_assert((SLOTS & (SLOTS - 1)) == 0, "SLOTS must be a power of two");
 _Static_assert(HIST_NBUCKETS <= 256, "a bucket index must fit in a u8");
 
 #define KVM_RUN_CMD 0xAE80
+#define KVM_CREATE_VM_CMD 0xAE01
 #define ERRNO_FLAG 0x80000000U    /* userspace code for errno < 0: ERRNO_FLAG | -errno */
 #define NO_VCPU_ID 0xFFFFFFFFU
 
@@ -101,7 +102,7 @@ struct stat_key {   /* 20 bytes */
     u8 kind;
     u8 bucket;      /* the latency's histogram bucket (histogram.py) */
     u8 flags;
-    u8 pad;
+    u8 epoch;       /* see `epoch` */
 };
 
 struct stat_val {   /* 32 bytes: the events of one key, and their latencies */
@@ -116,7 +117,8 @@ struct lost_key {   /* a row that lost events to a full map */
     u32 tid;
     u32 code;       /* as in stat_key; the bit for KIND_REQUEST */
     u8 kind;
-    u8 pad[3];
+    u8 epoch;
+    u8 pad[2];
 };
 
 struct pending {    /* one per vCPU thread (304 bytes): what is in flight, request bits */
@@ -142,6 +144,11 @@ struct info {       /* written once per thread, read (not cleared) by user space
 };
 
 BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats, HIST_KEYS, BPF_F_NO_PREALLOC);
+/* Which half of `stats` and `lost` new events go to (the keys' `epoch`). User space flips it,
+ * lets the programs still running finish, then drains the other half, which nothing writes
+ * any more: an update can never land in an element that is being read and deleted (a drain
+ * of the map being written loses the increments made between a lookup and the delete). */
+BPF_ARRAY(epoch, u32, 1);
 BPF_F_TABLE("hash", struct lost_key, u64, lost, LOST_KEYS, BPF_F_NO_PREALLOC);
 /* Pairing state. A thread's first event claims slot tid % SLOTS if it is free: an array
  * lookup is a few instructions where a hash lookup is a call. A thread whose slot is taken
@@ -204,10 +211,10 @@ static __always_inline u32 drop_counter(u8 kind)
 }
 
 /* one event that no map could take: counted per kind, and per row while `lost` has room */
-static __always_inline void drop(u32 pid, u32 tid, u8 kind, u32 code)
+static __always_inline void drop(u8 ep, u32 pid, u32 tid, u8 kind, u32 code)
 {
     bump(drop_counter(kind));
-    struct lost_key k = {.pid = pid, .tid = tid, .code = code, .kind = kind};
+    struct lost_key k = {.pid = pid, .tid = tid, .code = code, .kind = kind, .epoch = ep};
     u64 *n = lost.lookup(&k);
     if (n) {
         __sync_fetch_and_add(n, 1);
@@ -219,10 +226,11 @@ static __always_inline void drop(u32 pid, u32 tid, u8 kind, u32 code)
 }
 
 /* one event of (kind, code) [and hypercall nr], with its latency unless NO_LATENCY */
-static __always_inline void record(u32 pid, u32 tid, u8 kind, u32 code, u32 nr, u64 ns, u8 flags)
+static __always_inline void record(u8 ep, u32 pid, u32 tid, u8 kind, u32 code, u32 nr, u64 ns, u8 flags)
 {
     struct stat_key k = {.pid = pid, .tid = tid, .code = code, .nr = nr, .kind = kind,
-                         .flags = flags, .bucket = (flags & NO_LATENCY) ? 0 : bucket_index(ns)};
+                         .flags = flags, .bucket = (flags & NO_LATENCY) ? 0 : bucket_index(ns),
+                         .epoch = ep};
     struct stat_val *v = stats.lookup(&k);
     if (v) {            /* only this thread writes its keys: no atomics needed */
         v->count++;
@@ -235,9 +243,9 @@ static __always_inline void record(u32 pid, u32 tid, u8 kind, u32 code, u32 nr, 
     }
     struct stat_val init = {.count = 1, .sum_ns = ns, .min_ns = ns, .max_ns = ns};
     if (stats.insert(&k, &init) != 0) {
-        drop(pid, tid, kind, code);
+        drop(ep, pid, tid, kind, code);
         if (flags & WITH_HYPERCALL)
-            drop(pid, tid, KIND_HYPERCALL, nr);
+            drop(ep, pid, tid, KIND_HYPERCALL, nr);
     }
 }
 
@@ -248,14 +256,14 @@ static __always_inline u64 since(u64 start, u64 now)
 }
 
 /* the thread's pending exit (and its hypercall), with latency ns or NO_LATENCY */
-static __always_inline void record_exit(u32 pid, u32 tid, struct pending *p, u64 ns, u8 flags)
+static __always_inline void record_exit(u8 ep, u32 pid, u32 tid, struct pending *p, u64 ns, u8 flags)
 {
     u32 nr = 0;
     if (p->has_hc) {
         flags |= WITH_HYPERCALL;
         nr = p->hc_nr;
     }
-    record(pid, tid, p->exit_kind, p->exit_code, nr, ns, flags);
+    record(ep, pid, tid, p->exit_kind, p->exit_code, nr, ns, flags);
 }
 
 static __always_inline void info_put(u32 pid, u32 tid, u32 vcpu_id)
@@ -281,7 +289,8 @@ static __always_inline struct pending *state_of(u32 tid)
     return pending.lookup(&tid);
 }
 
-/* tell user space about a new thread (a VM that may exit before the next poll) */
+/* tell user space about a new thread (a VM that may exit before the next poll), or with
+ * tid 0 about a new VM (KVM_CREATE_VM, issued before any vCPU runs) */
 static __always_inline void announce_thread(u32 pid, u32 tid)
 {
     struct new_thread n = {.pid = pid, .tid = tid};
@@ -330,13 +339,27 @@ static __always_inline struct pending *pending_get(u32 pid, u32 tid)
 #define SKIP_PID(pid) 0
 #endif
 
+static __always_inline u32 *epoch_now(void)
+{
+    u32 zero = 0;
+    return epoch.lookup(&zero);
+}
+
+/* the half of stats/lost this event goes to: read once per event, at the top of its handler
+ * (a lookup inside the helpers would double the verifier's paths, up to its limit) */
+#define EPOCH_OR_RETURN(ep)                          \
+    u32 *ep##_at = epoch_now();                      \
+    if (!ep##_at)   /* never: an array of one */     \
+        return;                                      \
+    u8 ep = *ep##_at;
+
 /* ------------------------------------------------------------------ handlers */
 
 /* the pending exit never saw its entry: it counts, without a latency */
-static __always_inline void exit_unmatched(u32 pid, u32 tid, struct pending *p)
+static __always_inline void exit_unmatched(u8 ep, u32 pid, u32 tid, struct pending *p)
 {
     bump(C_UNMATCHED_EXITS);
-    record_exit(pid, tid, p, 0, NO_LATENCY);
+    record_exit(ep, pid, tid, p, 0, NO_LATENCY);
 }
 
 static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reason,
@@ -347,11 +370,12 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
         return;
     u8 kind = isa & 0x0f;          /* never collides with KIND_USERSPACE, KIND_HYPERCALL */
     bump(C_SEEN_EXITS);
+    EPOCH_OR_RETURN(ep);
 
     struct pending *p = pending_get(pid, tid);
     if (p) {
         if (p->exit_ns)
-            exit_unmatched(pid, tid, p);
+            exit_unmatched(ep, pid, tid, p);
         p->exit_ns = now;
         p->exit_code = reason;
         p->exit_kind = kind;
@@ -365,7 +389,7 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
             p->vcpu_id = vcpu_id;
         }
     } else {
-        record(pid, tid, kind, reason, 0, 0, NO_LATENCY);
+        record(ep, pid, tid, kind, reason, 0, 0, NO_LATENCY);
     }
 
 #ifdef HAVE_REQUESTS
@@ -377,15 +401,15 @@ static __always_inline void handle_exit(u64 pid_tgid, u64 now, u32 isa, u32 reas
         if (p)
             p->req[bit]++;
         else
-            drop(pid, tid, KIND_REQUEST, bit);
+            drop(ep, pid, tid, KIND_REQUEST, bit);
     }
 #endif
 }
 
-static __always_inline void userspace_done(u32 pid, u32 tid, struct pending *p, u64 now)
+static __always_inline void userspace_done(u8 ep, u32 pid, u32 tid, struct pending *p, u64 now)
 {
     if (p->us_ns) {
-        record(pid, tid, KIND_USERSPACE, p->us_code, 0, since(p->us_ns, now), 0);
+        record(ep, pid, tid, KIND_USERSPACE, p->us_code, 0, since(p->us_ns, now), 0);
         p->us_ns = 0;
     }
 }
@@ -400,12 +424,13 @@ static __always_inline void handle_entry(u64 pid_tgid, u64 now)
         bump(C_UNMATCHED_ENTRIES);
         return;
     }
-    userspace_done(pid, tid, p, now);
+    EPOCH_OR_RETURN(ep);
+    userspace_done(ep, pid, tid, p, now);
     if (!p->exit_ns) {
         bump(C_UNMATCHED_ENTRIES);
         return;
     }
-    record_exit(pid, tid, p, since(p->exit_ns, now), 0);
+    record_exit(ep, pid, tid, p, since(p->exit_ns, now), 0);
     p->exit_ns = 0;
     p->has_hc = 0;
 }
@@ -415,12 +440,13 @@ static __always_inline void handle_hypercall(u64 pid_tgid, u64 nr)
     u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (SKIP_PID(pid))
         return;
+    EPOCH_OR_RETURN(ep);
     struct pending *p = state_of(tid);
     if (p && p->exit_ns && !p->has_hc) {   /* counted with its exit's latency, at the entry */
         p->hc_nr = nr;
         p->has_hc = 1;
     } else {
-        record(pid, tid, KIND_HYPERCALL, (u32)nr, 0, 0, NO_LATENCY);
+        record(ep, pid, tid, KIND_HYPERCALL, (u32)nr, 0, 0, NO_LATENCY);
     }
 }
 
@@ -431,27 +457,32 @@ static __always_inline void handle_userspace_exit(u64 pid_tgid, u64 now, u32 rea
         return;
     u32 code = err < 0 ? (ERRNO_FLAG | (u32)(-err)) : reason;
     bump(C_SEEN_USERSPACE);
+    EPOCH_OR_RETURN(ep);
     struct pending *p = pending_get(pid, tid);
     if (!p) {
-        record(pid, tid, KIND_USERSPACE, code, 0, 0, NO_LATENCY);
+        record(ep, pid, tid, KIND_USERSPACE, code, 0, 0, NO_LATENCY);
         return;
     }
     if (p->us_ns)   /* the previous one never saw its KVM_RUN */
-        record(pid, tid, KIND_USERSPACE, p->us_code, 0, 0, NO_LATENCY);
+        record(ep, pid, tid, KIND_USERSPACE, p->us_code, 0, 0, NO_LATENCY);
     p->us_ns = now;
     p->us_code = code;
 }
 
 static __always_inline void handle_ioctl(u64 pid_tgid, u64 now, u64 cmd)
 {
-    if (cmd != KVM_RUN_CMD)
-        return;
     u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
     if (SKIP_PID(pid))
         return;
+    if (cmd != KVM_RUN_CMD) {
+        if (cmd == KVM_CREATE_VM_CMD)   /* a new VM: named now, long before its first exit */
+            announce_thread(pid, 0);
+        return;
+    }
+    EPOCH_OR_RETURN(ep);
     struct pending *p = state_of(tid);
     if (p)
-        userspace_done(pid, tid, p, now);
+        userspace_done(ep, pid, tid, p, now);
 }
 
 /* A thread exits: what it still had in flight counts (without a latency); its state is
@@ -462,10 +493,11 @@ static __always_inline void handle_thread_exit(u64 pid_tgid)
     struct pending *p = state_of(tid);
     if (!p || p->gone)
         return;
+    EPOCH_OR_RETURN(ep);
     if (p->exit_ns)
-        exit_unmatched(pid, tid, p);
+        exit_unmatched(ep, pid, tid, p);
     if (p->us_ns)
-        record(pid, tid, KIND_USERSPACE, p->us_code, 0, 0, NO_LATENCY);
+        record(ep, pid, tid, KIND_USERSPACE, p->us_code, 0, 0, NO_LATENCY);
     p->exit_ns = 0;
     p->us_ns = 0;
     p->gone = 1;
@@ -547,8 +579,8 @@ TRACEPOINT_PROBE(kvm, kvm_userspace_exit)
  * (getppid: +73 ns, against +40 ns with this probe). */
 TRACEPOINT_PROBE(syscalls, sys_enter_ioctl)
 {
-    if (args->cmd != KVM_RUN_CMD)   /* every ioctl on the host passes here: leave early */
-        return 0;
+    if (args->cmd != KVM_RUN_CMD && args->cmd != KVM_CREATE_VM_CMD)  /* every ioctl on the host */
+        return 0;                                                      /* passes here: leave early */
     handle_ioctl(bpf_get_current_pid_tgid(), bpf_ktime_get_ns(), args->cmd);
     return 0;
 }

@@ -18,9 +18,10 @@ import mmap
 import numpy as np
 
 STAT_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("nr", "<u4"), ("kind", "u1"),
-                     ("bucket", "u1"), ("flags", "u1"), ("pad", "u1")])
+                     ("bucket", "u1"), ("flags", "u1"), ("epoch", "u1")])
 STAT_VAL = np.dtype([("count", "<u8"), ("sum_ns", "<u8"), ("min_ns", "<u8"), ("max_ns", "<u8")])
-LOST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("pad", "u1", (3,))])
+LOST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("epoch", "u1"),
+                     ("pad", "u1", (2,))])
 COUNT = np.dtype("<u8")
 TID = np.dtype("<u4")
 INDEX = np.dtype("<u4")
@@ -156,11 +157,27 @@ class HashReader:
     # ------------------------------------------------------------------ writing
 
     def delete(self, keys: np.ndarray) -> None:
-        """Delete these keys (missing ones are ignored)."""
+        """Delete these keys, in batches (missing ones are ignored: the batch stops at one, and
+        the rest goes one by one)."""
         lib = _lib()
         keys = np.ascontiguousarray(keys, self.key_dtype)
-        for i in range(len(keys)):
+        done = 0
+        if len(keys) > 1:
+            count = ct.c_uint32(len(keys))
+            if lib.bpf_delete_batch(self.fd, ct.c_void_p(keys.ctypes.data), ct.byref(count)) == 0:
+                return
+            done = count.value
+        for i in range(done, len(keys)):
             lib.bpf_delete_elem(self.fd, ct.c_void_p(keys[i:i + 1].ctypes.data))
+
+    def drain_epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``drain()`` of the entries whose key's ``epoch`` is ``epoch`` (the half of the map the
+        BPF program no longer writes: see kvmtop.bpf.c); the other half stays."""
+        keys, values = self.read()
+        mine = keys["epoch"] == epoch
+        keys, values = keys[mine], values[mine]
+        self.delete(keys)
+        return keys, values
 
     def update(self, keys: np.ndarray, values: np.ndarray) -> int:
         """Insert or overwrite entries in one batch (fallback: one by one); returns how many."""

@@ -51,6 +51,8 @@ from .new_threads import NewThreadNamer
 from .pairing_state import PairingState
 
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
+EXITED_KEPT_POLLS = 3  # an exited VM's identity is kept this many polls, for its late counts
+EPOCH_SETTLE_S = 0.002  # from flipping the epoch to draining the old half: programs take microseconds
 PROC = "/proc"
 
 
@@ -193,6 +195,12 @@ class LiveSource:
         self._totals: dict[str, int] = {}      # counters at the previous read
         self._since_open: dict[str, int] = {}  # counters at open (for the "exits" inference)
         self._last_vms: dict[int, VmIdentity] = {}
+        # Processes seen gone: what is known of them (their identity as last reported, the names
+        # BPF and the namer saw) is kept EXITED_KEPT_POLLS polls, for counts that come late.
+        self._fading: dict[int, int] = {}  # pid -> polls left
+        self._epoch = 0  # the half of stats/lost the BPF program writes (its `epoch` array)
+        self._flipped_at = 0.0
+        self._exited_vms: dict[int, VmIdentity] = {}
         self._scanned: list[int] = []
         self._next_scan = 0.0
         self._tid_info: dict[int, tuple[int, int, str]] = {}  # tid -> (pid, vcpu_id, comm) from BPF
@@ -215,6 +223,7 @@ class LiveSource:
             program.close()
             raise SourceError(str(e)) from None
         self.program = program
+        self._epoch = 0  # as the program's `epoch` array starts
         self.namer = NewThreadNamer(program, self.pid)
         self.namer.start()
         self._readers = readers(program)
@@ -251,6 +260,39 @@ class LiveSource:
                 self.namer.clear()
             self._last_t = time.monotonic()
 
+    def _flip_epoch(self, program: Program) -> int:
+        """Point the BPF program's new events at the other half of stats/lost; the half it used."""
+        table = program.table("epoch")
+        old = self._epoch
+        self._epoch ^= 1
+        table[table.Key(0)] = table.Leaf(self._epoch)
+        self._flipped_at = time.perf_counter()
+        return old
+
+    def footprint(self, pids: set[int] | None = None) -> dict[str, int]:
+        """Per-thread state held now, in the BPF maps and here (only what ``pids`` own, when
+        given): what must go back to its baseline once the VMs are gone."""
+        with self._lock:
+            if self.program is None:
+                return {}
+            out = {}
+            for name in ("info", "pending", "slots"):
+                _, vals = self._readers[name].read()
+                if name == "slots":
+                    vals = vals[vals["tid"] != 0]  # a free slot is all zeros
+                held = vals["pid"].tolist()
+                out[name] = len(held) if pids is None else sum(1 for p in held if p in pids)
+
+            def count(owners) -> int:
+                return sum(1 for p in owners if pids is None or p in pids)
+
+            out["collector threads"] = count(p for p, _, _ in self._tid_info.values())
+            out["collector VMs"] = count(self._last_vms) + count(self._exited_vms)
+            out["collector exits fading"] = count(self._fading)
+            out["names at first sight"] = count(self.namer.seen() if self.namer is not None else ())
+            out["identity cache"] = count(self.identities.known())
+            return out
+
     # ------------------------------------------------------------------ one interval
 
     def next_interval(self) -> Interval:
@@ -263,11 +305,15 @@ class LiveSource:
             interval_s, self._last_t = now - self._last_t, now
             r = self._readers
             try:
-                sk, sv = r["stats"].drain()
-                lk, lv = r["lost"].drain()
+                old = self._flip_epoch(program)  # new events go to the other half of stats/lost
                 ik, iv = r["info"].read()
                 self._in_userspace, requests = self._pairing.poll(time.monotonic_ns())
                 totals = program.counters()
+                settle = EPOCH_SETTLE_S - (time.perf_counter() - self._flipped_at)
+                if settle > 0:  # the programs that read the old epoch have finished by now
+                    time.sleep(settle)
+                sk, sv = r["stats"].drain_epoch(old)
+                lk, lv = r["lost"].drain_epoch(old)
             except OSError as e:
                 raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
             with gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
@@ -291,8 +337,9 @@ class LiveSource:
                               in_userspace=self._in_userspace.get((pid, tid)))
 
     def _identify(self, threads: dict, now: float) -> tuple[dict[int, VmIdentity], dict]:
-        """Name every VM with data, sighted by the namer or found by a scan. A process gone
-        with data in this interval is kept, marked exited: no count is dropped for a name."""
+        """Name every VM with data or found by a scan. A process gone with data in this interval
+        is kept, marked exited (named as the namer saw it, when it never was here): no count is
+        dropped for a name."""
         tids_by_pid: dict[int, list[int]] = {}
         for pid, tid in threads:
             tids_by_pid.setdefault(pid, []).append(tid)
@@ -303,11 +350,11 @@ class LiveSource:
                     tids_by_pid[pid].append(tid)
         if now >= self._next_scan:
             self._next_scan = now + self.scan_every_s
-            self._scan()
+            self._scan(keep={tid for _, tid in threads})
         namer = self.namer
         assert namer is not None  # (open: next_interval checked)
         sighted = namer.seen()
-        candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms) | set(sighted)
+        candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms)
         if self.pid is not None:
             candidates &= {self.pid}
         with_data = {pid for pid, _ in threads}
@@ -322,14 +369,28 @@ class LiveSource:
                 vms[pid] = self._name_threads(ident, tids_by_pid.get(pid, ()))
                 continue
             gone.add(pid)
-            if pid in with_data:  # exited during this interval: its last counts still count
-                vms[pid] = self._exited(pid, self._last_vms.get(pid), sighted.get(pid), tids_by_pid[pid])
-        if gone:
-            self._scanned = [p for p in self._scanned if p not in gone]
-            self._prune(gone)
-            namer.forget(gone)
+            if pid in with_data:  # exited: its last counts still count (some may come a poll or two late)
+                vms[pid] = self._exited(pid, self._last_vms.get(pid) or self._exited_vms.get(pid),
+                                        sighted.get(pid), tids_by_pid[pid])
+                self._exited_vms[pid] = vms[pid]
+        self._scanned = [p for p in self._scanned if p not in gone]
         self._last_vms = {p: v for p, v in vms.items() if p not in gone}
+        self._fade(gone, set(namer.stale(set(sighted) - candidates)), set(vms), namer)
         return vms, {k: t for k, t in threads.items() if k[0] in vms}  # (only -p's VM has others out)
+
+    def _fade(self, gone: set[int], stale: set[int], reported: set[int], namer: NewThreadNamer) -> None:
+        """Count down what is kept of processes that are gone (restarted by late counts), and
+        forget it all once the count runs out: names, thread state, BPF map entries."""
+        for pid in gone | stale:
+            if pid in reported or pid not in self._fading:
+                self._fading[pid] = EXITED_KEPT_POLLS
+        expired = {p for p, n in self._fading.items() if n <= 0}
+        for pid in expired:
+            del self._fading[pid]
+            self._exited_vms.pop(pid, None)
+        self._prune(expired)
+        namer.forget(expired)
+        self._fading = {p: n - 1 for p, n in self._fading.items()}
 
     def _exited(self, pid: int, last: VmIdentity | None, sighting, tids) -> VmIdentity:
         """The identity of a process gone before this read: as last seen alive, as the namer read
@@ -361,8 +422,9 @@ class LiveSource:
             return ident
         return replace(ident, comms={**comms, **ident.comms}, vcpu_index={**index, **ident.vcpu_index})
 
-    def _scan(self) -> None:
-        """Find idle VMs and name their threads; forget what is gone."""
+    def _scan(self, keep: set[int]) -> None:
+        """Find idle VMs and name their threads; forget what is gone (but threads in ``keep``:
+        their counts are being named now; ``_prune`` forgets them once that is done)."""
         try:
             found = scan_kvm_processes()
         except OSError:
@@ -377,32 +439,36 @@ class LiveSource:
                 self.identities.resolve(pid, tids)
             except (OSError, ValueError):
                 continue
-        self._prune_threads()
+        self._prune_threads(keep)
 
     def _prune(self, pids: set[int]) -> None:
         """Forget the per-thread map state of processes that are gone."""
         tids = [tid for tid, (pid, _, _) in self._tid_info.items() if pid in pids]
         self._forget(tids)
 
-    def _prune_threads(self) -> None:
+    def _prune_threads(self, keep: set[int]) -> None:
         """Drop the map state of threads that no longer exist (every scan). The BPF program
         marks a thread's pairing state when it exits and the next polls free it; this
-        catches threads that exited while the probes were detached, and the info entries."""
-        dead = []
+        catches threads that exited while the probes were detached, and the info entries.
+        The names of a gone process's threads stay until it fades out (``_fade``)."""
+        dead, of_live = [], []
         for name in ("pending", "info", "slots"):
             keys, vals = self._readers[name].read()
             tids = vals["tid"] if name == "slots" else keys
             for tid, pid in zip(tids.tolist(), vals["pid"].tolist()):
-                if tid and not os.path.exists(f"{PROC}/{pid}/task/{tid}"):
+                if tid and tid not in keep and not os.path.exists(f"{PROC}/{pid}/task/{tid}"):
                     dead.append(tid)
-        self._forget(dead)
+                    if os.path.exists(f"{PROC}/{pid}"):
+                        of_live.append(tid)
+        self._forget(dead, names=of_live)
 
-    def _forget(self, tids: list[int]) -> None:
+    def _forget(self, tids: list[int], names: list[int] | None = None) -> None:
+        """Free the BPF state of ``tids``, and forget the names of ``names`` (default: all of them)."""
         if not tids:
             return
         self._pairing.forget(tids)
         self._readers["info"].delete(np.unique(np.array(tids, maps.TID)))
-        for tid in tids:
+        for tid in tids if names is None else names:
             self._tid_info.pop(tid, None)
 
     def _status(self, program: Program, totals: dict[str, int]) -> CollectorStatus:

@@ -1,10 +1,11 @@
 """VMs named at first sight: the BPF ``new_threads`` ring buffer, read on its own thread.
 
-kvmtop.bpf.c sends one record (pid, tid, comm) per new vCPU thread, never per event.
-``NewThreadNamer`` waits on that ring buffer and reads ``/proc/PID`` as soon as a record
-arrives (milliseconds after the thread's first exit), so a VM that starts, runs and exits
-between two polls still has its name when its counts are read. Where the process is gone
-before it could be read, the comm BPF captured is kept instead.
+kvmtop.bpf.c sends one record (pid, tid, comm) per new vCPU thread, never per event, and one
+with tid 0 when a process creates a VM (KVM_CREATE_VM: before any vCPU runs, where the
+``sys_enter_ioctl`` tracepoint exists). ``NewThreadNamer`` waits on that ring buffer and reads
+``/proc/PID`` as soon as a record arrives, so a VM that starts, runs and exits between two
+polls still has its name when its counts are read. Where the process is gone before it could
+be read, the comm BPF captured is kept instead.
 
 The collector asks ``seen()`` once per poll and ``forget()``s the processes it has
 reported as exited, so what is kept is bounded by the VMs alive or just exited.
@@ -83,6 +84,17 @@ class NewThreadNamer:
         with self._lock:
             return {pid: Sighting(s.identity, dict(s.comms)) for pid, s in self._seen.items()}
 
+    def stale(self, pids) -> list[int]:
+        """Of ``pids`` (sighted ones), those whose process is gone or is another one now."""
+        seen = self.seen()
+        out = []
+        for pid in pids:
+            s = seen.get(pid)
+            st = start_time(pid, self._proc)
+            if s is not None and (st is None or (s.identity is not None and s.identity.start_time != st)):
+                out.append(pid)
+        return out
+
     def forget(self, pids) -> None:
         with self._lock:
             for pid in pids:
@@ -112,11 +124,12 @@ class NewThreadNamer:
             known = self._seen.get(pid)
             ident = known.identity if known else None
         ident = self._identify(pid, ident)
-        if ident is not None:
+        if ident is not None and tid:
             ident = _with_thread(ident, tid, thread_comm(pid, tid, self._proc) or comm)
         with self._lock:
             s = self._seen.setdefault(pid, Sighting())
-            s.comms[tid] = comm
+            if tid:  # (tid 0: the VM was created, by a thread that is no vCPU)
+                s.comms[tid] = comm
             if ident is not None:
                 s.identity = ident
 
