@@ -10,7 +10,8 @@ every figure below; an empty program shows it).
   (4 vCPU threads, 8 reasons, latencies over a dozen buckets), for each scenario: a plain
   exit -> entry pair, with 2 request bits set at the exit, with a hypercall made during
   the exit, and with both (the target's scenario).
-* Programs that fire here (kvm_userspace_exit, sys_enter_ioctl) are timed over real
+* Programs that fire here (kvm_userspace_exit, sys_enter_ioctl, and kvm_pio, which the
+  I/O panel's probes count only while a screen shows them or with --io) are timed over real
   events: an exit-heavy guest (kvmtop.testing.kvm_guest.run_exit_loop, vCPU in a thread of
   this process) with the real program attached, with classic tracepoints and with the
   raw ones kvmtop uses where it can. sys_enter_ioctl also counts every other ioctl on the
@@ -146,6 +147,7 @@ def real(exits: int, raw: bool, baseline: str | None) -> None:
     floor_fd = next(iter(floor.funcs.values())).fd
     try:
         for label, p in programs.items():
+            p.io = True  # time the I/O probes too (attach() then includes them)
             p.attach()
             fds = {**p.prog_fds(), "floor": floor_fd}
             with bpf_stats():

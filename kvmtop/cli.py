@@ -89,9 +89,9 @@ _non_negative = _whole(0)
 SUB = "sub_"
 DEFAULTS = {"interval": 1.0, "pid": None, "max_keys": DEFAULT_MAX_KEYS, "demo": False, "once": False,
             "batch": False, "iterations": None, "json": False, "csv": False, "output": None, "filter": None,
-            "color": "auto", "guest": None, "vms": None, "vcpus": None, "no_kvm_exit": False}
+            "color": "auto", "guest": None, "vms": None, "vcpus": None, "no_kvm_exit": False, "io": False}
 COMMAND_DEFAULTS = {"export": {"interval": DEFAULT_INTERVAL_S}}
-SOURCE = frozenset({"interval", "pid", "max_keys", "demo", "guest", "vms", "vcpus", "no_kvm_exit"})
+SOURCE = frozenset({"interval", "pid", "max_keys", "demo", "guest", "vms", "vcpus", "no_kvm_exit", "io"})
 MAX_DEMO_VMS = 100_000
 MAX_DEMO_VCPUS = 1024
 DEMO_ONLY = ("vms", "vcpus", "no_kvm_exit")  # they shape the synthetic host
@@ -116,6 +116,9 @@ def _add_source_options(p: argparse.ArgumentParser, prefix: str = "", interval: 
                    help=f"with --demo: every guest has M vCPUs (default 1-8 by guest, at most {MAX_DEMO_VCPUS})")
     p.add_argument("--no-kvm-exit", dest=prefix + "no_kvm_exit", action="store_true", default=argparse.SUPPRESS,
                    help="with --demo: a host where kvm_exit never fires, as on PVM (userspace exits only)")
+    p.add_argument("--io", dest=prefix + "io", action="store_true", default=argparse.SUPPRESS,
+                   help="count PIO ports and MMIO addresses all the time (else only while the guest "
+                        "screen shows them: their probes cost nothing otherwise)")
     _add_guest(p, prefix)
 
 

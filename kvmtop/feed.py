@@ -74,6 +74,21 @@ class Feed:
         self._interval_s = clamp_interval(value)
         self._wake.set()
 
+    # ------------------------------------------------------------------ I/O (live sources only)
+    def want_io(self, on: bool) -> None:
+        """Ask the source to count PIO/MMIO accesses (a screen shows them), or to stop."""
+        want = getattr(self.source, "want_io", None)
+        if want is not None:
+            want(on)
+
+    def io_sample(self):
+        """The source's PIO/MMIO accesses of its last interval (an IoSample), or None."""
+        return getattr(self.source, "last_io", None)
+
+    @property
+    def io_supported(self) -> bool:
+        return bool(getattr(self.source, "io_supported", False))
+
     def reset(self) -> None:
         with self._lock:
             self._reset = True

@@ -8,6 +8,7 @@ from .feed import Feed
 from .model import Snapshot
 from .sources.base import Source
 from .sources.demo import DemoSource
+from .sources.demo_io import DemoIoSource
 
 
 class SteppedFeed(Feed):
@@ -54,5 +55,6 @@ class SteppedFeed(Feed):
 
 
 def demo_feed(seed: int = 0, vms: int = 6, warmup: int = 60, **kwargs) -> SteppedFeed:
-    """A SteppedFeed over a DemoSource: one snapshot with ``warmup`` intervals of history."""
-    return SteppedFeed(DemoSource(seed=seed, vms=vms, **kwargs), warmup=warmup)
+    """A SteppedFeed over a DemoSource (and its I/O side): one snapshot with ``warmup``
+    intervals of history."""
+    return SteppedFeed(DemoIoSource(DemoSource(seed=seed, vms=vms, **kwargs)), warmup=warmup)

@@ -72,6 +72,12 @@ async def shoot(name: str, command: str, keys: tuple[str, ...], screen: str, out
             if time.monotonic() > deadline:
                 raise SystemExit(f"{name}: {screen} did not open")
             await pilot.pause(0.02)
+        if screen == "GuestScreen":  # its I/O panel counts from the interval after it opened
+            app.feed.step()
+            while app.view is None or app.view.io is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name}: no I/O counts")
+                await pilot.pause(0.02)
         for box in app.screen.query(Input):
             box.cursor_blink = False
         await pilot.pause(0.3)

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kvmtop"
 # Bottom to top (README, Development). A unit is a top-level module or folder of kvmtop.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(units) for units in (
     ("__init__", "errors", "units", "safe_text", "histogram", "decode", "gc_policy", "pacing", "provenance"),
-    ("model", "history"),
+    ("model", "history", "io_stats"),
     ("aggregate", "filtering", "identity", "tracefs", "bpf", "offline", "marks", "selection", "host_isa"),
     ("sources",),
     ("feed", "stepped_feed", "text", "snapshot_json", "snapshot_csv", "record_log", "exporter"),

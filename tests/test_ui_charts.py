@@ -8,7 +8,7 @@ import math
 import re
 
 import pytest
-from ui_helpers import column, first_snapshot, screen_lines, wait_for
+from ui_helpers import column, first_snapshot, region_text, wait_for
 
 from kvmtop.histogram import bucket_bounds
 from kvmtop.model import Latency
@@ -68,11 +68,6 @@ async def open_guest(pilot):
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, GuestScreen))
     await pilot.pause(0.2)
     return pilot.app.screen
-
-
-def region_text(app, widget) -> str:
-    r = widget.region
-    return "\n".join(line[r.x:r.right] for line in screen_lines(app)[r.y:r.bottom])
 
 
 @pytest.mark.ui

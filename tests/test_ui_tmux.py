@@ -151,6 +151,8 @@ def test_live_dashboard_shows_the_guest_and_quits_cleanly(kvm_guest, tmux_kvmtop
     screen = t.wait_for(lambda s: "KVM_EXIT_" in s and ("IO" in s or "MMIO" in s) and f"pid {guest.pid}" in s and s,
                         "the userspace-exit panel and the guest's pid in the title")
     assert "Exit reasons" in screen and "Requests pending at exit" in screen
+    # the I/O panel's probes attach as the screen opens: the guest's port and MMIO address appear
+    t.wait_for(lambda s: "0x03f0" in s and "0x8000" in s, "the guest's PIO port and MMIO address in the I/O panel")
 
     t.send("Escape")
     t.wait_for(lambda s: _row(s, "kvmtop-tmux", guest.pid), "the main screen again")

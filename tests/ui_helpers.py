@@ -88,3 +88,9 @@ def illegible_text(app, min_ratio: float = 4.5) -> list[str]:
             if ratio < min_ratio:
                 out.append(f"{y}: {text.strip()!r} {tuple(fg)} on {tuple(bg)} ({ratio:.1f})")
     return out
+
+
+def region_text(app, widget) -> str:
+    """What the terminal shows inside ``widget``'s region."""
+    r = widget.region
+    return "\n".join(line[r.x:r.right] for line in screen_lines(app)[r.y:r.bottom])

@@ -51,8 +51,8 @@ class Tracepoint:
 _CONSEQUENCES = {
     "kvm_exit": ("live mode cannot start: exit counts and exit latency have no source "
                  "(is the kvm module loaded?)",
-                 "exit counts and exit latency have no source; userspace exits, hypercalls "
-                 "still shown"),
+                 "exit counts and exit latency have no source, nor hypercalls and request bits "
+                 "(read at a kvm_exit); userspace exits still shown"),
     "kvm_entry": ("live mode cannot start: exit latency (kvm_exit -> kvm_entry) has no end point",
                   "exit latency has no end point: percentiles stay empty, exit counts still shown"),
     "kvm_userspace_exit": ("live mode cannot start: userspace exits (KVM_EXIT_*) have no source",
@@ -63,6 +63,10 @@ _CONSEQUENCES = {
                         "userspace round trips end at the next kvm_entry instead of the KVM_RUN ioctl"),
     "sched_process_exit": ("an exit or userspace exit still in flight when its vCPU thread ends is not counted",
                            "an exit or userspace exit still in flight when its vCPU thread ends is not counted"),
+    "kvm_pio": ("the guest screen's I/O panel has no source (PIO ports, MMIO addresses)",
+                "no guest did port I/O while watched: the I/O panel lists no ports"),
+    "kvm_mmio": ("the guest screen's I/O panel has no source (PIO ports, MMIO addresses)",
+                 "no guest did MMIO while watched: the I/O panel lists no MMIO addresses"),
 }
 
 TRACEPOINTS = tuple(

@@ -643,3 +643,74 @@ int test_thread_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 #endif
+
+/* ------------------------------------------------------------------ I/O (HAVE_IO)
+ * PIO ports and MMIO addresses by direction, as `perf kvm stat --event=ioport|mmio`: one
+ * count per access in `io`, keyed per thread, read and cleared by user space each interval.
+ * A read that goes out to the VMM shows twice in kvm_mmio, as "unsatisfied-read" then "read"
+ * when it completes: only the latter is counted, so every access counts once (as in
+ * `kvmtop report`). The probes are attached only while a screen shows I/O, or with --io
+ * (Program.set_io): they cost nothing otherwise. */
+#ifdef HAVE_IO
+#ifndef IO_KEYS
+#define IO_KEYS MAX_KEYS
+#endif
+#define IO_PIO 0
+#define IO_MMIO 1
+#define MMIO_UNSATISFIED_READ 0
+#define MMIO_WRITE 2
+
+struct io_key {     /* 24 bytes */
+    u32 pid;
+    u32 tid;
+    u64 addr;       /* the port, or the guest-physical address */
+    u8 space;       /* IO_PIO, IO_MMIO */
+    u8 write;       /* 1: a write (out), 0: a read (in) */
+    u8 pad[6];
+};
+
+BPF_F_TABLE("hash", struct io_key, u64, io, IO_KEYS, BPF_F_NO_PREALLOC);
+BPF_PERCPU_ARRAY(io_drops, u64, 1);   /* accesses `io` had no room for (never cleared) */
+
+static __always_inline void handle_io(u64 pid_tgid, u32 space, u32 write, u64 addr)
+{
+    u32 pid = pid_tgid >> 32;
+    if (SKIP_PID(pid))
+        return;
+    struct io_key k = {.pid = pid, .tid = (u32)pid_tgid, .addr = addr, .space = space, .write = write};
+    u64 *n = io.lookup(&k);
+    if (n) {            /* only this thread writes its keys: no atomics needed */
+        (*n)++;
+        return;
+    }
+    u64 one = 1;
+    if (io.insert(&k, &one) != 0) {
+        u32 zero = 0;
+        u64 *d = io_drops.lookup(&zero);
+        if (d)
+            (*d)++;
+    }
+}
+
+#ifndef KVMTOP_TEST
+TRACEPOINT_PROBE(kvm, kvm_pio)
+{
+    handle_io(bpf_get_current_pid_tgid(), IO_PIO, args->rw != 0, args->port);
+    return 0;
+}
+
+TRACEPOINT_PROBE(kvm, kvm_mmio)
+{
+    if (args->type == MMIO_UNSATISFIED_READ)
+        return 0;
+    handle_io(bpf_get_current_pid_tgid(), IO_MMIO, args->type == MMIO_WRITE, args->gpa);
+    return 0;
+}
+#else
+int test_io(struct bpf_raw_tracepoint_args *ctx)
+{
+    handle_io(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
+    return 0;
+}
+#endif
+#endif /* HAVE_IO */

@@ -23,6 +23,8 @@ STAT_VAL = np.dtype([("count", "<u8"), ("sum_ns", "<u8"), ("min_ns", "<u8"), ("m
 LOST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("epoch", "u1"),
                      ("pad", "u1", (2,))])
 COUNT = np.dtype("<u8")
+IO_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("addr", "<u8"), ("space", "u1"), ("write", "u1"),
+                   ("pad", "u1", (6,))])
 TID = np.dtype("<u4")
 INDEX = np.dtype("<u4")
 INFO_VAL = np.dtype([("pid", "<u4"), ("vcpu_id", "<u4"), ("comm", "S16")])
@@ -240,6 +242,15 @@ LAYOUT = {
     "pending": (TID, PENDING_VAL),
     "info": (TID, INFO_VAL),
 }
+
+
+def check_io_layout(program) -> None:
+    """ValueError unless IO_KEY matches the compiled struct io_key (HAVE_IO builds)."""
+    table = program.table("io")
+    got = (ct.sizeof(table.Key), ct.sizeof(table.Leaf))
+    if got != (IO_KEY.itemsize, COUNT.itemsize):
+        raise ValueError(f"BPF map io: key/value sizes {got} do not match the reader's "
+                         f"({IO_KEY.itemsize}, {COUNT.itemsize})")
 
 
 def check_layout(program) -> None:

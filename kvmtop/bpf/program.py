@@ -60,9 +60,14 @@ OPTIONAL = {
     ("kvm", "kvm_hypercall"): ("nr",),
     ("syscalls", "sys_enter_ioctl"): ("cmd",),
     ("sched", "sched_process_exit"): (),
+    ("kvm", "kvm_pio"): ("rw", "port"),
+    ("kvm", "kvm_mmio"): ("type", "gpa"),
 }
 TEST_PROGRAMS = ("test_exit", "test_entry", "test_hypercall", "test_userspace_exit", "test_ioctl",
-                 "test_thread_exit")
+                 "test_thread_exit", "test_io")
+# PIO/MMIO accesses (HAVE_IO): attached only while someone looks at them (Program.set_io)
+IO_EVENTS = ("kvm:kvm_pio", "kvm:kvm_mmio")
+IO_PIO, IO_MMIO = 0, 1  # io_key.space
 
 # Raw tracepoints: the TP_PROTO arguments the raw probe reads from ctx->args[], which must be
 # exactly the event's tracefs fields in this order (a changed prototype shows there too);
@@ -90,6 +95,7 @@ class Features:
     raw_entry: bool = False           # kvm_entry exists (its raw probe reads no argument)
     raw_hypercall: bool = False       # kvm_hypercall's fields are (nr, a0, a1, a2, a3)
     raw_thread_exit: bool = False     # sched_process_exit exists (its raw probe reads no argument)
+    io: bool = False                  # kvm:kvm_pio and kvm:kvm_mmio exist (the I/O panel)
 
     def notes(self) -> tuple[str, ...]:
         out = []
@@ -157,6 +163,7 @@ def detect_features(root: str | None = None) -> Features:
         raw_entry=raw_ok("kvm", "kvm_entry", root),
         raw_hypercall=optional["kvm_hypercall"] and raw_ok("kvm", "kvm_hypercall", root),
         raw_thread_exit=optional["sched_process_exit"],
+        io=optional["kvm_pio"] and optional["kvm_mmio"],
     )
 
 
@@ -174,6 +181,8 @@ def plan_probes(features: Features, raw: bool = True) -> dict[str, str]:
         plan["syscalls:sys_enter_ioctl"] = CLASSIC
     if features.thread_exit:
         plan["sched:sched_process_exit"] = RAW if raw and features.raw_thread_exit else CLASSIC
+    if features.io:
+        plan.update((event, CLASSIC) for event in IO_EVENTS)
     return plan
 
 
@@ -185,7 +194,7 @@ def build_cflags(features: Features, max_keys: int = DEFAULT_MAX_KEYS, pid: int 
     flags = histogram.c_defines() + sizes.cflags()
     for on, name in ((features.requests, "HAVE_REQUESTS"), (features.exit_vcpu_id, "HAVE_EXIT_VCPU_ID"),
                      (features.hypercalls, "HAVE_HYPERCALL"), (features.ioctl, "HAVE_IOCTL"),
-                     (features.thread_exit, "HAVE_THREAD_EXIT")):
+                     (features.thread_exit, "HAVE_THREAD_EXIT"), (features.io, "HAVE_IO")):
         if on:
             flags.append(f"-D{name}")
     if probes is None:
@@ -245,7 +254,7 @@ class Program:
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS, pid: int | None = None, test: bool = False,
                  features: Features | None = None, hist_keys: int | None = None,
                  pending_keys: int | None = None, raw: bool = True, lost_keys: int | None = None,
-                 source: str | None = None):
+                 source: str | None = None, io: bool = False):
         self.source = source or SOURCE_PATH  # the BPF C (benchmarks may time another version)
         self.sizes = MapSizes.for_max_keys(max_keys, hist_keys, pending_keys, lost_keys)
         self.max_keys, self.pid, self.test = max_keys, pid, test
@@ -259,6 +268,7 @@ class Program:
         self.bpf: Any = None  # bcc.BPF once loaded (bcc has no type information)
         self.log = ""          # what the compiler printed (warnings), for --debug
         self.test_fds: dict[str, int] = {}
+        self.io = io  # the I/O probes attached (set_io); load() leaves them off unless asked
 
     # ------------------------------------------------------------------ load
 
@@ -271,7 +281,8 @@ class Program:
         except ImportError:
             raise SourceError("BCC is not installed (apt install python3-bpfcc)") from None
         if self.features is None:
-            self.features = (Features(requests=True, exit_vcpu_id=True, hypercalls=True, ioctl=True, thread_exit=True)
+            self.features = (Features(requests=True, exit_vcpu_id=True, hypercalls=True, ioctl=True, thread_exit=True,
+                                      io=True)
                              if self.test else detect_features())
         try:
             path = headers.prepare_headers(verbose=False)
@@ -318,20 +329,41 @@ class Program:
                 err = e
         self.log = out["text"]
         self.probes = {} if err is not None else dict(probes)
+        if err is None and not self.io:
+            self._detach(self.io_probes())  # BCC attached every probe: the I/O ones wait until asked
         return err
 
     def detach(self) -> None:
         """Detach every probe; the programs and maps stay loaded (``attach()`` resumes)."""
-        for event, kind in self.probes.items():
+        self._detach(self.probes)
+
+    def attach(self) -> None:
+        """Attach the probes ``detach()`` removed (those attached stay as they are; the I/O
+        ones only while ``set_io(True)``)."""
+        self._attach({e: k for e, k in self.probes.items() if self.io or e not in IO_EVENTS})
+
+    def io_probes(self) -> dict[str, str]:
+        return {e: k for e, k in self.probes.items() if e in IO_EVENTS}
+
+    def set_io(self, on: bool) -> None:
+        """Attach (or detach) the kvm_pio/kvm_mmio probes: the I/O panel's data costs nothing
+        while nobody looks at it."""
+        self.io = on
+        (self._attach if on else self._detach)(self.io_probes())
+
+    def io_attached(self) -> bool:
+        return any(e.encode() in self.bpf.tracepoint_fds for e in self.io_probes()) if self.bpf else False
+
+    def _detach(self, probes: dict[str, str]) -> None:
+        for event, kind in probes.items():
             cat, name = event.split(":")
             if kind == RAW and name.encode() in self.bpf.raw_tracepoint_fds:
                 self.bpf.detach_raw_tracepoint(name.encode())
             elif kind == CLASSIC and event.encode() in self.bpf.tracepoint_fds:
                 self.bpf.detach_tracepoint(event.encode())
 
-    def attach(self) -> None:
-        """Attach the probes ``detach()`` removed (those attached stay as they are)."""
-        for event, kind in self.probes.items():
+    def _attach(self, probes: dict[str, str]) -> None:
+        for event, kind in probes.items():
             cat, name = event.split(":")
             if kind == RAW and name.encode() not in self.bpf.raw_tracepoint_fds:
                 self.bpf.attach_raw_tracepoint(tp=name.encode(), fn_name=f"raw_tracepoint__{name}".encode())

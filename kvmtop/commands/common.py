@@ -14,15 +14,17 @@ def live_source(args) -> Source:
     BPF collector (``--pid``, ``--max-keys``); ``-g`` narrows either to the guests it names."""
     if args.demo:
         from ..sources.demo import DemoSource
+        from ..sources.demo_io import DemoIoSource
 
-        return selected(DemoSource(vms=args.vms or 6, vcpus=args.vcpus, exits=not args.no_kvm_exit), args)
+        demo = DemoSource(vms=args.vms or 6, vcpus=args.vcpus, exits=not args.no_kvm_exit)
+        return selected(DemoIoSource(demo), args)
     if args.pid is not None:
         problem = vm_pid_problem(args.pid)
         if problem:
             raise SourceError(f"-p {args.pid}: {problem}")
     from ..sources.collector import LiveSource  # imports numpy and the BPF side: only when live
 
-    return selected(LiveSource(pid=args.pid, max_keys=args.max_keys), args)
+    return selected(LiveSource(pid=args.pid, max_keys=args.max_keys, io=args.io), args)
 
 
 def selected(source: Source, args) -> Source:

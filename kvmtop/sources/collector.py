@@ -24,6 +24,7 @@ from ..bpf.program import (
     COUNTERS,
     DEFAULT_MAX_KEYS,
     DROP_KINDS,
+    IO_MMIO,
     KIND_HYPERCALL,
     KIND_REQUEST,
     KIND_USERSPACE,
@@ -36,6 +37,7 @@ from ..bpf.program import (
 from ..errors import SourceError
 from ..gc_policy import paused as gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
+from ..io_stats import MMIO, PIO, IoAccess, IoSample
 from ..model import (
     EMPTY_LATENCY,
     NOTE_NO_EXITS,
@@ -164,6 +166,12 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.nd
     return threads
 
 
+def io_drops(program: Program) -> int:
+    """PIO/MMIO accesses the `io` map had no room for, since load."""
+    table = program.table("io_drops")
+    return int(sum(table[table.Key(0)]))
+
+
 def readers(program: Program) -> dict[str, Any]:
     """One reader per map the collector reads, sized as the program made them (`slots`:
     through shared memory)."""
@@ -182,8 +190,13 @@ class LiveSource:
     paced = True
 
     def __init__(self, pid: int | None = None, max_keys: int = DEFAULT_MAX_KEYS,
-                 scan_every_s: float = SCAN_EVERY_S, raw: bool = True):
+                 scan_every_s: float = SCAN_EVERY_S, raw: bool = True, io: bool = False):
         self.pid = pid
+        self.io_always = io  # --io: the PIO/MMIO probes stay attached
+        self.io_wanted = io  # set from any thread (want_io); applied on the next poll
+        self.last_io: IoSample | None = None  # the PIO/MMIO accesses of the last interval, while counted
+        self._io_drops = 0
+        self._io_seen: dict[tuple, int] = {}  # the io map's counts at the last read (they only grow)
         self.raw = raw  # raw tracepoints where the kernel allows (False: classic ones only)
         self.max_keys = max_keys
         self.scan_every_s = scan_every_s
@@ -212,13 +225,15 @@ class LiveSource:
     def open(self) -> None:
         if self.program is not None:
             return
-        program = Program(max_keys=self.max_keys, pid=self.pid, raw=self.raw)
+        program = Program(max_keys=self.max_keys, pid=self.pid, raw=self.raw, io=self.io_wanted)
         sizing.check(program.sizes)
         if self.max_keys != DEFAULT_MAX_KEYS:  # say what a chosen size costs, before it is paid
             print(f"kvmtop: {sizing.cost_line(program.sizes)}", file=sys.stderr)
         program.load()
         try:
             maps.check_layout(program)
+            if program.features is not None and program.features.io:
+                maps.check_io_layout(program)
         except ValueError as e:
             program.close()
             raise SourceError(str(e)) from None
@@ -227,6 +242,9 @@ class LiveSource:
         self.namer = NewThreadNamer(program, self.pid)
         self.namer.start()
         self._readers = readers(program)
+        if program.features is not None and program.features.io:
+            self._readers["io"] = maps.HashReader(program.map_fd("io"), maps.IO_KEY, maps.COUNT, program.max_keys)
+            self._io_drops = io_drops(program)
         self._pairing = PairingState(self._readers["slots"], self._readers["pending"])
         self._totals = program.counters()
         self._since_open = dict(self._totals)
@@ -314,6 +332,7 @@ class LiveSource:
                     time.sleep(settle)
                 sk, sv = r["stats"].drain_epoch(old)
                 lk, lv = r["lost"].drain_epoch(old)
+                self.last_io = self._poll_io(program, interval_s)
             except OSError as e:
                 raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
             with gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
@@ -328,6 +347,48 @@ class LiveSource:
             poll_ms = (time.perf_counter() - t0) * 1000.0
         return Interval(time=time.time(), interval_s=interval_s, threads=out, vms=vms,
                         status=_with_poll_ms(status, poll_ms), kernel=os.uname().release)
+
+    # ------------------------------------------------------------------ I/O
+
+    @property
+    def io_supported(self) -> bool:
+        """Whether this kernel has the kvm_pio/kvm_mmio tracepoints (known once open)."""
+        program = self.program
+        return bool(program is not None and program.features is not None and program.features.io)
+
+    def want_io(self, on: bool) -> None:
+        """Count PIO/MMIO accesses from the next poll on (or stop, unless --io); any thread."""
+        self.io_wanted = on or self.io_always
+
+    def _poll_io(self, program: Program, interval_s: float) -> IoSample | None:
+        """Attach or detach the I/O probes as wanted, and take what they counted.
+
+        The map is read, not drained: a key being deleted while its thread adds to it would
+        lose that access. Its counts only grow while attached, so an interval is the
+        difference from the last read; once detached (no writer left) the map is cleared.
+        """
+        reader = self._readers.get("io")
+        if reader is None:
+            return None
+        if program.io != self.io_wanted:
+            program.set_io(self.io_wanted)
+            if not program.io:
+                reader.clear()
+                self._io_seen = {}
+        total = io_drops(program)
+        dropped, self._io_drops = total - self._io_drops, total
+        if not program.io:
+            return None
+        keys, counts = reader.read()
+        seen = dict(zip(zip(keys["pid"].tolist(), keys["tid"].tolist(), keys["space"].tolist(),
+                            keys["write"].tolist(), keys["addr"].tolist()), counts.tolist()))
+        before, self._io_seen = self._io_seen, seen
+        accesses = []
+        for (pid, tid, space, write, addr), n in seen.items():
+            new = n - before.get((pid, tid, space, write, addr), 0)
+            if new > 0:
+                accesses.append(IoAccess(pid, tid, MMIO if space == IO_MMIO else PIO, bool(write), addr, new))
+        return IoSample(interval_s, tuple(accesses), dropped)
 
     def _thread_interval(self, pid: int, tid: int, t: _Thread) -> ThreadInterval:
         owner = self._tid_info.get(tid)

@@ -63,6 +63,20 @@ class SelectedSource:
     def open(self) -> None:
         self.source.open()
 
+    # the live source's PIO/MMIO counts (the guest screen shows one guest's: no narrowing needed)
+    def want_io(self, on: bool) -> None:
+        want = getattr(self.source, "want_io", None)
+        if want is not None:
+            want(on)
+
+    @property
+    def last_io(self):
+        return getattr(self.source, "last_io", None)
+
+    @property
+    def io_supported(self) -> bool:
+        return bool(getattr(self.source, "io_supported", False))
+
     def next_interval(self) -> Interval | None:
         interval = self.source.next_interval()
         return None if interval is None else select_guests(interval, self.pattern)

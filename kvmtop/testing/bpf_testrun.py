@@ -125,7 +125,7 @@ class TestProgram:
 
     ``exit(pid, tid, t, isa, reason, requests=0, vcpu_id=0)``, ``entry(pid, tid, t)``,
     ``hypercall(pid, tid, t, nr)``, ``userspace_exit(pid, tid, t, reason, errno=0)``,
-    ``ioctl(pid, tid, t, cmd=KVM_RUN)``, ``thread_exit(pid, tid)``.
+    ``ioctl(pid, tid, t, cmd=KVM_RUN)``, ``thread_exit(pid, tid)``, ``io(pid, tid, space, write, addr)``.
     """
 
     __test__ = False
@@ -153,6 +153,9 @@ class TestProgram:
 
     def thread_exit(self, pid, tid):
         self.run["test_thread_exit"](pid_tgid(pid, tid))
+
+    def io(self, pid, tid, space, write, addr):
+        self.run["test_io"](pid_tgid(pid, tid), space, int(write), addr)
 
     def close(self):
         self.program.close()

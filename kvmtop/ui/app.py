@@ -26,10 +26,11 @@ from ..feed import Feed
 from ..filtering import ReasonFilter, exit_reason_names, userspace_names
 from ..gc_policy import GcPolicy
 from ..host_isa import host_isa
+from ..io_stats import IoSample
 from ..model import Snapshot
 from ..pacing import MAX_INTERVAL, MIN_INTERVAL
 from ..selection import NamePattern
-from .messages import FeedEnded, FeedFailed, SnapshotReady, SortChanged
+from .messages import FeedEnded, FeedFailed, IoWanted, SnapshotReady, SortChanged
 from .no_color import readable_filters
 from .palette import BindingCommands, Command
 from .prepare import prepare
@@ -117,6 +118,8 @@ class KvmtopApp(App[int]):
         # thread sets, so the worker never reads a reactive.
         self._feed_filter = reason_filter
         self._feed_trends_shared = True
+        self.io: IoSample | None = None  # the PIO/MMIO accesses of the newest interval, while counted
+        self._io_screens = 0  # screens open that show them
         self.set_reactive(KvmtopApp.reason_filter, reason_filter)
 
     @property
@@ -154,7 +157,7 @@ class KvmtopApp(App[int]):
                     break
                 flt, shared = self._feed_filter, self._feed_trends_shared
                 shown, cells = prepare(raw, flt, shared)
-                self.post_message(SnapshotReady(raw, shown, flt, cells, shared))
+                self.post_message(SnapshotReady(raw, shown, flt, cells, shared, feed.io_sample()))
                 self.gc_policy.after_snapshot(raw.host.vcpu_count)
                 del raw, shown, cells  # hold nothing while waiting for the next one
         except SourceError as exc:
@@ -169,6 +172,7 @@ class KvmtopApp(App[int]):
     def _on_snapshot(self, message: SnapshotReady) -> None:
         self.gc_policy.retire(self.raw)
         self.raw = message.raw
+        self.io = message.io
         self.reasons_seen.update(message.raw.reasons_seen())
         if self.display_paused:
             self._update_header()
@@ -189,7 +193,8 @@ class KvmtopApp(App[int]):
 
     def _show(self, shown: Snapshot, cells: Mapping[str, Cells]) -> None:
         self.gc_policy.retire(self.view)
-        self.view = View(shown, cells, replaying=self.feed.seekable, trends_shared=self.trends_shared)
+        self.view = View(shown, cells, replaying=self.feed.seekable, trends_shared=self.trends_shared,
+                         io=self.io, io_supported=self.feed.io_supported)
         self._update_header()
 
     def _reprepare(self) -> None:
@@ -202,6 +207,12 @@ class KvmtopApp(App[int]):
     @on(SortChanged)
     def _on_sort_changed(self, message: SortChanged) -> None:
         self.sort_label = message.label
+
+    @on(IoWanted)
+    def _io_wanted(self, message: IoWanted) -> None:
+        """Count PIO/MMIO accesses while at least one screen shows them."""
+        self._io_screens = max(0, self._io_screens + (1 if message.on else -1))
+        self.feed.want_io(self._io_screens > 0)
 
     @on(SortableTable.PickSort)
     def _pick_sort(self, message: SortableTable.PickSort) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from ..filtering import ReasonFilter
+from ..io_stats import IoSample
 from ..model import Snapshot
 
 
@@ -12,8 +13,9 @@ class SnapshotReady(Message):
     """A new snapshot; a newer one replaces an older one still in the queue."""
 
     def __init__(self, raw: Snapshot, shown: Snapshot, reason_filter: ReasonFilter | None,
-                 cells: dict, trends_shared: bool = True) -> None:
+                 cells: dict, trends_shared: bool = True, io: IoSample | None = None) -> None:
         super().__init__()
+        self.io = io  # the source's PIO/MMIO accesses of the same interval, while counted
         self.raw = raw
         self.shown = shown  # ``raw`` with ``reason_filter`` applied (and its figures warmed)
         self.reason_filter = reason_filter
@@ -22,6 +24,15 @@ class SnapshotReady(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotReady)
+
+
+class IoWanted(Message):
+    """A screen that shows PIO/MMIO accesses opened (True) or closed (False): the probes
+    that count them are attached only while one is open (or with --io)."""
+
+    def __init__(self, on: bool) -> None:
+        super().__init__()
+        self.on = on
 
 
 class FeedFailed(Message):

@@ -21,11 +21,12 @@ from ... import marks
 from ...model import Breakdown, Latency, Snapshot, VcpuStat, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
+from ..messages import IoWanted
 from ..view import View
 from ..widgets.charts import LatencyChart, RateChart
 from ..widgets.diff_table import DiffTable
 from ..widgets.meters import Meters
-from ..widgets.panels import HypercallPanel, RequestsPanel, why_empty
+from ..widgets.panels import HypercallPanel, IoPanel, RequestsPanel, why_empty
 from ..widgets.reason_table import ReasonTable, reason_key
 from ..widgets.userspace_table import UserspaceTable, userspace_key
 from ..widgets.vcpu_table import VcpuTable, vcpu_key
@@ -74,13 +75,18 @@ class GuestScreen(KvmtopScreen):
                 yield userspace
                 yield RequestsPanel(id="requests", classes="panel turn")
                 yield HypercallPanel(id="hypercalls", classes="panel turn")
+                yield IoPanel(id="io", classes="panel turn")
         with Horizontal(id="guest-charts"):
             yield LatencyChart(id="latency")
             yield RateChart(id="rates")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.app.post_message(IoWanted(True))  # the I/O panel's probes are attached while it is open
         self.watch(self.app, "view", self._show_view, init=True)
+
+    def on_unmount(self) -> None:
+        self.app.post_message(IoWanted(False))
 
     def action_back(self) -> None:
         self.dismiss()
@@ -135,6 +141,7 @@ class GuestScreen(KvmtopScreen):
             self.query_one("#vcpus", VcpuTable).show(vm, status, view.trends_shared)
         for panel in (RequestsPanel, HypercallPanel):
             self.query_one(panel).show(b, status)
+        self.query_one(IoPanel).show(view.io, view.io_supported, vm.pid, self.tid)
         if not self._placed:
             self._placed = True
             if not exits_ok and self.focused is reasons:

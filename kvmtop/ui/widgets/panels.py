@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ... import marks
+from ...io_stats import IoSample
 from ...model import NEEDS_EXITS, Breakdown, CollectorStatus
 from .. import format as fmt
 
@@ -102,4 +103,39 @@ class HypercallPanel(Panel):
             name = h.name.removeprefix("KVM_HC_")
             t.add_row(str(h.code), Text(name, style="cyan"), _count(h.count, h.lost), fmt.rate(h.per_s),
                       fmt.duration(h.latency.p99) if h.latency.count else "—")
+        return t
+
+
+class IoPanel(Static):
+    """PIO ports and MMIO addresses of the guest (or vCPU), by direction: counts and rates, as
+    ``perf kvm stat --event=ioport|mmio``. Its probes are attached while it is on screen."""
+
+    DEFAULT_CLASSES = "panel"
+    can_focus = True
+    ROWS = 12
+
+    def on_mount(self) -> None:
+        self.border_title = "I/O: ports and MMIO addresses"
+
+    def show(self, sample: IoSample | None, supported: bool, pid: int, tid: int | None) -> None:
+        self.update(self.render_io(sample, supported, pid, tid), layout=False)
+
+    def render_io(self, sample: IoSample | None, supported: bool, pid: int, tid: int | None) -> RenderableType:
+        if not supported:
+            return Text("no source: PIO/MMIO accesses are counted live (kvm_pio, kvm_mmio)", style="italic yellow")
+        if sample is None:
+            return Text("counting PIO ports and MMIO addresses from the next interval…", style="italic")
+        stats = sample.stats(pid, tid)
+        if not stats:
+            return Text("no port or MMIO access this interval", style="italic")
+        t = _table(("SPACE", "left"), ("DIR", "left"), ("ADDRESS", "right"), ("COUNT", "right"),
+                   ("RATE/s", "right"))
+        for st in stats[:self.ROWS]:
+            t.add_row(Text(st.space, style="cyan"), st.direction, st.address, fmt.count(st.count), fmt.rate(st.per_s))
+        if len(stats) > self.ROWS:
+            t.add_row("", Text(f"+{len(stats) - self.ROWS} more", style="italic"), "", "", "")
+        if sample.drops:
+            self.border_subtitle = f"{fmt.count(sample.drops)} accesses lost: BPF map full"
+        else:
+            self.border_subtitle = ""
         return t
