@@ -7,7 +7,7 @@ import json
 
 import pytest
 from fake_sources import RecordedList, make_interval
-from ui_helpers import column, first_snapshot, header_text, wait_for
+from ui_helpers import column, first_snapshot, header_text, open_screen, wait_for
 
 from kvmtop import cli
 from kvmtop.aggregate import SnapshotBuilder
@@ -161,8 +161,7 @@ async def test_picker_lists_every_reason_of_the_isa_and_every_kvm_exit_seen_firs
     app = make_app(SteppedFeed(DemoSource(vms=6), warmup=60))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, FilterScreen))
+        await open_screen(pilot, "f", FilterScreen)
         picker = app.screen
         seen = set(app.raw.reasons_seen())
         names = picker.names
@@ -180,8 +179,7 @@ async def test_enter_on_a_ticked_reason_applies_the_filter():
     app = make_app(SteppedFeed(DemoSource(vms=6), warmup=60))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, FilterScreen))
+        await open_screen(pilot, "f", FilterScreen)
         first_two = app.screen.matching("msr_")[:2]
         await pilot.press(*"msr_", "down", "space", "down", "space", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
@@ -194,8 +192,7 @@ async def test_enter_with_nothing_ticked_applies_the_highlighted_reason():
     app = make_app(SteppedFeed(DemoSource(vms=6), warmup=60))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, FilterScreen))
+        await open_screen(pilot, "f", FilterScreen)
         await pilot.press(*"hlt", "down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
         await pilot.pause()

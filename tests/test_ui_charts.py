@@ -8,7 +8,7 @@ import math
 import re
 
 import pytest
-from ui_helpers import column, first_snapshot, region_text, wait_for
+from ui_helpers import column, first_snapshot, open_guest, region_text, wait_for
 
 from kvmtop.histogram import bucket_bounds
 from kvmtop.model import Latency
@@ -62,18 +62,11 @@ def test_a_shared_sparkline_scale_keeps_small_rows_low():
 # --------------------------------------------------------------------------- on screen
 
 
-async def open_guest(pilot):
-    await first_snapshot(pilot)
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, GuestScreen))
-    await pilot.pause(0.2)
-    return pilot.app.screen
-
-
 @pytest.mark.ui
 async def test_latency_chart_has_a_y_scale_and_labelled_percentiles():
     app = make_app(demo_feed(vms=3))
     async with app.run_test(size=LARGE) as pilot:
+        await first_snapshot(pilot)
         guest = await open_guest(pilot)
         chart = guest.query_one(LatencyChart)
         text = region_text(app, chart)
@@ -86,6 +79,7 @@ async def test_latency_chart_has_a_y_scale_and_labelled_percentiles():
 async def test_rate_chart_time_axis_and_legend_off_the_data():
     app = make_app(demo_feed(vms=3))
     async with app.run_test(size=LARGE) as pilot:
+        await first_snapshot(pilot)
         guest = await open_guest(pilot)
         chart = guest.query_one(RateChart)
         vm = next(v for v in app.snapshot.vms if vm_key(v) == guest.vm_key)

@@ -4,11 +4,11 @@ F6 sort (in every table), the footer's function keys, replay-only and live-only 
 from __future__ import annotations
 
 import pytest
+from fake_sources import RecordedList
 from textual.command import CommandList, CommandPalette
 from ui_helpers import column, first_snapshot, footer_keys, header_text, rows, wait_for
 
 from kvmtop.feed import Feed
-from kvmtop.sources.demo import DemoSource
 from kvmtop.stepped_feed import demo_feed
 from kvmtop.ui.app import make_app
 from kvmtop.ui.screens.guest import GuestScreen
@@ -205,22 +205,8 @@ async def test_clicking_a_reason_header_sorts_by_it():
         assert column(app, "name", ReasonTable) == expected
 
 
-class Recorded:
-    name = "recording"
-    paced = False
-
-    def __init__(self, n: int):
-        src = DemoSource(vms=2)
-        self.intervals = [src.next_interval() for _ in range(n)]
-
-    def open(self): ...
-    def close(self): ...
-    def reset(self): ...
-    def next_interval(self): return None
-
-
 async def test_interval_keys_are_not_offered_in_a_replay():
-    feed = Feed(Recorded(5), speed=1000.0)
+    feed = Feed(RecordedList(5), speed=1000.0)
     app = make_app(feed)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.seq == 5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from rich.console import Console
-from ui_helpers import first_snapshot, footer_keys, illegible_text, screen_lines, wait_for
+from ui_helpers import first_snapshot, footer_keys, illegible_text, open_guest, screen_lines, wait_for
 
 from kvmtop.model import NOTE_NO_EXITS, CollectorStatus
 from kvmtop.stepped_feed import demo_feed
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.ui
 
 SMALL = (80, 24)
 LARGE = (200, 50)
-
-
-async def open_guest(pilot) -> GuestScreen:
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, GuestScreen))
-    await pilot.pause(0.1)
-    return pilot.app.screen
 
 
 def data_rows(table) -> int:

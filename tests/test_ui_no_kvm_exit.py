@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 from fake_sources import make_interval
-from ui_helpers import column, first_snapshot, header_text, wait_for
+from ui_helpers import column, first_snapshot, header_text, open_guest, wait_for
 
 from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.feed import Feed
@@ -16,7 +16,6 @@ from kvmtop.sources.demo import DemoSource
 from kvmtop.stepped_feed import demo_feed
 from kvmtop.text import render
 from kvmtop.ui.app import make_app
-from kvmtop.ui.screens.guest import GuestScreen
 from kvmtop.ui.widgets.charts import LatencyChart, RateChart
 from kvmtop.ui.widgets.userspace_table import UserspaceTable
 from kvmtop.ui.widgets.vcpu_table import VcpuTable
@@ -69,9 +68,7 @@ async def test_hypercalls_read_na_live_and_in_replay_alike(replay):
         assert "Hypercalls n/a" in header_text(app)
         keys = [c.key for c in app.screen.query_one(VmTable).shown_columns]
         assert "hcall" not in keys and "user" in keys  # the userspace layout
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
-        await pilot.pause()
+        await open_guest(pilot)
         assert "hypercalls n/a" in app.screen.query_one("#guest-title").render().plain
         assert "kvm_exit" in str(app.screen.query_one("#hypercalls").render())
 
@@ -81,9 +78,7 @@ async def test_latency_chart_follows_the_table_in_use():
     app = make_app(demo_feed(vms=3))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
-        await pilot.pause()
+        await open_guest(pilot)
         guest = app.screen
         vm = next(v for v in app.snapshot.vms if vm_key(v) == guest.vm_key)
         chart, rates = guest.query_one(LatencyChart), guest.query_one(RateChart)
@@ -114,9 +109,7 @@ async def test_without_kvm_exit_the_charts_show_the_vmm_round_trip():
     app = make_app(demo_feed(vms=4, exits=False))
     async with app.run_test(size=SIZE) as pilot:
         await first_snapshot(pilot)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
-        await pilot.pause()
+        await open_guest(pilot)
         guest = app.screen
         vm = next(v for v in app.snapshot.vms if vm_key(v) == guest.vm_key)
         userspace = guest.query_one(UserspaceTable)

@@ -94,3 +94,18 @@ def region_text(app, widget) -> str:
     """What the terminal shows inside ``widget``'s region."""
     r = widget.region
     return "\n".join(line[r.x:r.right] for line in screen_lines(app)[r.y:r.bottom])
+
+
+async def open_screen(pilot, key: str, screen_type):
+    """Press ``key`` and wait until ``screen_type`` is the screen shown."""
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type))
+    await pilot.pause(0.1)
+    return pilot.app.screen
+
+
+async def open_guest(pilot):
+    """Enter on the highlighted guest: its guest screen."""
+    from kvmtop.ui.screens.guest import GuestScreen
+
+    return await open_screen(pilot, "enter", GuestScreen)
