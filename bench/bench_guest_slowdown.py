@@ -18,6 +18,11 @@ Observers (each attached only around the run it watches):
 - perf record of the same two events (``-a``, to a file).
 - bpftrace: the same pairing as kvmtop's (kvm_userspace_exit -> the thread's next KVM_RUN
   ioctl) into a per-VM histogram.
+- bpf-floor: the least any BPF tool timing that round trip does: the same two probes, each
+  reading the thread id and the clock, the start kept in an array slot, a count and a sum of
+  the round trips; no histogram, no per-VM rows. kvmtop's distance from it is what its
+  aggregation costs; the floor's own distance from perf stat is the price of the two clock
+  reads.
 perf and bpftrace are started per run and enabled (perf: --control) or ready (bpftrace:
 its BEGIN probe runs after every probe is attached) before the run starts. Every observer's
 count of the run's userspace exits is checked.
@@ -256,6 +261,72 @@ class Bpftrace:
         _reap(self.proc)
 
 
+class BpfFloor:
+    """The timing floor (see the module docstring), loaded once, attached around each run."""
+
+    PROGRAM = b"""
+    struct sums { u64 n; u64 ns; };
+    BPF_ARRAY(start, u64, 4096);
+    BPF_PERCPU_ARRAY(total, struct sums, 1);
+    RAW_TRACEPOINT_PROBE(kvm_userspace_exit)
+    {
+        u32 i = (u32)bpf_get_current_pid_tgid() & 4095;
+        u64 *s = start.lookup(&i);
+        if (s)
+            *s = bpf_ktime_get_ns();
+        return 0;
+    }
+    TRACEPOINT_PROBE(syscalls, sys_enter_ioctl)
+    {
+        if (args->cmd != 0xAE80)
+            return 0;
+        u32 i = (u32)bpf_get_current_pid_tgid() & 4095, zero = 0;
+        u64 *s = start.lookup(&i);
+        struct sums *t = total.lookup(&zero);
+        if (s && *s && t) {
+            t->n++;
+            t->ns += bpf_ktime_get_ns() - *s;
+            *s = 0;
+        }
+        return 0;
+    }
+    """
+
+    def __init__(self):
+        from bcc import BPF
+
+        from kvmtop.bpf.headers import prepare_headers
+
+        tree = prepare_headers(verbose=False)
+        if tree:
+            os.environ["BCC_KERNEL_SOURCE"] = tree
+        self.bpf = BPF(text=self.PROGRAM)
+        self.how = "bpf-floor: pid_tgid + clock at both probes, count and sum only"
+        self._detach()
+
+    def _detach(self) -> None:
+        self.bpf.detach_raw_tracepoint(b"kvm_userspace_exit")
+        self.bpf.detach_tracepoint(b"syscalls:sys_enter_ioctl")
+
+    def _count(self) -> int:
+        return sum(v.n for v in self.bpf[b"total"][0])
+
+    def start(self) -> None:
+        self.before = self._count()
+        self.bpf.attach_raw_tracepoint(tp=b"kvm_userspace_exit", fn_name=b"raw_tracepoint__kvm_userspace_exit")
+        self.bpf.attach_tracepoint(tp=b"syscalls:sys_enter_ioctl", fn_name=b"tracepoint__syscalls__sys_enter_ioctl")
+
+    def stop(self) -> int:
+        self._detach()
+        return self._count() - self.before
+
+    def expected(self, exits: int) -> int:
+        return exits  # round trips that ended, as bpftrace's
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
 # --------------------------------------------------------------------------- rounds
 
 
@@ -289,7 +360,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exits", type=int, default=20_000, help="PIO exits per run")
     ap.add_argument("--rounds", type=int, default=25)
-    ap.add_argument("--only", default="kvmtop,perf-stat,perf-record,bpftrace",
+    ap.add_argument("--only", default="kvmtop,bpf-floor,perf-stat,perf-record,bpftrace",
                     help="observers to time, comma-separated")
     ap.add_argument("--baseline-tree", metavar="DIR", help="also time the kvmtop collector of this source tree")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
@@ -310,6 +381,8 @@ def main(argv=None) -> int:
             observers["kvmtop"] = Kvmtop(ctx)
         if args.baseline_tree:
             observers["kvmtop (baseline)"] = Kvmtop(ctx, os.path.abspath(args.baseline_tree))
+        if "bpf-floor" in wanted:
+            observers["bpf-floor"] = BpfFloor()
         for name, make, tool, pkg in (("perf-stat", lambda: Perf("stat", workdir), "perf", "linux-perf"),
                                       ("perf-record", lambda: Perf("record", workdir), "perf", "linux-perf"),
                                       ("bpftrace", lambda: Bpftrace(workdir), "bpftrace", "bpftrace")):
@@ -368,11 +441,14 @@ def main(argv=None) -> int:
             target = f" (target ≤ {TARGET_PCT:.0f}%)" if name == "kvmtop" else ""
             print(f"guest_slowdown {name}: wall {summary(wall[name])}, CPU {summary(cpu[name])}{target}   "
                   f"[{observers[name].how}]")
-        if "kvmtop" in names and "perf-stat" in names:
+        for peer, what, goal in (("perf-stat", "perf stat (counting only)", f" (moonshot ≤ {MOONSHOT}×)"),
+                                 ("bpf-floor", "the BPF timing floor", "")):
+            if "kvmtop" not in names or peer not in names:
+                continue
             for label, series in (("wall", wall), ("CPU", cpu)):
-                k, p = statistics.median(series["kvmtop"]) - 1, statistics.median(series["perf-stat"]) - 1
-                ratio = f"{k / p:.2f}×" if p > 0 else "n/a (perf stat's slowdown is not above zero)"
-                print(f"guest_slowdown kvmtop / perf stat (counting only), {label}: {ratio} (moonshot ≤ {MOONSHOT}×)")
+                k, p = statistics.median(series["kvmtop"]) - 1, statistics.median(series[peer]) - 1
+                ratio = f"{k / p:.2f}×" if p > 0 else f"n/a ({peer}'s slowdown is not above zero)"
+                print(f"guest_slowdown kvmtop / {what}, {label}: {ratio}{goal}")
         for line in bad:
             print(f"guest_slowdown: warning: {line}")
         if others:
