@@ -19,6 +19,12 @@ every figure below; an empty program shows it).
   program (filling its trace record) is not in these figures: bench_guest_slowdown.py's are
   the whole cost.
 
+* What the parts cost on this host, each in its own tiny program on kvm_userspace_exit during
+  the same real exits: reading the thread id, reading the clock, and updating a hash row of a
+  20-byte key (as kvmtop's `stats`), each less an empty program. A round trip needs the first
+  two at both of its probes, whatever tool times it; the row update is what aggregating in
+  the kernel adds.
+
 ``--baseline FILE`` times another kvmtop.bpf.c too (e.g. ``git show
 main:kvmtop/bpf/kvmtop.bpf.c > /tmp/base.bpf.c``), interleaved with this one in the same
 rounds, and prints both.
@@ -125,6 +131,78 @@ def synthetic(events: int, rounds: int, baseline: str | None) -> None:
         print(f"bpf_cost {name}: {now:.0f} ns{was}{target}   [median of {rounds} rounds of {events}]")
 
 
+PARTS_PROGRAM = b"""
+struct row_key { u32 a, b, c, d, e; };
+struct row_val { u64 count, sum, min, max; };
+BPF_HASH(rows, struct row_key, struct row_val, 1024);
+BPF_ARRAY(sink, u64, 1);
+static __always_inline void keep(u64 v)
+{
+    u32 zero = 0;
+    u64 *s = sink.lookup(&zero);
+    if (s)
+        *s += v;
+}
+int part_empty(struct bpf_raw_tracepoint_args *ctx) { keep(1); return 0; }
+int part_thread_id(struct bpf_raw_tracepoint_args *ctx) { keep(bpf_get_current_pid_tgid()); return 0; }
+int part_clock(struct bpf_raw_tracepoint_args *ctx) { keep(bpf_ktime_get_ns()); return 0; }
+int part_row_update(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct row_key k = {.a = 1, .b = 2, .c = (u32)ctx->args[0], .e = 5};
+    struct row_val *v = rows.lookup(&k);
+    if (v) {
+        v->count++;
+        v->sum += 700;
+        if (700 > v->max)
+            v->max = 700;
+        return 0;
+    }
+    struct row_val init = {.count = 1, .sum = 700, .min = 700, .max = 700};
+    rows.insert(&k, &init);
+    return 0;
+}
+"""
+PARTS = ("thread_id", "clock", "row_update")
+
+
+def parts(exits: int) -> None:
+    """ns each part adds to a program, on real kvm_userspace_exit events (less an empty program)."""
+    from bcc import BPF
+    from bcc.libbcc import lib
+
+    from kvmtop.bpf.headers import prepare_headers
+    from kvmtop.testing.kvm_guest import run_exit_loop
+
+    tree = prepare_headers(verbose=False)
+    if tree:
+        os.environ["BCC_KERNEL_SOURCE"] = tree
+    bpf = BPF(text=PARTS_PROGRAM)
+    links: list[int] = []  # BCC attaches one program per raw tracepoint: these go through libbcc
+    try:
+        fds = {}
+        for name in ("empty", *PARTS):
+            fn = bpf.load_func(f"part_{name}".encode(), BPF.RAW_TRACEPOINT)
+            link = lib.bpf_attach_raw_tracepoint(fn.fd, b"kvm_userspace_exit")
+            if link < 0:
+                raise OSError(f"could not attach part_{name} to kvm_userspace_exit")
+            links.append(link)
+            fds[name] = fn.fd
+        with bpf_stats():
+            before = {n: prog_stats(fd) for n, fd in fds.items()}
+            run_exit_loop(exits)
+            per = {}
+            for n, fd in fds.items():
+                ns, cnt = prog_stats(fd)
+                per[n] = (ns - before[n][0]) / max(cnt - before[n][1], 1)
+    finally:
+        for link in links:
+            os.close(link)
+        bpf.cleanup()
+    each = ", ".join(f"{n.replace('_', ' ')} {per[n] - per['empty']:.0f} ns" for n in PARTS)
+    print(f"bpf_cost parts, on {exits} real kvm_userspace_exit events: {each} "
+          f"(an empty program: {per['empty']:.0f} ns/run with the stats floor)")
+
+
 def _short(name: str) -> str:
     if name.startswith("raw_tracepoint__"):
         return f"{name[len('raw_tracepoint__'):]} raw"
@@ -195,6 +273,7 @@ def main(argv=None) -> int:
     if os.path.exists("/dev/kvm"):
         real(args.exits, False, args.baseline)
         real(args.exits, True, args.baseline)
+        parts(args.exits)
     else:
         print("bpf_cost real events: skipped, /dev/kvm is absent")
     return 0
