@@ -202,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("-p", "--pid", dest=SUB + "pid", type=_non_negative, default=argparse.SUPPRESS,
                      help="only the VM with this pid (as the report lists it)")
     rpt.add_argument("-t", "--tid", type=_non_negative, help="only this thread")
-    rpt.add_argument("-g", "--guest", dest=SUB + "guest", metavar="NAME", default=argparse.SUPPRESS,
-                     help="only the VM of this name (or the one whose name contains it)")
+    rpt.add_argument("-g", "--guest", dest=SUB + "guest", type=_guest_pattern, metavar="NAME",
+                     default=argparse.SUPPRESS,
+                     help="only the VM of this name, else the VMs it fits: text (contained, any case), "
+                          "a glob or a regular expression")
     rpt.add_argument("--slowest", type=_positive, metavar="N",
                      help="also list the N slowest exits and the N slowest userspace round trips")
     exp = sub.add_parser("export", help="serve Prometheus metrics on /metrics (runs the collector headless)",

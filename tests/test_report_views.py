@@ -206,6 +206,23 @@ def test_narrowing_by_pid_tid_and_name():
     assert report(LKML, pid=8396, tid=8397)["threads"][0]["exits"] == 10
 
 
+def test_guest_patterns_as_the_dashboards_g(capsys):
+    # a glob that fits one VM picks it, under its whole name
+    one = report(AMD, name="*TASK*")
+    assert one["selection"]["name"] == "(no task column)" and [v["pid"] for v in one["vms"]] == [0]
+    assert sum(r["count"] for r in one["reasons"]) == 5
+    # a regular expression that fits both keeps both, as the pattern
+    both = report(AMD, name=r"^(\(no|<)")
+    assert both["selection"]["name"] == r"^(\(no|<)" and sorted(v["pid"] for v in both["vms"]) == [0, 35787]
+    assert sum(r["count"] for r in both["reasons"]) == 14
+    # text contained in several names and equal to none: every VM it is in
+    assert [v["pid"] for v in report(TWO_VMS, name="n/kvm")["vms"]] == [26402, 26405]
+    with pytest.raises(SystemExit):
+        main(["report", AMD, "-g", "^(no"])
+    err = capsys.readouterr().err
+    assert "not a valid regular expression" in err and "Traceback" not in err
+
+
 def test_narrowing_that_matches_nothing_is_one_line(capsys):
     assert report_main(TWO_VMS, True, io.StringIO(), Selection(pid=1)) == 1
     err = capsys.readouterr().err

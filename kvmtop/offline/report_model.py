@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import decode
 from ..model import Interval, Latency, Stat
+from ..selection import NamePattern
 from .capture_advice import Missing, missing_figures
 from .pairing import Aggregates, Pairing, acc_stat
 from .trace_import import TraceImport
@@ -151,18 +152,27 @@ def _top(items: list[Slow], n: int) -> list[Slow]:
 
 @dataclass(frozen=True)
 class Selection:
-    """``--pid``, ``--tid``, ``-g NAME``: every given one must match."""
+    """``--pid``, ``--tid``, ``-g NAME``: every given one must match. NAME is a VM's whole
+    name when ``exact`` (what ``resolve_name`` found), else a pattern as the dashboard's ``-g``
+    takes it: text (contained, any case), a glob or a regular expression."""
 
     pid: int | None = None
     tid: int | None = None
     name: str | None = None
+    exact: bool = False
 
     def is_empty(self) -> bool:
         return self.pid is None and self.tid is None and self.name is None
 
     def matches(self, t: ThreadTotals, vm: VmInfo) -> bool:
         return ((self.pid is None or vm.pid == self.pid) and (self.tid is None or t.tid == self.tid)
-                and (self.name is None or vm.name == self.name))
+                and self.name_matches(vm.name))
+
+    def name_matches(self, name: str) -> bool:
+        if self.name is None or self.name == name:
+            return True
+        pattern = None if self.exact else NamePattern.parse(self.name)
+        return pattern is not None and pattern.matches(name)
 
     def describe(self) -> str:
         parts = [f"pid {self.pid}" if self.pid is not None else "", f"tid {self.tid}" if self.tid is not None else "",
@@ -171,12 +181,15 @@ class Selection:
 
 
 def resolve_name(selection: Selection, names: Iterable[str]) -> Selection:
-    """``-g NAME``: the exact name, else the one VM whose name contains it (any case)."""
+    """``-g NAME``: the VM of exactly that name; else, when the pattern fits one VM only, that
+    VM's name; else the pattern, for every VM it fits."""
     names = set(names)
-    if selection.name is None or selection.name in names:
+    if selection.name is None or selection.exact:
         return selection
-    near = sorted(n for n in names if selection.name.lower() in n.lower())
-    return Selection(selection.pid, selection.tid, near[0]) if len(near) == 1 else selection
+    if selection.name in names:
+        return replace(selection, exact=True)
+    fits = sorted(n for n in names if selection.name_matches(n))
+    return replace(selection, name=fits[0], exact=True) if len(fits) == 1 else selection
 
 
 # --------------------------------------------------------------------------- from a capture
