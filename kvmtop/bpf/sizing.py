@@ -28,6 +28,7 @@ MEMORY_SHARE = 0.5         # a size must fit in this share of MemAvailable, all 
 # key and value bytes of each map (kvmtop.bpf.c; maps.py checks them against the compiled program)
 STAT_KEY, STAT_VAL = 20, 32
 LOST_KEY = 16
+IO_KEY = 24
 PENDING_VAL = 304
 INFO_VAL = 24
 COUNT, TID = 8, 4
@@ -76,6 +77,7 @@ class MapSizes:
     pending_keys: int   # PENDING_KEYS: `pending` and `info` (threads)
     lost_keys: int      # LOST_KEYS: `lost` (rows that lost events)
     slots: int          # SLOTS: the `slots` array of pairing state (a power of two)
+    io_keys: int = 0    # IO_KEYS: `io` (the I/O panel's thread x port/address rows); 0: max_keys
 
     @classmethod
     def for_max_keys(cls, max_keys: int = DEFAULT_MAX_KEYS, hist_keys: int | None = None,
@@ -86,15 +88,18 @@ class MapSizes:
         threads = min(max(max_keys, MIN_THREAD_KEYS), MAX_THREAD_KEYS)
         pending = pending_keys or threads
         return cls(max_keys=max_keys, hist_keys=hist_keys or max_keys * HIST_FACTOR, pending_keys=pending,
-                   lost_keys=lost_keys or threads, slots=_pow2(min(max(pending, MIN_THREAD_KEYS), MAX_THREAD_KEYS)))
+                   lost_keys=lost_keys or threads, slots=_pow2(min(max(pending, MIN_THREAD_KEYS), MAX_THREAD_KEYS)),
+                   io_keys=max_keys)
 
     def cflags(self) -> list[str]:
         return [f"-DMAX_KEYS={self.max_keys}", f"-DHIST_KEYS={self.hist_keys}", f"-DPENDING_KEYS={self.pending_keys}",
-                f"-DLOST_KEYS={self.lost_keys}", f"-DSLOTS={self.slots}"]
+                f"-DLOST_KEYS={self.lost_keys}", f"-DSLOTS={self.slots}", f"-DIO_KEYS={self.io_keys or self.max_keys}"]
 
-    def kernel_bytes(self, full: bool) -> int:
-        """Kernel memory of all the maps: when loaded (``full`` False) or with every map full."""
-        return (hash_bytes(self.hist_keys, STAT_KEY, STAT_VAL, full)
+    def kernel_bytes(self, full: bool, io: bool = True) -> int:
+        """Kernel memory of all the maps: when loaded (``full`` False) or with every map full
+        (``io``: with the I/O panel's map, which hosts with kvm_pio and kvm_mmio have)."""
+        return ((hash_bytes(self.io_keys or self.max_keys, IO_KEY, COUNT, full) if io else 0)
+                + hash_bytes(self.hist_keys, STAT_KEY, STAT_VAL, full)
                 + hash_bytes(self.lost_keys, LOST_KEY, COUNT, full)
                 + hash_bytes(self.pending_keys, TID, PENDING_VAL, full)
                 + prealloc_bytes(self.pending_keys, TID, INFO_VAL)
