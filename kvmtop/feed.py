@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .aggregate import SnapshotBuilder
+from .io_stats import IoSample
 from .model import Interval, Snapshot
 from .pacing import clamp_interval
 from .sources.base import Source
@@ -22,6 +23,7 @@ class Feed:
                  tap: Callable[[Interval], None] | None = None):
         self.source = source
         self.tap = tap  # sees every interval before it is built (``record`` writes them)
+        self.last_io: IoSample | None = None  # the PIO/MMIO sample beside the last interval
         self.builder = SnapshotBuilder(history_len)
         self._interval_s = clamp_interval(interval_s)
         self.speed = speed
@@ -74,16 +76,27 @@ class Feed:
         self._interval_s = clamp_interval(value)
         self._wake.set()
 
-    # ------------------------------------------------------------------ I/O (live sources only)
+    # ------------------------------------------------------------------ I/O (PIO/MMIO accesses)
     def want_io(self, on: bool) -> None:
         """Ask the source to count PIO/MMIO accesses (a screen shows them), or to stop."""
         want = getattr(self.source, "want_io", None)
         if want is not None:
             want(on)
 
-    def io_sample(self):
-        """The source's PIO/MMIO accesses of its last interval (an IoSample), or None."""
-        return getattr(self.source, "last_io", None)
+    def io_sample(self) -> IoSample | None:
+        """The PIO/MMIO accesses of the interval of the last snapshot (None: not counted)."""
+        return self.last_io
+
+    def _pull(self) -> Interval | None:
+        """The source's next interval; its PIO/MMIO sample goes to ``last_io``, beside it."""
+        interval = self.source.next_interval()
+        self.last_io = getattr(self.source, "last_io", None) if interval is not None else None
+        return interval
+
+    def _recorded_io(self, index: int) -> IoSample | None:
+        """A recording's PIO/MMIO sample of interval ``index``, where it holds one."""
+        io_at = getattr(self.source, "io_at", None)
+        return io_at(index) if io_at is not None else None
 
     @property
     def io_supported(self) -> bool:
@@ -123,7 +136,7 @@ class Feed:
                 self._wake.clear()
                 continue
             self._last = time.monotonic()
-            interval = self.source.next_interval()
+            interval = self._pull()
             if interval is None:
                 return None
             if self.tap is not None:
@@ -173,6 +186,7 @@ class Feed:
                     self._wake.clear()
                     continue
             self._last = time.monotonic()
+            self.last_io = self._recorded_io(self.position)
             self.position += 1
             return self.builder.build(interval)
         return None
@@ -188,6 +202,7 @@ class Feed:
         for interval in self.intervals[start:position]:
             snap = self.builder.build(interval)
         self.position = position
+        self.last_io = self._recorded_io(position - 1)
         self._last = time.monotonic()
         return snap
 

@@ -7,8 +7,8 @@ with ``--io``; each interval it hands over an ``IoSample`` of what the map held.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 PIO, MMIO = "PIO", "MMIO"
 
@@ -56,6 +56,17 @@ class IoSample:
         """The VM's (or one of its threads') accesses by port/address and direction, most first."""
         return summed((a for a in self.accesses if a.pid == pid and (tid is None or a.tid == tid)),
                       self.interval_s)
+
+    def by_vm(self) -> dict[int, list[IoStat]]:
+        """Every VM's ``stats`` at once (one pass over the accesses), by pid."""
+        grouped: dict[int, list[IoAccess]] = {}
+        for a in self.accesses:
+            grouped.setdefault(a.pid, []).append(a)
+        return {pid: summed(accesses, self.interval_s) for pid, accesses in grouped.items()}
+
+    def narrowed(self, keep: Callable[[int], bool]) -> IoSample:
+        """Only the accesses of the VMs (pids) ``keep`` accepts (``-g``); drops stay host-wide."""
+        return replace(self, accesses=tuple(a for a in self.accesses if keep(a.pid)))
 
 
 def summed(accesses: Iterable[IoAccess], interval_s: float) -> list[IoStat]:

@@ -47,7 +47,7 @@ class SteppedFeed(Feed):
         self._apply_reset()
         snap = None
         for _ in range(n):
-            interval = self.source.next_interval()
+            interval = self._pull()
             if interval is None:
                 break
             snap = self.builder.build(interval)

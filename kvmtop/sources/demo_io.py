@@ -1,5 +1,5 @@
 """The demo's PIO/MMIO side: ports and addresses a QEMU guest typically touches, counted
-only while a screen asks for them (``want_io``), as the live collector does.
+only while a screen asks for them (``want_io``) or always with ``--io``, as the live collector does.
 
 The counts are a pure function of the vCPU thread and the interval number, so the demo,
 its screenshots and its tests stay deterministic.
@@ -30,11 +30,12 @@ class DemoIoSource:
 
     io_supported = True
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, io: bool = False) -> None:
         self.source = source
         self.name = source.name
         self.paced = source.paced
-        self.io_wanted = False
+        self.io_always = io  # --io: counted whether a screen shows them or not
+        self.io_wanted = io
         self.last_io: IoSample | None = None
         self._seq = 0
 
@@ -48,7 +49,7 @@ class DemoIoSource:
         self.source.reset()
 
     def want_io(self, on: bool) -> None:
-        self.io_wanted = on
+        self.io_wanted = on or self.io_always
 
     def next_interval(self) -> Interval | None:
         interval = self.source.next_interval()

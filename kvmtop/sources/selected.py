@@ -6,11 +6,12 @@ header's host totals included) is of the selected guests only, as with ``-p``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import overload
 
-from ..model import Interval
+from ..io_stats import IoSample
+from ..model import Interval, VmIdentity
 from ..selection import NamePattern
 from .base import Source
 
@@ -59,27 +60,44 @@ class SelectedSource:
         if recorded is not None:  # recordings: a replay seeks in these
             self.intervals = Selected(recorded, pattern)
         self.warning = getattr(source, "warning", None)
+        self._last_vms: Mapping[int, VmIdentity] = {}  # every VM of the last interval, before narrowing
 
     def open(self) -> None:
         self.source.open()
 
-    # the live source's PIO/MMIO counts (the guest screen shows one guest's: no narrowing needed)
+    # the source's PIO/MMIO counts, narrowed to the same guests
     def want_io(self, on: bool) -> None:
         want = getattr(self.source, "want_io", None)
         if want is not None:
             want(on)
 
     @property
-    def last_io(self):
-        return getattr(self.source, "last_io", None)
+    def last_io(self) -> IoSample | None:
+        return self._io_of(getattr(self.source, "last_io", None), self._last_vms)
+
+    def io_at(self, index: int) -> IoSample | None:
+        """A recording's sample of interval ``index``, narrowed."""
+        io_at = getattr(self.source, "io_at", None)
+        sample = io_at(index) if io_at is not None else None
+        return None if sample is None else self._io_of(sample, self.source.intervals[index].vms)
 
     @property
     def io_supported(self) -> bool:
         return bool(getattr(self.source, "io_supported", False))
 
+    def _io_of(self, sample: IoSample | None, named: Mapping[int, VmIdentity]) -> IoSample | None:
+        """``sample`` with only the accesses of matching guests (by the names in ``named``)."""
+        if sample is None:
+            return None
+        keep = {pid for pid, ident in named.items() if self.pattern.matches(ident.name)}
+        return sample.narrowed(lambda pid: pid in keep or (pid not in named and self.pattern.matches(f"pid {pid}")))
+
     def next_interval(self) -> Interval | None:
         interval = self.source.next_interval()
-        return None if interval is None else select_guests(interval, self.pattern)
+        if interval is None:
+            return None
+        self._last_vms = interval.vms
+        return select_guests(interval, self.pattern)
 
     def reset(self) -> None:
         self.source.reset()
