@@ -3,7 +3,9 @@
 Like ``kvm_stat -c`` it is meant for spreadsheets and scripts: a header line, then every
 interval's rows. ``kind`` says what a row counts: ``exit`` (exit reason), ``userspace``
 (``KVM_EXIT_*``, latency = the VMM round trip), ``hypercall`` or ``request`` (a
-``vcpu->requests`` bit; no latency). Counts are for the interval only. Latencies are
+``vcpu->requests`` bit; no latency), and with ``--io`` ``pio`` or ``mmio`` (accesses to the
+port or guest-physical address ``code``, in the direction ``reason``: ``read`` or ``write``;
+no latency). Counts are for the interval only. Latencies are
 integer ns, empty where there are none. Guest names are made printable (no control
 characters), since CSV files end up in terminals.
 """
@@ -14,6 +16,7 @@ import csv
 import io
 
 from .decode import isa_name
+from .io_stats import IoSample
 from .model import Latency, Snapshot
 from .safe_text import printable
 
@@ -28,8 +31,9 @@ def _latency(lat: Latency | None) -> list:
     return [lat.count, lat.min, lat.p50, lat.p90, lat.p99, lat.p999, lat.max, lat.sum]
 
 
-def rows(snap: Snapshot) -> list[list]:
+def rows(snap: Snapshot, io: IoSample | None = None) -> list[list]:
     out = []
+    by_vm = io.by_vm() if io is not None else {}
     for vm in snap.vms:
         head = [round(snap.time, 3), round(snap.interval_s, 3), vm.pid, printable(vm.name)]
         for r in vm.reasons:
@@ -42,6 +46,9 @@ def rows(snap: Snapshot) -> list[list]:
         for q in vm.requests:
             per_s = q.count / snap.interval_s if snap.interval_s > 0 else 0.0
             out.append(head + ["request", "", q.bit, q.name, q.count, round(per_s, 3), *_latency(None)])
+        for st in by_vm.get(vm.pid, ()):
+            out.append(head + [st.space.lower(), "", st.addr, st.direction, st.count, round(st.per_s, 3),
+                               *_latency(None)])
     return out
 
 
@@ -55,6 +62,6 @@ def header() -> str:
     return _lines([COLUMNS])
 
 
-def snapshot_to_csv(snap: Snapshot) -> str:
-    """The interval's rows as CSV text (no header)."""
-    return _lines(rows(snap))
+def snapshot_to_csv(snap: Snapshot, io: IoSample | None = None) -> str:
+    """The interval's rows as CSV text (no header); with ``io``, its PIO/MMIO rows too."""
+    return _lines(rows(snap, io))

@@ -4,7 +4,9 @@ Counts are for the interval only. Fields beyond the contract are extensions (add
 never renamed): ``host`` details, per-vCPU breakdowns, ``collector.sources`` and
 ``collector.notes``, ``lost`` on every row and breakdown (events a full BPF map could not
 take: the row's true count is ``count + lost``), ``in_userspace`` per vCPU and VM,
-``collector.drops_by_kind``, ``exited`` of a VM.
+``collector.drops_by_kind``, ``exited`` of a VM; with ``--io`` (or a replay of a recording
+made with it), ``io`` of each VM (its PIO/MMIO accesses: ``space``, ``direction``,
+``address``, ``count``, ``per_s``) and ``io`` of the snapshot (``accesses``, ``drops``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import decode
+from .io_stats import IoSample, IoStat
 from .model import Breakdown, CodeStat, InFlight, Snapshot, VcpuStat, VmStat
 from .safe_text import json_dumps
 
@@ -77,14 +80,28 @@ def vm_to_dict(vm: VmStat) -> dict[str, Any]:
     }
 
 
-def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
+def io_to_list(stats: list[IoStat]) -> list[dict[str, Any]]:
+    """A VM's PIO/MMIO accesses in the interval, busiest first."""
+    return [{"space": st.space.lower(), "direction": st.direction, "address": st.addr, "count": st.count,
+             "per_s": _round(st.per_s)} for st in stats]
+
+
+def _vms(snap: Snapshot, io: IoSample | None) -> list[dict[str, Any]]:
+    if io is None:
+        return [vm_to_dict(vm) for vm in snap.vms]
+    by_vm = io.by_vm()
+    return [{**vm_to_dict(vm), "io": io_to_list(by_vm.get(vm.pid, []))} for vm in snap.vms]
+
+
+def snapshot_to_dict(snap: Snapshot, io: IoSample | None = None) -> dict[str, Any]:
+    """``io``: the PIO/MMIO sample of the same interval (``--io``), as ``io`` of each VM and the top level."""
     h = snap.host
     c = snap.collector
-    return {
+    out = {
         "schema": SCHEMA,
         "time": snap.time,
         "interval_s": snap.interval_s,
-        "vms": [vm_to_dict(vm) for vm in snap.vms],
+        "vms": _vms(snap, io),
         "host": {
             "vms": h.vm_count, "vcpus": h.vcpu_count,
             "exits": h.exits, "exits_per_s": _round(h.exits_per_s),
@@ -103,8 +120,12 @@ def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
             "notes": list(c.notes),
         },
     }
+    if io is not None:
+        out["io"] = {"accesses": sum(a.count for a in io.accesses), "drops": io.drops}
+    return out
 
 
-def snapshot_to_json(snap: Snapshot, filter_text: str = "") -> str:
-    """One line of JSON (``filter_text``: the active reason filter, reported as ``filter``)."""
-    return json_dumps({**snapshot_to_dict(snap), "filter": filter_text or None}, separators=(",", ":"))
+def snapshot_to_json(snap: Snapshot, filter_text: str = "", io: IoSample | None = None) -> str:
+    """One line of JSON (``filter_text``: the active reason filter, reported as ``filter``;
+    ``io``: the interval's PIO/MMIO sample, when counted)."""
+    return json_dumps({**snapshot_to_dict(snap, io), "filter": filter_text or None}, separators=(",", ":"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import marks, units
+from .io_stats import IoSample, IoStat
 from .model import Breakdown, Latency, Snapshot, VmStat
 from .safe_text import safe_name
 
@@ -55,7 +56,15 @@ def render_breakdown(b: Breakdown, exits_ok: bool) -> list[str]:
     return lines
 
 
-def render_vm(vm: VmStat, exits_ok: bool, hypercalls_ok: bool = True) -> list[str]:
+def render_io(stats: Sequence[IoStat]) -> list[str]:
+    """A VM's PIO ports and MMIO addresses of the interval (``--io``), busiest first."""
+    return _table("Port / MMIO address", f"{'count':>9} {'/s':>8}",
+                  [f"{f'{st.space:<5}{st.direction:<6}{st.address}':<28}{st.count:>9} {units.rate(st.per_s):>8}"
+                   for st in stats])
+
+
+def render_vm(vm: VmStat, exits_ok: bool, hypercalls_ok: bool = True,
+              io: Sequence[IoStat] | None = None) -> list[str]:
     exits = f"{units.rate(vm.exits_per_s)} exits/s" if exits_ok else "exits n/a"
     hypercalls = f"{units.rate(vm.hypercalls_per_s)}/s" if hypercalls_ok and exits_ok else "n/a"
     stuck = marks.stuck_vcpu(vm)
@@ -66,6 +75,8 @@ def render_vm(vm: VmStat, exits_ok: bool, hypercalls_ok: bool = True) -> list[st
         + (f"  ! {stuck}" if stuck else "")
     ]
     lines += render_breakdown(vm, exits_ok)
+    if io is not None:
+        lines += render_io(io) or ["  no port or MMIO access"]
     if vm.vcpus:
         lines.append(f"  {'vCPU':<6}{'tid':>8} {'vcpu_id':>8} {'exits/s':>9} {'usr/s':>8}  top reason")
         for v in vm.vcpus:
@@ -82,8 +93,9 @@ def render_vm(vm: VmStat, exits_ok: bool, hypercalls_ok: bool = True) -> list[st
     return lines
 
 
-def render(snap: Snapshot, filter_text: str = "") -> str:
-    """One interval as a readable text block (``filter_text``: the active reason filter, said up front)."""
+def render(snap: Snapshot, filter_text: str = "", io: IoSample | None = None) -> str:
+    """One interval as a readable text block (``filter_text``: the active reason filter, said up
+    front; ``io``: the interval's PIO/MMIO sample, when counted)."""
     h = snap.host
     c = snap.collector
     exits_ok = c.has("exits")
@@ -103,9 +115,12 @@ def render(snap: Snapshot, filter_text: str = "") -> str:
     if filter_text:
         lines.append(f"filter: {filter_text} (other exit reasons are not shown)")
     lines += [f"note: {n}" for n in c.notes]
+    if io is not None and io.drops:
+        lines.append(f"I/O: {marks.lost_note(io.drops)}")
     if not snap.vms:
         lines.append("no KVM guests running")
+    by_vm = io.by_vm() if io is not None else None
     for vm in sorted(snap.vms, key=lambda v: (-v.exits, -v.userspace_count, v.pid)):
         lines.append("")
-        lines += render_vm(vm, exits_ok, c.has("hypercalls"))
+        lines += render_vm(vm, exits_ok, c.has("hypercalls"), None if by_vm is None else by_vm.get(vm.pid, []))
     return "\n".join(lines)

@@ -17,7 +17,7 @@ def live_source(args) -> Source:
         from ..sources.demo_io import DemoIoSource
 
         demo = DemoSource(vms=args.vms or 6, vcpus=args.vcpus, exits=not args.no_kvm_exit)
-        return selected(DemoIoSource(demo), args)
+        return selected(DemoIoSource(demo, io=args.io), args)
     if args.pid is not None:
         problem = vm_pid_problem(args.pid)
         if problem:
@@ -25,6 +25,16 @@ def live_source(args) -> Source:
     from ..sources.collector import LiveSource  # imports numpy and the BPF side: only when live
 
     return selected(LiveSource(pid=args.pid, max_keys=args.max_keys, io=args.io), args)
+
+
+#: Said (stderr, the exporter's log) when ``--io`` meets an opened source that cannot count
+#: PIO/MMIO accesses: the option would otherwise do nothing, silently.
+NO_IO_SOURCE = "--io: no PIO/MMIO source here (tracepoints kvm:kvm_pio, kvm:kvm_mmio): accesses not counted"
+
+
+def source_counts_io(source: Source) -> bool:
+    """Whether an opened source can count PIO/MMIO accesses (else ``--io`` says NO_IO_SOURCE)."""
+    return bool(getattr(source, "io_supported", False))
 
 
 def selected(source: Source, args) -> Source:

@@ -3,6 +3,8 @@ to stdout or to a file ``-o FILE`` that SIGHUP reopens."""
 
 from __future__ import annotations
 
+import sys
+
 from ..errors import SourceError
 from ..feed import Feed
 from ..filtering import ReasonFilter
@@ -10,7 +12,7 @@ from ..record_log import RecordLog
 from ..snapshot_csv import header, snapshot_to_csv
 from ..snapshot_json import snapshot_to_json
 from ..text import render
-from .common import live_source
+from .common import NO_IO_SOURCE, live_source, source_counts_io
 
 
 def print_stream(feed: Feed, args) -> int:
@@ -27,12 +29,13 @@ def print_stream(feed: Feed, args) -> int:
         for snap in feed.snapshots(count):
             if rf is not None:
                 snap = rf.apply(snap)
+            io = feed.io_sample()  # the PIO/MMIO sample of the same interval (--io, or a recording's)
             if args.json:
-                out.write(snapshot_to_json(snap, filter_text=described) + "\n")
+                out.write(snapshot_to_json(snap, filter_text=described, io=io) + "\n")
             elif args.csv:
-                out.write(snapshot_to_csv(snap))
+                out.write(snapshot_to_csv(snap, io))
             else:
-                out.write(("" if first else "\n") + render(snap, described) + "\n")
+                out.write(("" if first else "\n") + render(snap, described, io) + "\n")
             first = False
     finally:
         out.close()
@@ -40,8 +43,11 @@ def print_stream(feed: Feed, args) -> int:
 
 
 def run(args) -> int:
-    feed = Feed(live_source(args), interval_s=args.interval)
+    source = live_source(args)
+    feed = Feed(source, interval_s=args.interval)
     feed.open()
+    if args.io and not source_counts_io(source):
+        print(f"kvmtop: {NO_IO_SOURCE}", file=sys.stderr)
     try:
         return print_stream(feed, args)
     finally:
