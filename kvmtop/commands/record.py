@@ -18,14 +18,15 @@ from .. import __version__
 from ..errors import SourceError
 from ..feed import Feed
 from ..offline.recording import RecordingWriter
-from .common import live_source
+from .common import NO_IO_SOURCE, live_source, source_counts_io
 
 
 def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | None = None,
-                out: IO[str] | None = None) -> int:
+                out: IO[str] | None = None, io: bool = False) -> int:
     """``kvmtop record -o FILE``: drive a Feed over ``source`` with the writer as its tap,
     one line per interval on ``out``; stop after ``duration_s`` (None: at Ctrl-C or
-    SIGTERM, both handled as a clean stop). Returns 0. An unwritable path, or a source that
+    SIGTERM, both handled as a clean stop). ``io`` (``--io``): each record carries the
+    interval's PIO/MMIO sample too. Returns 0. An unwritable path, or a source that
     cannot start, raises SourceError (one line) and leaves no file behind."""
     out = out if out is not None else sys.stdout
     feed = Feed(source, interval_s)
@@ -36,6 +37,7 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
         "host": socket.gethostname(),
         "kernel": platform.release(),
         "kvmtop": __version__,
+        **({"io": True} if io else {}),
     }
     try:
         writer = RecordingWriter(path, meta)  # first: a bad path fails before BPF is loaded
@@ -48,7 +50,9 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
         with contextlib.suppress(OSError):
             os.remove(path)
         raise
-    feed.tap = writer.write
+    if io and not source_counts_io(source):
+        print(f"kvmtop record: {NO_IO_SOURCE}", file=sys.stderr)
+    feed.tap = lambda interval: writer.write(interval, feed.last_io)  # the sample pulled with it
     # the number of intervals: ceil(duration / interval), at least one
     limit = None if duration_s is None else max(1, math.ceil(duration_s / feed.interval_s - 1e-9))
     restore = _stop_on_signals(feed)
@@ -63,7 +67,8 @@ def record_main(source, path: str, interval_s: float = 1.0, duration_s: float | 
             stamp = time.strftime("%H:%M:%S", time.localtime(snap.time))
             exits = (f"{host.exits:>9} exits {host.exits_per_s:>11.1f}/s" if snap.collector.has("exits")
                      else f"{'exits n/a':>31}")
-            out.write(f"{stamp}  #{n:<5} {exits}  {host.userspace_count:>8} userspace exits  "
+            accesses = f"  {sum(a.count for a in feed.last_io.accesses):>8} I/O accesses" if feed.last_io else ""
+            out.write(f"{stamp}  #{n:<5} {exits}  {host.userspace_count:>8} userspace exits{accesses}  "
                       f"{host.vm_count} VMs {host.vcpu_count} vCPUs  -> {path}\n")
             out.flush()
     except KeyboardInterrupt:
@@ -99,4 +104,4 @@ def _stop_on_signals(feed) -> Callable[[], None]:
 
 
 def run(args) -> int:
-    return record_main(live_source(args), args.output, args.interval, args.duration, sys.stdout)
+    return record_main(live_source(args), args.output, args.interval, args.duration, sys.stdout, io=args.io)

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from .. import histogram
+from ..io_stats import MMIO, PIO
 
 U32 = 2**32 - 1
 U64 = 2**64 - 1
@@ -20,6 +21,7 @@ MAX_DT = 366 * 86400.0
 
 
 _LIST, _TWO, _INT = {list}, {2}, {int}
+IO_SPACES = (PIO, MMIO)
 
 
 class Bad(ValueError):
@@ -170,6 +172,21 @@ def _status(s: Any) -> None:
         _text(note, "status notes")
 
 
+def _io(io: Any) -> None:
+    """The record's PIO/MMIO sample: {"a": [[pid, tid, space, write, address, count]...], "drops"}."""
+    _dict(io, "io", ("a",))
+    for row in _list(io["a"], "io accesses"):
+        pid, tid, space, write, addr, n = _list(row, "io access", 6)
+        _int(pid, "io pid", U32)
+        _int(tid, "io tid", U32)
+        if space not in IO_SPACES:
+            raise Bad(f"io: space {_show(space)} is not one of {', '.join(IO_SPACES)}")
+        _int(write, "io write", 1)
+        _int(addr, "io address")
+        _int(n, "io count")
+    _int(io.get("drops", 0), "io drops")
+
+
 def interval_problem(obj: Any) -> str | None:
     """What makes ``obj`` (one decoded interval record) unusable, or None when it is sound."""
     try:
@@ -185,6 +202,8 @@ def interval_problem(obj: Any) -> str | None:
         _status(obj["status"])
         if obj.get("kernel") is not None:
             _text(obj["kernel"], "kernel")
+        if obj.get("io") is not None:
+            _io(obj["io"])
     except Bad as exc:
         return str(exc)
     except (TypeError, ValueError) as exc:  # unpacking a wrong shape

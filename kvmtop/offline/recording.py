@@ -11,6 +11,9 @@ member flushed with ``Z_SYNC_FLUSH`` after every line, read the same way. Lines:
    started, host, kernel, kvmtop version — whatever the writer was given);
 2. one record per Interval (``interval_to_json``): ``{"t": time, "dt": interval_s,
    "threads": [...], "vms": [...], "status": {...}, "kernel": ...}``;
+   and, where the PIO/MMIO accesses were counted (``record --io``), ``"io": {"a": [[pid, tid,
+   space, write, address, count]...], "drops": N}`` (``io_to_json``): readers that predate it
+   ignore it, and a record without it replays as not counted;
 3. on a clean close, ``{"end": N}`` with the number of intervals.
 
 What is recorded is the Interval stream, not rendered snapshots: replay passes it through
@@ -28,6 +31,7 @@ import zlib
 from collections.abc import Mapping
 from typing import IO, Any
 
+from ..io_stats import IoAccess, IoSample
 from ..model import (
     EMPTY_LATENCY,
     CollectorStatus,
@@ -104,6 +108,22 @@ def interval_to_json(iv: Interval) -> dict[str, Any]:
             "kernel": iv.kernel}
 
 
+def io_to_json(io: IoSample) -> dict[str, Any]:
+    """The interval's PIO/MMIO sample (the record's ``io``): ``a`` = [pid, tid, space, write
+    (0/1), address, count] per thread, port or address and direction; ``drops``."""
+    return {"a": [[a.pid, a.tid, a.space, int(a.write), a.addr, a.count] for a in io.accesses], "drops": io.drops}
+
+
+def io_from_json(obj: Mapping[str, Any]) -> IoSample | None:
+    """The PIO/MMIO sample of an interval record; None in a record without one (not counted,
+    or written before recordings carried them)."""
+    io = obj.get("io")
+    if io is None:
+        return None
+    return IoSample(obj["dt"], tuple(IoAccess(pid, tid, space, bool(write), addr, n)
+                                     for pid, tid, space, write, addr, n in io["a"]), io.get("drops", 0))
+
+
 def interval_from_json(obj: Mapping[str, Any]) -> Interval:
     threads = tuple(
         ThreadInterval(
@@ -149,11 +169,15 @@ class RecordingWriter:
         header.update({k: v for k, v in (meta or {}).items() if k != "schema"})
         self._emit(header)
 
-    def write(self, interval: Interval) -> None:
+    def write(self, interval: Interval, io: IoSample | None = None) -> None:
+        """One interval record, with the PIO/MMIO sample counted beside it (``io``) if any."""
         with self._lock:
             if self._f is None:
                 raise ValueError("recording is closed")
-            self._emit(interval_to_json(interval))
+            record = interval_to_json(interval)
+            if io is not None:
+                record["io"] = io_to_json(io)
+            self._emit(record)
             self.count += 1
 
     def close(self) -> None:

@@ -28,11 +28,12 @@ from dataclasses import replace
 from typing import Any, NamedTuple, overload
 
 from ..errors import SourceError
+from ..io_stats import IoSample
 from ..model import Interval
 from ..safe_text import printable
 from .datafile import DataFile, DataState, open_data
 from .record_check import interval_problem
-from .recording import SCHEMA, SCHEMA_FAMILY, interval_from_json
+from .recording import SCHEMA, SCHEMA_FAMILY, interval_from_json, io_from_json
 
 MAX_CHECKPOINTS = 128
 FIRST_SPACING = 16 << 20  # inflated bytes between checkpoints, doubled when they get too many
@@ -147,7 +148,7 @@ class RecordingReader(Sequence[Interval]):
             self._data.close()
             raise
         self._cursor: _Lines | None = None
-        self._last: tuple[int, Interval] | None = None
+        self._last: tuple[int, tuple[Interval, IoSample | None]] | None = None
 
     # ------------------------------------------------------------------ opening
     def _header(self) -> dict[str, Any]:
@@ -239,6 +240,13 @@ class RecordingReader(Sequence[Interval]):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(self._length))]
+        return self._entry(i)[0]
+
+    def io(self, i: int) -> IoSample | None:
+        """The PIO/MMIO sample recorded beside interval ``i`` (None: not counted then)."""
+        return self._entry(i)[1]
+
+    def _entry(self, i: int) -> tuple[Interval, IoSample | None]:
         if i < 0:
             i += self._length
         if not 0 <= i < self._length:
@@ -248,12 +256,13 @@ class RecordingReader(Sequence[Interval]):
                 return self._last[1]
             if self._data.closed:
                 raise SourceError(f"recording {os.path.basename(self.path)} is closed")
-            interval = interval_from_json(self._record(i))  # checked by _kind: it decodes
+            record = self._record(i)
+            interval = interval_from_json(record)  # checked by _kind: it decodes
             if self._note_warning and self.warning:
                 interval = replace(interval, status=replace(interval.status,
                                                             notes=(*interval.status.notes, self.warning)))
-            self._last = (i, interval)
-            return interval
+            self._last = (i, (interval, io_from_json(record)))
+            return self._last[1]
 
     def __iter__(self) -> Iterator[Interval]:
         for i in range(self._length):

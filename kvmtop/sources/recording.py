@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 
 from ..errors import SourceError
+from ..io_stats import IoSample
 from ..model import Interval
 from ..offline.recording import is_recording
 from ..offline.recording_reader import RecordingReader
@@ -31,6 +32,11 @@ class RecordingSource(RecordedSource):
         self.meta: dict = self.reader.meta
         self.warning: str | None = self.reader.warning
         self.intervals: Sequence[Interval] = self.reader
+        self.io_supported = bool(self.meta.get("io"))  # recorded with --io: the I/O panel has them
+
+    def io_at(self, index: int) -> IoSample | None:
+        """The PIO/MMIO sample recorded beside interval ``index``, if any."""
+        return self.reader.io(index)
 
     def close(self) -> None:
         self.reader.close()
