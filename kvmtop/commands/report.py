@@ -56,7 +56,7 @@ def _recording(path: str, selection: Selection, slowest: int) -> ReportData:
     with RecordingReader(path) as reader:  # read on demand: memory does not grow with the file
         if selection.name is not None:  # a first pass for the names
             selection = resolve_name(selection, (name for _pid, name in _vms_of(reader)))
-        data = from_recording(path, reader.meta, reader, selection, reader.warning)
+        data = from_recording(path, reader.meta, reader, selection, reader.warning, reader.io)
         if not selection.is_empty() and not data.threads:
             raise ReportError(_no_match(path, selection, _vms_of(reader)))
     if slowest:

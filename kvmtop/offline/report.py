@@ -295,7 +295,8 @@ def _kind_tables(d: dict, scope: str) -> list[str]:
         out.append("")
     for key, title, label in (("pio", "IO Port Access", "kvm_pio"), ("mmio", "MMIO Access", "kvm_mmio")):
         if d[key]:
-            out += [f"{label} -> next kvm_entry, {scope}:", ""]
+            timed = any(r["latency_ns"]["count"] for r in d[key])  # a recording's are counts only
+            out += [f"{label} -> next kvm_entry, {scope}:" if timed else f"{label} accesses, {scope}:", ""]
             out += _table(title, [(r["name"], r["count"], r["latency_ns"]) for r in d[key]])
             out.append("")
     if d["requests"]:

@@ -11,11 +11,12 @@ totals, per-VM and per-thread tables all come from the same numbers.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import decode
+from ..io_stats import PIO, IoAccess, IoSample
 from ..model import Interval, Latency, Stat
 from ..selection import NamePattern
 from .capture_advice import Missing, missing_figures
@@ -270,9 +271,11 @@ def merged(imp: TraceImport) -> Aggregates:
 
 
 def from_recording(path: str, meta: Mapping[str, Any], intervals: Iterable[Interval],
-                   selection: Selection | None = None, warning: str | None = None) -> ReportData:
+                   selection: Selection | None = None, warning: str | None = None,
+                   io_of: Callable[[int], IoSample | None] | None = None) -> ReportData:
     """A recording's intervals (one pass) summed per thread; ``selection`` also narrows the
-    per-interval rows, which are summed as the intervals go by."""
+    per-interval rows, which are summed as the intervals go by. ``io_of(i)``: the PIO/MMIO
+    sample recorded beside interval ``i`` (``record --io``), summed into ``pio``/``mmio``."""
     sel = selection or Selection()
     per: dict[tuple[VmKey, int], ThreadTotals] = {}
     vms: dict[VmKey, VmInfo] = {}
@@ -280,7 +283,20 @@ def from_recording(path: str, meta: Mapping[str, Any], intervals: Iterable[Inter
     kernel = None
     unmatched = [0, 0]
     notes: dict[str, None] = {}
-    for iv in intervals:
+    io_drops = 0
+
+    def totals(iv: Interval, pid: int, tid: int, vcpu_id: int | None) -> tuple[VmInfo, ThreadTotals]:
+        ident = iv.vms.get(pid)
+        vm = VmInfo(pid, ident.name if ident else f"pid {pid}", ident.start_time if ident else 0)
+        tot = per.get((vm.key, tid))
+        if tot is None:
+            index = ident.vcpu_index.get(tid) if ident else None
+            tot = per[(vm.key, tid)] = ThreadTotals(
+                tid=tid, vm=vm.key, comm=ident.comms.get(tid, "") if ident else "", tgid=pid,
+                vcpu=index if index is not None else vcpu_id, vcpu_id=vcpu_id)
+        return vm, tot
+
+    for i, iv in enumerate(intervals):
         kernel = iv.kernel or kernel
         unmatched[0] += iv.status.unmatched_exits
         unmatched[1] += iv.status.unmatched_entries
@@ -290,14 +306,7 @@ def from_recording(path: str, meta: Mapping[str, Any], intervals: Iterable[Inter
         hypercalls = 0
         active: set[VmKey] = set()
         for t in iv.threads:
-            ident = iv.vms.get(t.pid)
-            vm = VmInfo(t.pid, ident.name if ident else f"pid {t.pid}", ident.start_time if ident else 0)
-            tot = per.get((vm.key, t.tid))
-            if tot is None:
-                index = ident.vcpu_index.get(t.tid) if ident else None
-                tot = per[(vm.key, t.tid)] = ThreadTotals(
-                    tid=t.tid, vm=vm.key, comm=ident.comms.get(t.tid, "") if ident else "", tgid=t.pid,
-                    vcpu=index if index is not None else t.vcpu_id, vcpu_id=t.vcpu_id)
+            vm, tot = totals(iv, t.pid, t.tid, t.vcpu_id)
             if not sel.matches(tot, vm):
                 continue
             vms[vm.key] = vm
@@ -313,8 +322,19 @@ def from_recording(path: str, meta: Mapping[str, Any], intervals: Iterable[Inter
             exits += t.reasons.values()
             userspace += t.userspace.values()
             hypercalls += sum(s.count for s in t.hypercalls.values())
+        sample = io_of(i) if io_of is not None else None
+        if sample is not None and sample.drops:
+            io_drops += sample.drops
+        for a in sample.accesses if sample is not None else ():
+            vm, tot = totals(iv, a.pid, a.tid, None)
+            if sel.matches(tot, vm):
+                vms[vm.key] = vm
+                active.add(vm.key)
+                _add(*io_entry(tot, a))
         rows.append(IntervalRow(iv.time, iv.interval_s, Stat.merge(exits), Stat.merge(userspace), hypercalls,
                                 len(active)))
+    if io_drops:
+        notes[f"{io_drops:,} PIO/MMIO accesses not counted: the BPF io map was full (host-wide)"] = None
     threads = [t for t in per.values() if t.vm in vms]
     threads.sort(key=lambda t: (t.vm, t.tid))
     data = ReportData(kind="recording", source=path, threads=threads, vms=vms, kernel=kernel,
@@ -325,6 +345,14 @@ def from_recording(path: str, meta: Mapping[str, Any], intervals: Iterable[Inter
         data.first_ts = int(round((rows[0].time - rows[0].interval_s) * 1e9))
         data.last_ts = int(round(rows[-1].time * 1e9))
     return data
+
+
+def io_entry(tot: ThreadTotals, a: IoAccess) -> tuple[dict, dict]:
+    """Where a recorded access goes in the thread's totals, keyed as a capture's ``kvm_pio``
+    (``OUT``/``IN``, port) or ``kvm_mmio`` (``W``/``R``, gpa); the kernel counts no latency for them."""
+    if a.space == PIO:
+        return tot.pio, {("OUT" if a.write else "IN", a.addr): Stat(a.count)}
+    return tot.mmio, {("W" if a.write else "R", a.addr): Stat(a.count)}
 
 
 def _add(into: dict, stats: Mapping) -> None:
