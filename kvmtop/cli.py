@@ -12,7 +12,7 @@ import sys
 
 from .bpf.program import DEFAULT_MAX_KEYS
 from .errors import SourceError
-from .exporter import DEFAULT_FORGET_AFTER_S, DEFAULT_INTERVAL_S, DEFAULT_LISTEN
+from .exporter import DEFAULT_FORGET_AFTER_S, DEFAULT_INTERVAL_S, DEFAULT_IO_TOP, DEFAULT_LISTEN
 from .pacing import MAX_DURATION, MAX_INTERVAL, MAX_SPEED, MIN_INTERVAL, MIN_SPEED
 
 
@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--per-vcpu", action="store_true", help="also kvmtop_vcpu_exits_total per vCPU")
     exp.add_argument("--buckets", choices=("default", "fine"), default="default",
                      help="histogram buckets: every other power of two (default) or four per power of two")
+    exp.add_argument("--io-top", type=_non_negative, default=None, metavar="N",
+                     help=f"with --io: kvmtop_io_accesses_total has a series for the N busiest addresses of "
+                          f'each VM, the rest summed in address="other" (default {DEFAULT_IO_TOP})')
     exp.add_argument("--forget-after", type=_seconds, default=DEFAULT_FORGET_AFTER_S, metavar="S",
                      help=f"drop an exited VM's series after S seconds (default {DEFAULT_FORGET_AFTER_S:g})")
     _add_source_options(exp, SUB, interval=DEFAULT_INTERVAL_S)
@@ -246,6 +249,10 @@ def _resolve(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.N
     if args.command in (None, "replay") and (args.iterations or args.output) and not (
             args.batch or args.json or args.csv):
         args.batch = True
+    if args.command == "export":
+        if args.io_top is not None and not args.io:
+            p.error("--io-top N bounds the series of --io: use with --io")
+        args.io_top = DEFAULT_IO_TOP if args.io_top is None else args.io_top
     if args.command == "record" and args.output is None:
         p.error("kvmtop record: -o/--output FILE is required")
     if args.command == "record" and args.duration is not None and args.duration < args.interval:

@@ -89,6 +89,7 @@ def test_prometheus_sees_the_real_guests_exact_counts_and_round_trip(exporter, k
         assert abs(p50 - mean) <= upper - lower  # within the bucket's width of the measured round trip
         assert (upper - lower) / lower < 0.2501  # --buckets fine: 4 per power of two
 
+        assert "kvmtop_io_accesses" not in text  # no --io: no PIO/MMIO family (tests/test_export_io.py has it)
         status, problems = promtool_check_metrics(text)  # a real scrape, with the nasty name in it
         assert set(problems) <= {KNOWN_LINT}, problems  # that one only where request bits have a source
         assert status == (3 if problems else 0)

@@ -22,7 +22,7 @@ from ..exporter.families import KvmtopCollector
 from ..exporter.http import CLIENT_TIMEOUT_S, MAX_CLIENTS, MetricsApp, MetricsServer, parse_listen, start_server
 from ..exporter.state import MetricState
 from ..feed import Feed
-from .common import live_source
+from .common import NO_IO_SOURCE, live_source, source_counts_io
 
 FAILURE_LOG_EVERY_S = 60.0  # a failing collector logs its first failure, then one line a minute
 
@@ -101,7 +101,7 @@ class Exporter:
                     snap = self.feed.next_snapshot()
                     if snap is None:
                         break
-                    self.state.update(snap)
+                    self.state.update(snap, self.feed.io_sample())
                 except Exception as e:
                     self.state.poll_failed()
                     self._log_failure(e)
@@ -129,7 +129,7 @@ def run(args) -> int:
     source = live_source(args)
     state = MetricState(LAYOUTS[args.buckets], per_vcpu=args.per_vcpu, forget_after_s=args.forget_after,
                         kernel=getattr(source, "kernel", None) or os.uname().release,
-                        isa="VMX" if args.demo else host_isa())
+                        isa="VMX" if args.demo else host_isa(), io_top=args.io_top if args.io else None)
     exporter = Exporter(source, state, listen, interval_s=args.interval)
     try:
         exporter.start()
@@ -137,13 +137,17 @@ def run(args) -> int:
         print(f"kvmtop: cannot listen on {args.listen}: {e.strerror or e}", file=sys.stderr)
         return 1
 
+    if args.io and not source_counts_io(source):
+        stderr_log(NO_IO_SOURCE)
+
     def stop(*_signal) -> None:
         exporter.done.set()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         stderr_log(f"serving {exporter.url} ({'demo' if args.demo else 'live'} source, every {args.interval:g} s, "
-                   f"{args.buckets} buckets{', per vCPU' if args.per_vcpu else ''}, "
+                   f"{args.buckets} buckets{', per vCPU' if args.per_vcpu else ''}"
+                   f"{f', PIO/MMIO accesses of the {args.io_top} busiest addresses per VM' if args.io else ''}, "
                    f"forgetting VMs {args.forget_after:g} s after they exit)")
         exporter.done.wait()
     finally:

@@ -58,6 +58,11 @@ class KvmtopCollector(Collector):
         vcpus = GaugeMetricFamily("kvmtop_vm_vcpus", "vCPU threads of the VM (idle VMs included)", labels=VM)
         per_vcpu = CounterMetricFamily("kvmtop_vcpu_exits", "VM exits by vCPU and exit reason",
                                        labels=VM + ["vcpu", "isa", "reason"]) if st.per_vcpu else None
+        io = CounterMetricFamily("kvmtop_io_accesses",
+                                 "PIO port and MMIO address accesses (--io) by space, direction and address; at "
+                                 "most --io-top addresses per VM have a series, the rest are summed in "
+                                 "address=\"other\"", labels=VM + ["space", "direction", "address"]) \
+            if st.io_top is not None else None
         for s in st.vms.values():
             _add_cells(vcpus, "kvmtop_vm_vcpus", (s.vcpus,))
             _add_cells(exits, "kvmtop_exits_total", s.exits.values())
@@ -68,8 +73,10 @@ class KvmtopCollector(Collector):
             _add_cells(requests, "kvmtop_request_bits_total", s.requests.values())
             if per_vcpu is not None:
                 _add_cells(per_vcpu, "kvmtop_vcpu_exits_total", s.vcpu_exits.values())
+            if io is not None and s.io is not None:
+                io.samples.extend([Sample("kvmtop_io_accesses_total", labels, n) for labels, n in s.io.values()])
         out = [exits] + ([per_vcpu] if per_vcpu is not None else []) + [
-            latency, userspace, us_latency, hypercalls, requests, vcpus]
+            latency, userspace, us_latency, hypercalls, requests, vcpus] + ([io] if io is not None else [])
         return out + self._collector_families(st)
 
     @staticmethod

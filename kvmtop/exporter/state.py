@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..decode import isa_name
+from ..io_stats import IoSample
 from ..model import Latency, Snapshot, VcpuStat
 from . import DEFAULT_FORGET_AFTER_S
 from .buckets import DEFAULT, BucketLayout
+from .io_series import IoCounters
 
 #: Drop kinds of the live collector (its BPF maps); reported as 0 until one happens.
 DROP_KINDS = ("stats", "hist", "requests", "pending", "info", "lost")
@@ -69,8 +71,9 @@ class Histo:
 class VmSeries:
     """Every series of one VM (labels ``vm`` and ``pid``), keyed by their other label values."""
 
-    def __init__(self, vm: str, pid: str):
+    def __init__(self, vm: str, pid: str, io_top: int | None = None):
         self.ids = {"vm": vm, "pid": pid}
+        self.io = IoCounters(self.ids, io_top) if io_top is not None else None  # --io
         self.vcpus = Cell(self.ids)
         self.exits: dict[tuple[str, str], Cell] = {}  # (isa, reason)
         self.vcpu_exits: dict[tuple[str, str, str], Cell] = {}  # (vcpu, isa, reason)
@@ -97,7 +100,7 @@ class VmSeries:
     @property
     def series(self) -> int:
         return 1 + sum(len(t) for t in (self.exits, self.vcpu_exits, self.userspace, self.hypercalls,
-                                        self.requests))
+                                        self.requests)) + (self.io.series_count if self.io is not None else 0)
 
 
 @dataclass
@@ -129,15 +132,19 @@ def vcpu_label(v: VcpuStat) -> str:
 class MetricState:
     def __init__(self, layout: BucketLayout = DEFAULT, per_vcpu: bool = False,
                  forget_after_s: float = DEFAULT_FORGET_AFTER_S, kernel: str = "", isa: str = "",
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, io_top: int | None = None):
+        """``io_top`` (``--io``): PIO/MMIO access counters, at most this many address series per VM."""
         self.layout = layout
         self.per_vcpu = per_vcpu
+        self.io_top = io_top
         self.forget_after_s = forget_after_s
         self.kernel = kernel
         self.isa = isa
         self.clock = clock
         self.vms: dict[tuple[int, str], VmSeries] = {}
         self.collector = CollectorSeries(poll=Histo({}, layout))
+        if io_top is not None:
+            self.collector.drops["io"] = 0  # accesses the io map had no room for
         self.version = 0
         self._lock = threading.Lock()
 
@@ -148,8 +155,10 @@ class MetricState:
             yield self
 
     # ------------------------------------------------------------------ the feed side
-    def update(self, snap: Snapshot) -> None:
+    def update(self, snap: Snapshot, io: IoSample | None = None) -> None:
+        """Add one interval; ``io``: its PIO/MMIO sample (counted only with ``io_top``)."""
         now = self.clock()
+        io_by_vm = io.by_vm() if io is not None and self.io_top is not None else {}
         with self._lock:
             seen = set()
             for vm in snap.vms:
@@ -157,11 +166,15 @@ class MetricState:
                 seen.add(key)
                 series = self.vms.get(key)
                 if series is None:
-                    series = self.vms[key] = VmSeries(label_text(vm.name), str(vm.pid))
+                    series = self.vms[key] = VmSeries(label_text(vm.name), str(vm.pid), self.io_top)
                 series.gone_since = None
                 self._add_vm(series, vm)
+                if series.io is not None and vm.pid in io_by_vm:
+                    series.io.add(io_by_vm[vm.pid])
             self._forget(seen, now)
             self._add_collector(snap)
+            if io is not None and self.io_top is not None:
+                self.collector.drops["io"] += io.drops
             self.version += 1
 
     def poll_failed(self) -> None:
