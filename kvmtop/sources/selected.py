@@ -56,7 +56,7 @@ class SelectedSource:
         self.pattern = pattern
         self.name = source.name
         self.paced = source.paced
-        recorded = getattr(source, "intervals", None)
+        recorded = self._recorded = getattr(source, "intervals", None)
         if recorded is not None:  # recordings: a replay seeks in these
             self.intervals = Selected(recorded, pattern)
         self.warning = getattr(source, "warning", None)
@@ -79,7 +79,9 @@ class SelectedSource:
         """A recording's sample of interval ``index``, narrowed."""
         io_at = getattr(self.source, "io_at", None)
         sample = io_at(index) if io_at is not None else None
-        return None if sample is None else self._io_of(sample, self.source.intervals[index].vms)
+        if sample is None or self._recorded is None:
+            return None
+        return self._io_of(sample, self._recorded[index].vms)
 
     @property
     def io_supported(self) -> bool:
