@@ -122,7 +122,8 @@ class IoPanel(Static):
 
     def render_io(self, sample: IoSample | None, supported: bool, pid: int, tid: int | None) -> RenderableType:
         if not supported:
-            return Text("no source: PIO/MMIO accesses are counted live (kvm_pio, kvm_mmio)", style="italic yellow")
+            return Text("no source: PIO/MMIO accesses are counted live (kvm_pio, kvm_mmio) "
+                        "and kept by record --io", style="italic yellow")
         if sample is None:
             return Text("counting PIO ports and MMIO addresses from the next interval…", style="italic")
         stats = sample.stats(pid, tid)
