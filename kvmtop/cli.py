@@ -118,7 +118,8 @@ def _add_source_options(p: argparse.ArgumentParser, prefix: str = "", interval: 
                    help="with --demo: a host where kvm_exit never fires, as on PVM (userspace exits only)")
     p.add_argument("--io", dest=prefix + "io", action="store_true", default=argparse.SUPPRESS,
                    help="count PIO ports and MMIO addresses all the time (else only while the guest "
-                        "screen shows them: their probes cost nothing otherwise)")
+                        "screen shows them: their probes cost nothing otherwise), and put them in --json "
+                        "(io), --csv (pio/mmio rows), --once/--batch, record and export")
     _add_guest(p, prefix)
 
 
