@@ -2,79 +2,26 @@
 
 ``SnapshotBuilder`` is the one place where raw measurements become what the screens,
 the text tables and the JSON show; live, demo, recorded and imported data all pass here.
+It works on the interval's columns (kvmtop.frame): totals are vectorized reductions and
+the history is recorded with a few array operations per interval; the Python objects of
+the model are made only when a front end reads them (kvmtop.snapshot_views).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import numpy as np
 
-from . import decode, history
+from . import history
+from .columns import CAT_REASON, CAT_USERSPACE
+from .frame import Frame
 from .gc_policy import paused as gc_paused
 from .history import HistorySlot, HistoryStore
-from .model import (
-    CodeStat,
-    HostStat,
-    Interval,
-    ReasonKey,
-    ReasonStat,
-    RequestStat,
-    Snapshot,
-    Stat,
-    ThreadInterval,
-    VcpuStat,
-    VmIdentity,
-    VmStat,
-    per_second,
-)
+from .model import Interval, Snapshot, VmIdentity
+from .snapshot_views import HOST, ColumnSnapshot, vcpu_entity, vm_entity
 
-HOST = ("host",)
+__all__ = ["HOST", "SnapshotBuilder", "vcpu_entity", "vm_entity"]
 
-
-def vm_entity(pid: int, start_time: int) -> tuple:
-    return ("vm", pid, start_time)
-
-
-def vcpu_entity(pid: int, start_time: int, tid: int) -> tuple:
-    return ("vcpu", pid, start_time, tid)
-
-
-def _by_count(items):
-    return tuple(sorted(items, key=lambda s: (-s.count, getattr(s, "code", 0))))
-
-
-def reason_stats(reasons: Mapping[ReasonKey, Stat], interval_s: float) -> tuple[ReasonStat, ...]:
-    return _by_count(
-        ReasonStat(isa, code, decode.exit_reason_name(isa, code), s.count, per_second(s.count, interval_s), s.latency,
-                   s.lost)
-        for (isa, code), s in reasons.items()
-    )
-
-
-def code_stats(stats: Mapping[int, Stat], interval_s: float, namer) -> tuple[CodeStat, ...]:
-    return _by_count(
-        CodeStat(code, namer(code), s.count, per_second(s.count, interval_s), s.latency, s.lost)
-        for code, s in stats.items()
-    )
-
-
-def request_stats(requests: Mapping[int, int], exits: int, kernel: str | None,
-                  lost: Mapping[int, int] | None = None) -> tuple[RequestStat, ...]:
-    """``lost``: bit -> exits with the bit that a full map could not take (a bit may have only those)."""
-    lost = lost or {}
-    stats = (
-        RequestStat(bit, decode.request_bit_name(bit, kernel), n, n / exits if exits else 0.0, lost.get(bit, 0))
-        for bit, n in {**dict.fromkeys(lost, 0), **requests}.items()
-    )
-    return tuple(sorted(stats, key=lambda r: (-r.count, r.bit)))
-
-
-def merge_maps(maps: Iterable[Mapping]) -> dict:
-    """Merge {key: Stat} maps (or {key: int} maps) by key."""
-    grouped: dict = {}
-    for m in maps:
-        for k, v in m.items():
-            grouped.setdefault(k, []).append(v)
-    return {k: (Stat.merge(v) if isinstance(v[0], Stat) else sum(v)) for k, v in grouped.items()}
+_U32 = np.uint64(0xFFFFFFFF)
 
 
 class SnapshotBuilder:
@@ -83,10 +30,14 @@ class SnapshotBuilder:
     def __init__(self, history_len: int = 120):
         self.store = HistoryStore(history_len)
         self.seq = 0
+        self._live: frozenset | None = None
+        self._eid_cache: dict[str, tuple] = {}
 
     def reset(self) -> None:
         self.store.clear()
         self.seq = 0
+        self._live = None
+        self._eid_cache.clear()
 
     def build(self, interval: Interval) -> Snapshot:
         with gc_paused():
@@ -96,103 +47,97 @@ class SnapshotBuilder:
         dt = interval.interval_s
         self.seq += 1
         self.store.advance()
-
-        threads_by_pid: dict[int, list[ThreadInterval]] = {}
-        for t in interval.threads:
-            threads_by_pid.setdefault(t.pid, []).append(t)
+        cols = interval.columns
         identities = dict(interval.vms)
-        for pid in threads_by_pid:
-            identities.setdefault(pid, VmIdentity(pid=pid, name=f"pid {pid}"))
+        for pid in np.unique(cols.tpid).tolist():
+            if pid not in identities:
+                identities[pid] = VmIdentity(pid=pid, name=f"pid {pid}")
+        frame = Frame.build(cols, identities, dt, interval.kernel)
 
-        live = {vm_entity(i.pid, i.start_time) for i in identities.values()}
-        self.store.forget(lambda e: e == HOST or ("vm", *e[1:3]) in live)  # a vCPU lives with its VM
+        live = frozenset(vm_entity(i.pid, i.start_time) for i in identities.values())
+        if live != self._live:
+            self._live = live
+            self.store.forget(lambda e: e == HOST or ("vm", *e[1:3]) in live)  # a vCPU lives with its VM
+            self._eid_cache.clear()
+        self._record(frame)
+        slot = HistorySlot(self.store.freeze())  # the stats were recorded: their history is complete
+        return ColumnSnapshot.of(frame, slot, interval.time, interval.status, self.seq)
 
-        slot = HistorySlot()
-        vms = tuple(
-            self._vm(ident, threads_by_pid.get(pid, []), dt, interval.kernel, slot)
-            for pid, ident in sorted(identities.items())
-        )
-        host = HostStat(
-            interval_s=dt,
-            reasons=reason_stats(merge_maps(_reason_map(v) for v in vms), dt),
-            userspace_exits=code_stats(merge_maps(_code_map(v.userspace_exits) for v in vms), dt,
-                                       decode.userspace_exit_name),
-            hypercalls=code_stats(merge_maps(_code_map(v.hypercalls) for v in vms), dt, decode.hypercall_name),
-            requests=request_stats(merge_maps({r.bit: r.count for r in v.requests} for v in vms),
-                                   sum(v.exits for v in vms), interval.kernel,
-                                   merge_maps({r.bit: r.lost for r in v.requests if r.lost} for v in vms)),
-            history_slot=slot,
-            entity=HOST,
-            vm_count=len(vms),
-            vcpu_count=sum(len(v.vcpus) for v in vms),
-        )
-        self._record(HOST, host, dt)
-        slot.view = self.store.freeze()  # the stats were recorded: their history is complete
-        return Snapshot(time=interval.time, interval_s=dt, host=host, vms=vms,
-                        collector=interval.status, seq=self.seq)
+    # ------------------------------------------------------------------ history
 
-    # ------------------------------------------------------------------ helpers
+    def _eids(self, name: str, arrays: tuple[np.ndarray, ...], entities) -> np.ndarray:
+        """Entity ids, reused while the same entities come in the same order."""
+        cached = self._eid_cache.get(name)
+        gen = self.store.eid_generation
+        if cached is not None and cached[0] == gen and all(
+                len(a) == len(b) and np.array_equal(a, b) for a, b in zip(cached[1], arrays)):
+            return cached[2]
+        eids = self.store.entity_ids(entities())
+        self._eid_cache[name] = (self.store.eid_generation, arrays, eids)
+        return eids
 
-    def _vm(self, ident: VmIdentity, threads: list[ThreadInterval], dt: float, kernel: str | None,
-            slot: HistorySlot) -> VmStat:
-        by_tid = {t.tid: t for t in threads}
-        tids = set(by_tid) | set(ident.vcpu_index)
-        vcpus = []
-        for tid in tids:
-            t = by_tid.get(tid) or ThreadInterval(pid=ident.pid, tid=tid)
-            entity = vcpu_entity(ident.pid, ident.start_time, tid)
-            exits = sum(s.count for s in t.reasons.values())
-            vcpu = VcpuStat(
-                interval_s=dt,
-                reasons=reason_stats(t.reasons, dt),
-                userspace_exits=code_stats(t.userspace, dt, decode.userspace_exit_name),
-                hypercalls=code_stats(t.hypercalls, dt, decode.hypercall_name),
-                requests=request_stats(t.requests, exits, kernel, t.requests_lost),
-                history_slot=slot,
-                entity=entity,
-                pid=ident.pid,
-                tid=tid,
-                index=ident.vcpu_index.get(tid),
-                vcpu_id=t.vcpu_id,
-                comm=ident.comms.get(tid, ""),
-                in_userspace=t.in_userspace,
-            )
-            self._record(entity, vcpu, dt)
-            vcpus.append(vcpu)
-        vcpus.sort(key=lambda v: (v.index is None, v.index if v.index is not None else 0, v.tid))
-        exits = sum(v.exits for v in vcpus)
-        vm = VmStat(
-            interval_s=dt,
-            reasons=reason_stats(merge_maps(t.reasons for t in threads), dt),
-            userspace_exits=code_stats(merge_maps(t.userspace for t in threads), dt, decode.userspace_exit_name),
-            hypercalls=code_stats(merge_maps(t.hypercalls for t in threads), dt, decode.hypercall_name),
-            requests=request_stats(merge_maps(t.requests for t in threads), exits, kernel,
-                                   merge_maps(t.requests_lost for t in threads)),
-            history_slot=slot,
-            entity=vm_entity(ident.pid, ident.start_time),
-            pid=ident.pid,
-            name=ident.name,
-            start_time=ident.start_time,
-            vcpus=tuple(vcpus),
-            exited=ident.exited,
-        )
-        self._record(vm.entity, vm, dt)
-        return vm
+    def _record(self, frame: Frame) -> None:
+        """Rates of this interval into the history: totals and each reason and KVM_EXIT_*
+        code, for every vCPU, every VM and the host."""
+        t, r, store = frame.t, frame.rows, self.store
+        dt = t.dt
+        rate = (lambda n: np.asarray(n, np.float64) / dt) if dt > 0 else (lambda n: np.zeros(len(n)))
+        vm_pid, vm_start = t.vm_pid.tolist(), t.vm_start.tolist()
+        vm_eid = self._eids("vm", (t.vm_pid, t.vm_start),
+                            lambda: (vm_entity(p, s) for p, s in zip(vm_pid, vm_start)))
+        vc_eid = self._eids("vcpu", (t.vm_pid, t.vm_start, t.vc_vm, t.vc_tid), lambda: (
+            vcpu_entity(vm_pid[v], vm_start[v], tid) for v, tid in zip(t.vc_vm.tolist(), t.vc_tid.tolist())))
+        host_eid = np.array([store.entity_id(HOST)], np.int64)
 
-    def _record(self, entity, b, dt: float) -> None:
-        add = self.store.add
-        add(entity, history.TOTAL, None, per_second(b.exits, dt))
-        add(entity, history.USERSPACE_TOTAL, None, per_second(b.userspace_count, dt))
-        for r in b.reasons:
-            add(entity, history.REASON, r.key, r.per_s)
-        for u in b.userspace_exits:
-            add(entity, history.USERSPACE, u.code, u.per_s)
+        kb = np.where(t.key_cat == CAT_REASON, t.key_isa, history.KB_USERSPACE).astype(np.uint64)
+        packable = ((t.key_cat == CAT_REASON) & (t.key_isa < history.KB_USERSPACE)) | (t.key_cat == CAT_USERSPACE)
+        packable &= t.key_code <= _U32
+        recorded = (t.key_cat == CAT_REASON) | (t.key_cat == CAT_USERSPACE)
+        kpart = (kb << np.uint64(32)) | (t.key_code & _U32)
 
+        keys: list[np.ndarray] = []
+        values: list[np.ndarray] = []
 
-def _reason_map(b) -> dict[ReasonKey, Stat]:
-    return {r.key: Stat(r.count, r.latency, r.lost) for r in b.reasons}
+        def totals(eids, exits, user):
+            e = eids.astype(np.uint64) << np.uint64(40)
+            keys.extend((e | np.uint64(history.KB_TOTAL << 32), e | np.uint64(history.KB_USERSPACE_TOTAL << 32)))
+            values.extend((rate(exits), rate(user)))
 
+        def series(owner_eids, kid, counts, entity_of):
+            ok = packable[kid]
+            keys.append((owner_eids[ok].astype(np.uint64) << np.uint64(40)) | kpart[kid[ok]])
+            values.append(rate(counts[ok]))
+            for i in np.flatnonzero(~ok & recorded[kid]).tolist():  # keys that do not pack: one by one
+                cat, isa, code = t.keys.tuples()[int(kid[i])]
+                kind, key = (history.REASON, (isa, code)) if cat == CAT_REASON else (history.USERSPACE, code)
+                store.add(entity_of(i), kind, key, float(rate(counts[i:i + 1])[0]))
 
-def _code_map(items) -> dict[int, Stat]:
-    return {c.code: Stat(c.count, c.latency, c.lost) for c in items}
+        totals(vc_eid, r.vc_exits, r.vc_user)
+        sel = np.flatnonzero(recorded[r.kid]) if len(r.kid) else np.zeros(0, np.int64)
+        if t.duplicate_threads:  # the same thread twice: one series per (vCPU, key)
+            packed = r.vc[sel] * max(1, len(t.keys)) + r.kid[sel]
+            uniq, inv = np.unique(packed, return_inverse=True)
+            counts = np.zeros(len(uniq), np.uint64)
+            np.add.at(counts, inv.reshape(-1), r.count[sel])
+            vcs, kids = uniq // max(1, len(t.keys)), uniq % max(1, len(t.keys))
+        else:
+            vcs, kids, counts = r.vc[sel], r.kid[sel], r.count[sel]
+        series(vc_eid[vcs], kids, counts, lambda i: vcpu_entity(
+            vm_pid[int(t.vc_vm[vcs[i]])], vm_start[int(t.vc_vm[vcs[i]])], int(t.vc_tid[vcs[i]])))
 
+        totals(vm_eid, r.vm_exits, r.vm_user)
+        g_vm, g_kid, g_count, _ = r.groups()
+        gsel = np.flatnonzero(recorded[g_kid]) if len(g_kid) else np.zeros(0, np.int64)
+        series(vm_eid[g_vm[gsel]], g_kid[gsel], g_count[gsel],
+               lambda i: vm_entity(vm_pid[int(g_vm[gsel][i])], vm_start[int(g_vm[gsel][i])]))
+
+        totals(host_eid, np.array([r.host_exits], np.uint64), np.array([r.host_user], np.uint64))
+        host_count = np.zeros(len(t.keys), np.uint64)
+        present = np.zeros(len(t.keys), bool)
+        if len(g_kid):
+            np.add.at(host_count, g_kid, g_count)
+            present[g_kid] = True
+        hk = np.flatnonzero(present & recorded)
+        series(np.repeat(host_eid, len(hk)), hk, host_count[hk], lambda i: HOST)
+
+        store.add_packed(np.concatenate(keys), np.concatenate(values).astype(np.float32))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from . import decode
 from .model import Breakdown, ReasonKey, Snapshot, VmStat
+from .snapshot_views import ColumnSnapshot, LazyBreakdown, view_of
 
 _REGEX = re.compile(r"[.*+?\[\](){}|^$\\]")
 _PSEUDO = re.compile(r"(restart|error\(-?\d+\))$", re.IGNORECASE)  # userspace pseudo reasons
@@ -197,8 +198,14 @@ class ReasonFilter:
         norm = _norm(decode.userspace_exit_name(code))
         return any(_term_matches(t, norm, norm) for t in terms) != self.exclude
 
+    def _admits(self) -> tuple:
+        return (self.admits_reason if self.exit_terms else None,
+                self.admits_userspace if self.userspace_terms else None)
+
     def apply_breakdown(self, b: Breakdown) -> Breakdown:
         """A copy of a VM, vCPU or host breakdown narrowed to what the filter admits."""
+        if isinstance(b, LazyBreakdown):  # a view of a snapshot's columns: the same view of the filtered columns
+            return view_of(b, b._frame.filtered(*self._admits()))
         changes: dict[str, object] = {}
         if self.exit_terms:
             changes["reasons"] = tuple(r for r in b.reasons if self.admits_reason(r.key))
@@ -211,6 +218,8 @@ class ReasonFilter:
         return b.replace(**changes)
 
     def apply(self, snap: Snapshot) -> Snapshot:
+        if isinstance(snap, ColumnSnapshot):  # the columns, narrowed: their totals are reduced again
+            return snap.filtered(*self._admits())
         return snap.replace(host=self.apply_breakdown(snap.host),
                             vms=tuple(self.apply_breakdown(v) for v in snap.vms))
 

@@ -15,13 +15,14 @@ Nothing here imports Textual, curses or bcc.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import histogram, history
+from .columns import CAT_HYPERCALL, CAT_REASON, CAT_USERSPACE, NO_VCPU, KeyTable, StatColumns, checked_array
 from .history import EMPTY_SLOT, HistorySlot, HistoryView
 
 ReasonKey = tuple[int, int]
@@ -277,16 +278,183 @@ class CollectorStatus:
 NEEDS_EXITS = frozenset({"requests", "hypercalls"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, init=False)
 class Interval:
-    """Everything a source measured in one interval."""
+    """Everything a source measured in one interval.
+
+    The measurements (``data``) are either ThreadIntervals or the same as columns
+    (kvmtop.columns.StatColumns, what the snapshot builder reads): a source gives either,
+    as ``threads=`` or ``columns=``, and ``threads``/``columns`` make the other form on first
+    use. ``dataclasses.replace`` works as for any dataclass (``threads=`` replaces the data).
+    """
 
     time: float  # wall-clock end of the interval (Unix seconds)
     interval_s: float
-    threads: tuple[ThreadInterval, ...] = ()
-    vms: Mapping[int, VmIdentity] = field(default_factory=dict)  # every live VM, idle or not
-    status: CollectorStatus = field(default_factory=CollectorStatus)
-    kernel: str | None = None  # release of the traced kernel, for request-bit names
+    vms: Mapping[int, VmIdentity]  # every live VM, idle or not
+    status: CollectorStatus
+    kernel: str | None  # release of the traced kernel, for request-bit names
+    data: tuple[ThreadInterval, ...] | StatColumns
+    _other: tuple[ThreadInterval, ...] | StatColumns | None = field(default=None, init=False, repr=False,
+                                                                   compare=False)  # the other form, once made
+
+    def __init__(self, time: float, interval_s: float, threads: Iterable[ThreadInterval] | None = None,
+                 vms: Mapping[int, VmIdentity] | None = None, status: CollectorStatus | None = None,
+                 kernel: str | None = None, *, columns: StatColumns | None = None,
+                 data: tuple[ThreadInterval, ...] | StatColumns | None = None):
+        s = object.__setattr__
+        s(self, "time", time)
+        s(self, "interval_s", interval_s)
+        s(self, "vms", {} if vms is None else vms)
+        s(self, "status", CollectorStatus() if status is None else status)
+        s(self, "kernel", kernel)
+        if threads is not None:  # given threads win over the data of the interval they replace
+            data = tuple(threads)
+        elif columns is not None:
+            data = columns
+        s(self, "data", () if data is None else data)
+        s(self, "_other", None)  # the other form, once made
+
+    @property
+    def threads(self) -> tuple[ThreadInterval, ...]:
+        data, other = self.data, self._other
+        if isinstance(data, tuple):
+            return data
+        if not isinstance(other, tuple):
+            other = threads_of(data)
+            object.__setattr__(self, "_other", other)
+        return other
+
+    @property
+    def columns(self) -> StatColumns:
+        data, other = self.data, self._other
+        if isinstance(data, StatColumns):
+            return data
+        if not isinstance(other, StatColumns):
+            other = columns_of(data)
+            object.__setattr__(self, "_other", other)
+        return other
+
+    def only(self, pids: Iterable[int]) -> Interval:
+        """The VMs ``pids`` (and their threads) only."""
+        keep = set(pids)
+        vms = {pid: v for pid, v in self.vms.items() if pid in keep}
+        data = self.data
+        if isinstance(data, tuple):
+            return replace(self, data=tuple(t for t in data if t.pid in keep), vms=vms)
+        mask = np.isin(data.tpid, np.fromiter(keep, np.int64, len(keep)))
+        return replace(self, data=data.with_threads(mask), vms=vms)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Interval):
+            return NotImplemented
+        if (self.time, self.interval_s, self.vms, self.status, self.kernel) != \
+                (other.time, other.interval_s, other.vms, other.status, other.kernel):
+            return False
+        if not isinstance(self.data, tuple) and not isinstance(other.data, tuple):
+            return self.data.equals(other.data)
+        return self.threads == other.threads
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------- columns <-> threads
+
+
+def columns_of(threads: Sequence[ThreadInterval]) -> StatColumns:
+    """ThreadIntervals as columns (in their order; a Latency shared by rows is pooled once).
+    Values out of range (a damaged recording) raise ValueError."""
+    lists: list[list[int]] = [[] for _ in range(20)]
+    tpid, ttid, tvcpu, tiu_code, tiu_ns, thread, cat, isa, code, count, lost = lists[:11]
+    lcount, lsum, lmin, lmax, hist, qthread, qbit, qcount, qlost = lists[11:]
+    pooled: dict[int, int] = {}
+    idx_parts: list[bytes] = []
+    cnt_parts: list[bytes] = []
+    hoff = [0]
+    for ti, t in enumerate(threads):
+        tpid.append(t.pid)
+        ttid.append(t.tid)
+        tvcpu.append(NO_VCPU if t.vcpu_id is None else t.vcpu_id)
+        flight = t.in_userspace
+        tiu_code.append(-1 if flight is None else flight.code)
+        tiu_ns.append(0 if flight is None else flight.ns)
+        rows = [(CAT_REASON, k[0], k[1], s) for k, s in t.reasons.items()]
+        rows += [(CAT_USERSPACE, 0, c, s) for c, s in t.userspace.items()]
+        rows += [(CAT_HYPERCALL, 0, c, s) for c, s in t.hypercalls.items()]
+        for category, key_isa, key_code, s in rows:
+            thread.append(ti)
+            cat.append(category)
+            isa.append(key_isa)
+            code.append(key_code)
+            count.append(s.count)
+            lost.append(s.lost)
+            lat = s.latency
+            if lat is EMPTY_LATENCY or not lat.count:
+                for column, value in ((lcount, 0), (lsum, 0), (lmin, 0), (lmax, 0), (hist, -1)):
+                    column.append(value)
+                continue
+            for column, value in ((lcount, lat.count), (lsum, lat.sum), (lmin, lat.min), (lmax, lat.max)):
+                column.append(value)
+            h = pooled.get(id(lat))
+            if h is None:
+                bi, bc = lat._arrays()
+                idx_parts.append(bi.tobytes())
+                cnt_parts.append(bc.astype(np.uint64).tobytes())
+                hoff.append(hoff[-1] + len(bi))
+                h = pooled[id(lat)] = len(hoff) - 2
+            hist.append(h)
+        for bit, n in {**dict.fromkeys(t.requests_lost, 0), **t.requests}.items():
+            for column, value in ((qthread, ti), (qbit, bit), (qcount, n), (qlost, t.requests_lost.get(bit, 0))):
+                column.append(value)
+    a = checked_array
+    keys, kid = KeyTable.of_rows(a(cat, np.uint8, "category"), a(isa, np.uint8, "isa"), a(code, np.uint64, "code"))
+    return StatColumns(
+        tpid=a(tpid, np.uint32, "pid"), ttid=a(ttid, np.uint32, "tid"), tvcpu=a(tvcpu, np.int64, "vcpu_id"),
+        tiu_code=a(tiu_code, np.int64, "userspace code"), tiu_ns=a(tiu_ns, np.uint64, "time in userspace"),
+        thread=np.array(thread, np.int32), kid=kid, keys=keys, count=a(count, np.uint64, "count"),
+        lost=a(lost, np.uint64, "lost"), lcount=a(lcount, np.uint64, "latency count"),
+        lsum=a(lsum, np.uint64, "latency sum"), lmin=a(lmin, np.uint64, "latency min"),
+        lmax=a(lmax, np.uint64, "latency max"), hist=np.array(hist, np.int64), hoff=np.array(hoff, np.int64),
+        bidx=np.frombuffer(b"".join(idx_parts), np.uint8), bcnt=np.frombuffer(b"".join(cnt_parts), np.uint64),
+        qthread=np.array(qthread, np.int32), qbit=a(qbit, np.uint64, "request bit"),
+        qcount=a(qcount, np.uint64, "request count"), qlost=a(qlost, np.uint64, "request bits lost"))
+
+
+def threads_of(cols: StatColumns) -> tuple[ThreadInterval, ...]:
+    """Columns as ThreadIntervals (one per thread of the table, in its order)."""
+    keys = cols.keys.tuples()
+    maps: list[tuple[dict, dict, dict, dict, dict]] = [({}, {}, {}, {}, {}) for _ in range(len(cols.tpid))]
+    hoff = cols.hoff.tolist()
+    idx_bytes = cols.bidx.tobytes()
+    cnt_bytes = cols.bcnt.tobytes()
+    lats: dict[tuple, Latency] = {}
+    for t, k, n, lost, lc, ls, lo, hi, h in zip(
+            cols.thread.tolist(), cols.kid.tolist(), cols.count.tolist(), cols.lost.tolist(),
+            cols.lcount.tolist(), cols.lsum.tolist(), cols.lmin.tolist(), cols.lmax.tolist(), cols.hist.tolist()):
+        if lc and h >= 0:
+            lkey = (lc, ls, lo, hi, h)
+            lat = lats.get(lkey)
+            if lat is None:
+                s, e = hoff[h], hoff[h + 1]
+                lat = lats[lkey] = Latency.from_packed(lc, ls, lo, hi, idx_bytes[s:e], cnt_bytes[8 * s:8 * e])
+        else:
+            lat = EMPTY_LATENCY
+        category, isa, code = keys[k]
+        stat = Stat(n, lat, lost)
+        if category == CAT_REASON:
+            maps[t][0][(isa, code)] = stat
+        else:
+            maps[t][category][code] = stat
+    for t, bit, n, lost in zip(cols.qthread.tolist(), cols.qbit.tolist(), cols.qcount.tolist(),
+                               cols.qlost.tolist()):
+        if n or not lost:  # a bit with only lost exits is not among the counted ones
+            maps[t][3][bit] = maps[t][3].get(bit, 0) + n
+        if lost:
+            maps[t][4][bit] = maps[t][4].get(bit, 0) + lost
+    return tuple(ThreadInterval(pid=p, tid=t, vcpu_id=None if v < 0 else v, reasons=m[0], userspace=m[1],
+                                hypercalls=m[2], requests=m[3], requests_lost=m[4],
+                                in_userspace=InFlight(c, ns) if c >= 0 else None)
+                 for p, t, v, c, ns, m in zip(cols.tpid.tolist(), cols.ttid.tolist(), cols.tvcpu.tolist(),
+                                              cols.tiu_code.tolist(), cols.tiu_ns.tolist(), maps))
 
 
 # --------------------------------------------------------------------------- snapshots

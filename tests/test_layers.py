@@ -15,9 +15,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kvmtop"
 
 # Bottom to top (README, Development). A unit is a top-level module or folder of kvmtop.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(units) for units in (
-    ("__init__", "errors", "units", "safe_text", "histogram", "decode", "gc_policy", "pacing", "provenance"),
+    ("__init__", "errors", "units", "safe_text", "histogram", "decode", "gc_policy", "pacing", "provenance",
+     "memory", "columns"),
     ("model", "history", "io_stats"),
-    ("aggregate", "filtering", "identity", "tracefs", "bpf", "offline", "marks", "selection", "host_isa"),
+    ("aggregate", "frame", "snapshot_views", "filtering", "identity", "tracefs", "bpf", "offline", "marks",
+     "selection", "host_isa"),
     ("sources",),
     ("feed", "stepped_feed", "text", "snapshot_json", "snapshot_csv", "record_log", "exporter"),
     ("ui",),

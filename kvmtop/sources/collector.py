@@ -34,20 +34,18 @@ from ..bpf.program import (
     Features,
     Program,
 )
+from ..columns import CAT_HYPERCALL, CAT_REASON, CAT_USERSPACE, KeyTable, StatColumns
 from ..errors import SourceError
-from ..gc_policy import paused as gc_paused
 from ..identity import IdentityCache, scan_kvm_processes, vcpu_index
 from ..io_stats import MMIO, PIO, IoAccess, IoSample
 from ..model import (
-    EMPTY_LATENCY,
     NOTE_NO_EXITS,
     CollectorStatus,
     InFlight,
     Interval,
-    Latency,
-    Stat,
     ThreadInterval,
     VmIdentity,
+    threads_of,
 )
 from .new_threads import NewThreadNamer
 from .pairing_state import PairingState
@@ -56,32 +54,6 @@ SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this oft
 EXITED_KEPT_POLLS = 3  # an exited VM's identity is kept this many polls, for its late counts
 EPOCH_SETTLE_S = 0.002  # from flipping the epoch to draining the old half: programs take microseconds
 PROC = "/proc"
-
-
-class _Thread:
-    __slots__ = ("reasons", "userspace", "hypercalls", "requests", "requests_lost")
-
-    def __init__(self):
-        self.reasons: dict = {}
-        self.userspace: dict = {}
-        self.hypercalls: dict = {}
-        self.requests: dict = {}
-        self.requests_lost: dict = {}
-
-    def put(self, kind: int, code: int, stat: Stat) -> None:
-        if kind == KIND_USERSPACE:
-            self.userspace[code] = stat
-        elif kind == KIND_HYPERCALL:
-            self.hypercalls[code] = stat
-        else:
-            self.reasons[(kind, code)] = stat
-
-    def get(self, kind: int, code: int) -> Stat | None:
-        if kind == KIND_USERSPACE:
-            return self.userspace.get(code)
-        if kind == KIND_HYPERCALL:
-            return self.hypercalls.get(code)
-        return self.reasons.get((kind, code))
 
 
 def _with_hypercall_rows(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,13 +77,21 @@ def _starts(*cols: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
-def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.ndarray, lost_counts: np.ndarray,
-                  requests: dict[tuple[int, int], dict[int, int]] | None = None) -> dict[tuple[int, int], _Thread]:
-    """Group drained map rows per (pid, tid); sorting and reductions are done in numpy.
+def _pair(pid, tid) -> np.ndarray:
+    return (np.asarray(pid, np.uint64) << np.uint64(32)) | np.asarray(tid, np.uint64)
+
+
+def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.ndarray,
+                         lost_counts: np.ndarray, requests: dict[tuple[int, int], dict[int, int]] | None = None,
+                         in_userspace: dict[tuple[int, int], InFlight] | None = None) -> StatColumns:
+    """The drained maps as an interval's columns: the one place that knows their layout.
 
     A `stats` row is one (pid, tid, kind, code, latency bucket) or a count without latency
-    (NO_LATENCY); rows of one (pid, tid, kind, code) make one Stat. ``requests``: bit counts
-    per thread (from the pairing state)."""
+    (NO_LATENCY); the rows of one (pid, tid, kind, code) make one stat row, whose latency
+    buckets are its histogram (sorted and reduced in numpy). ``lost_keys``: events a full map
+    could not take, per (pid, tid, kind, code) or request bit. ``requests`` (bit counts) and
+    ``in_userspace`` (exits in flight) per thread come from the pairing state. Threads are
+    sorted by (pid, tid); a thread's rows by (kind, code), then rows with only lost events."""
     keys, vals = _with_hypercall_rows(stat_keys, stat_vals)
     nolat = (keys["flags"] & NO_LATENCY).astype(bool)
     order = np.lexsort((keys["bucket"], nolat, keys["code"], keys["kind"], keys["tid"], keys["pid"]))
@@ -119,51 +99,93 @@ def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.nd
     pid, tid, kind, code, bucket = keys["pid"], keys["tid"], keys["kind"], keys["code"], keys["bucket"]
     # one row per (pid, tid, kind, code, nolat, bucket): a hypercall's rows can come from several exits
     u = _starts(pid, tid, kind, code, nolat, bucket)
-    threads: dict[tuple[int, int], _Thread] = {}
-    if len(u):
-        count = np.add.reduceat(vals["count"], u)
-        lat = ~nolat[u]
-        zero, top = np.uint64(0), np.uint64(2**64 - 1)
-        lat_count = np.where(lat, count, zero)
-        sums = np.where(lat, np.add.reduceat(vals["sum_ns"], u), zero)
-        mins = np.where(lat, np.minimum.reduceat(vals["min_ns"], u), top)
-        maxs = np.where(lat, np.maximum.reduceat(vals["max_ns"], u), zero)
-        pid, tid, kind, code, bucket = pid[u], tid[u], kind[u], code[u], bucket[u]
-        g = _starts(pid, tid, kind, code)  # one Stat each; its latency rows come first, bucket order
-        g_count = np.add.reduceat(count, g).tolist()
-        g_lat = np.add.reduceat(lat_count, g).tolist()
-        g_rows = np.add.reduceat(lat.astype(np.intp), g).tolist()
-        g_sum = np.add.reduceat(sums, g).tolist()
-        g_min = np.minimum.reduceat(mins, g).tolist()
-        g_max = np.maximum.reduceat(maxs, g).tolist()
-        idx_packed, cnt_packed = bucket.astype(np.uint8).tobytes(), lat_count.astype(np.uint64).tobytes()
-        rows = zip(g.tolist(), pid[g].tolist(), tid[g].tolist(), kind[g].tolist(), code[g].tolist(),
-                   g_count, g_lat, g_rows, g_sum, g_min, g_max)
-        for s, p, t, k, c, n, n_lat, n_rows, total, lo, hi in rows:
-            th = threads.get((p, t))
-            if th is None:
-                th = threads[(p, t)] = _Thread()
-            latency = Latency.from_packed(n_lat, total, lo, hi, idx_packed[s:s + n_rows],
-                                          cnt_packed[8 * s:8 * (s + n_rows)]) if n_lat else EMPTY_LATENCY
-            th.put(k, c, Stat(n, latency))
+    zero, top = np.uint64(0), np.uint64(2**64 - 1)
+    count = np.add.reduceat(vals["count"], u) if len(u) else np.zeros(0, np.uint64)
+    lat = ~nolat[u]
+    lat_count = np.where(lat, count, zero)
+    sums = np.where(lat, np.add.reduceat(vals["sum_ns"], u), zero) if len(u) else count
+    mins = np.where(lat, np.minimum.reduceat(vals["min_ns"], u), top) if len(u) else count
+    maxs = np.where(lat, np.maximum.reduceat(vals["max_ns"], u), zero) if len(u) else count
+    pid, tid, kind, code, bucket = pid[u], tid[u], kind[u], code[u], bucket[u]
+    g = _starts(pid, tid, kind, code)  # one stat row each; its latency rows come first, in bucket order
+    ends = np.r_[g[1:], len(u)].astype(np.int64)
+    g_lat = np.add.reduceat(lat_count, g) if len(g) else count
+    # the histogram pool: the latency rows, a group's contiguous (so one range per group)
+    before = np.r_[0, np.cumsum(lat)].astype(np.int64)
+    hoff = np.r_[before[g], before[-1]].astype(np.int64)
+    has_lat = g_lat > 0
+    rows_pid, rows_tid, rows_kind, rows_code = pid[g], tid[g], kind[g], code[g]
+    row_count = np.add.reduceat(count, g) if len(g) else count
+    row_lost = np.zeros(len(g), np.uint64)
+    lsum = np.where(has_lat, np.add.reduceat(sums, g), zero) if len(g) else count
+    lmin = np.where(has_lat, np.minimum.reduceat(mins, g), zero) if len(g) else count
+    lmax = np.where(has_lat, np.maximum.reduceat(maxs, g), zero) if len(g) else count
+    hist = np.where(has_lat, np.arange(len(g)), -1)
+    del ends
 
-    for key, bits in (requests or {}).items():
-        th = threads.get(key)
-        if th is None:
-            th = threads[key] = _Thread()
-        th.requests.update(bits)
+    # events a full map lost: on their stat row, or rows of their own (count 0); request bits aside
+    req_lost: dict[tuple[int, int], dict[int, int]] = {}
+    extra: list[tuple[int, int, int, int, int]] = []
+    if len(lost_keys):
+        at = {k: i for i, k in enumerate(zip(rows_pid.tolist(), rows_tid.tolist(), rows_kind.tolist(),
+                                              rows_code.tolist()))}
+        for p, t, k, c, n in zip(lost_keys["pid"].tolist(), lost_keys["tid"].tolist(), lost_keys["kind"].tolist(),
+                                 lost_keys["code"].tolist(), lost_counts.tolist()):
+            if k == KIND_REQUEST:
+                bits = req_lost.setdefault((p, t), {})
+                bits[c] = bits.get(c, 0) + n
+            elif (p, t, k, c) in at:
+                row_lost[at[(p, t, k, c)]] += n
+            else:
+                at[(p, t, k, c)] = len(g) + len(extra)
+                extra.append((p, t, k, c, n))
+    if extra:
+        e = np.array(extra, np.uint64).reshape(-1, 5)
+        rows_pid, rows_tid = np.r_[rows_pid, e[:, 0]], np.r_[rows_tid, e[:, 1]]
+        rows_kind, rows_code = np.r_[rows_kind, e[:, 2]], np.r_[rows_code, e[:, 3]]
+        row_count, row_lost = np.r_[row_count, np.zeros(len(e), np.uint64)], np.r_[row_lost, e[:, 4]]
+        none = np.zeros(len(e), np.uint64)
+        g_lat, lsum, lmin, lmax = (np.r_[a, none] for a in (g_lat, lsum, lmin, lmax))
+        hist = np.r_[hist, np.full(len(e), -1)]
 
-    for p, t, k, c, n in zip(lost_keys["pid"].tolist(), lost_keys["tid"].tolist(), lost_keys["kind"].tolist(),
-                             lost_keys["code"].tolist(), lost_counts.tolist()):
-        th = threads.get((p, t))
-        if th is None:
-            th = threads[(p, t)] = _Thread()
-        if k == KIND_REQUEST:
-            th.requests_lost[c] = th.requests_lost.get(c, 0) + n
-            continue
-        old = th.get(k, c) or Stat(0)
-        th.put(k, c, replace(old, lost=old.lost + n))
-    return threads
+    # threads: every (pid, tid) with a row, a request bit or an exit in flight
+    requests, in_userspace = requests or {}, in_userspace or {}
+    others = list(requests) + list(req_lost) + list(in_userspace)
+    o_pid = np.array([k[0] for k in others], np.uint64)
+    o_tid = np.array([k[1] for k in others], np.uint64)
+    threads = np.unique(np.concatenate([_pair(rows_pid, rows_tid), _pair(o_pid, o_tid)]))
+    tpid = (threads >> np.uint64(32)).astype(np.uint32)
+    ttid = (threads & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    thread = np.searchsorted(threads, _pair(rows_pid, rows_tid))
+    tiu_code = np.full(len(threads), -1, np.int64)
+    tiu_ns = np.zeros(len(threads), np.uint64)
+    for (p, t), flight in in_userspace.items():
+        i = int(np.searchsorted(threads, _pair(p, t)))
+        tiu_code[i], tiu_ns[i] = flight.code, flight.ns
+    q: list[tuple[int, int, int, int]] = []  # (thread, bit, count, lost)
+    for key in dict.fromkeys([*requests, *req_lost]):
+        bits, lost = requests.get(key, {}), req_lost.get(key, {})
+        i = int(np.searchsorted(threads, _pair(*key)))
+        q += [(i, bit, bits.get(bit, 0), lost.get(bit, 0)) for bit in {**dict.fromkeys(lost, 0), **bits}]
+    qa = np.array(q, np.uint64).reshape(-1, 4)
+
+    rows_kind = rows_kind.astype(np.int64)
+    cat = np.where(rows_kind == KIND_USERSPACE, CAT_USERSPACE,
+                   np.where(rows_kind == KIND_HYPERCALL, CAT_HYPERCALL, CAT_REASON))
+    table, kid = KeyTable.of_rows(cat, np.where(cat == CAT_REASON, rows_kind, 0), rows_code)
+    return StatColumns(tpid=tpid, ttid=ttid, tvcpu=np.full(len(tpid), -1, np.int64), tiu_code=tiu_code,
+                       tiu_ns=tiu_ns, thread=thread, kid=kid, keys=table, count=row_count, lost=row_lost,
+                       lcount=g_lat, lsum=lsum, lmin=lmin, lmax=lmax, hist=hist, hoff=hoff,
+                       bidx=bucket[lat].astype(np.uint8), bcnt=lat_count[lat], qthread=qa[:, 0].astype(np.int32),
+                       qbit=qa[:, 1], qcount=qa[:, 2], qlost=qa[:, 3])
+
+
+def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.ndarray, lost_counts: np.ndarray,
+                  requests: dict[tuple[int, int], dict[int, int]] | None = None
+                  ) -> dict[tuple[int, int], ThreadInterval]:
+    """The drained rows per (pid, tid), as ThreadIntervals."""
+    cols = columns_from_drained(stat_keys, stat_vals, lost_keys, lost_counts, requests)
+    return {(t.pid, t.tid): t for t in threads_of(cols)}
 
 
 def io_drops(program: Program) -> int:
@@ -335,18 +357,15 @@ class LiveSource:
                 self.last_io = self._poll_io(program, interval_s)
             except OSError as e:
                 raise SourceError(f"reading the BPF maps failed: {e.strerror or e}") from None
-            with gc_paused():  # tens of thousands of small objects, no cycles: skip GC passes
-                threads = build_threads(sk, sv, lk, lv, requests)
-            for key in self._in_userspace:  # a vCPU stuck in its VMM has no counts: still shown
-                threads.setdefault(key, _Thread())
+            # a vCPU stuck in its VMM has no counts: it is a thread of the interval all the same
+            cols = columns_from_drained(sk, sv, lk, lv, requests, self._in_userspace)
             self._tid_info.update(zip(ik.tolist(), zip(iv["pid"].tolist(), iv["vcpu_id"].tolist(),
                                                        [c.decode(errors="replace") for c in iv["comm"].tolist()])))
-            vms, threads = self._identify(threads, now)
-            out = tuple(self._thread_interval(pid, tid, t) for (pid, tid), t in sorted(threads.items()))
+            vms, cols = self._identify(cols, now)
             status = self._status(program, totals)
             poll_ms = (time.perf_counter() - t0) * 1000.0
-        return Interval(time=time.time(), interval_s=interval_s, threads=out, vms=vms,
-                        status=_with_poll_ms(status, poll_ms), kernel=os.uname().release)
+        return Interval(time=time.time(), interval_s=interval_s, vms=vms, status=_with_poll_ms(status, poll_ms),
+                        kernel=os.uname().release, columns=cols)
 
     # ------------------------------------------------------------------ I/O
 
@@ -390,35 +409,36 @@ class LiveSource:
                 accesses.append(IoAccess(pid, tid, MMIO if space == IO_MMIO else PIO, bool(write), addr, new))
         return IoSample(interval_s, tuple(accesses), dropped)
 
-    def _thread_interval(self, pid: int, tid: int, t: _Thread) -> ThreadInterval:
-        owner = self._tid_info.get(tid)
-        vcpu_id = owner[1] if owner and owner[0] == pid and owner[1] != NO_VCPU_ID else None
-        return ThreadInterval(pid=pid, tid=tid, vcpu_id=vcpu_id, reasons=t.reasons, userspace=t.userspace,
-                              hypercalls=t.hypercalls, requests=t.requests, requests_lost=t.requests_lost,
-                              in_userspace=self._in_userspace.get((pid, tid)))
+    def _vcpu_ids(self, pids: list[int], tids: list[int]) -> np.ndarray:
+        """KVM's vcpu_id of each thread, as the BPF program saw it (-1: unknown)."""
+        info = self._tid_info
+        out = []
+        for pid, tid in zip(pids, tids):
+            owner = info.get(tid)
+            out.append(owner[1] if owner and owner[0] == pid and owner[1] != NO_VCPU_ID else -1)
+        return np.array(out, np.int64)
 
-    def _identify(self, threads: dict, now: float) -> tuple[dict[int, VmIdentity], dict]:
+    def _identify(self, cols: StatColumns, now: float) -> tuple[dict[int, VmIdentity], StatColumns]:
         """Name every VM with data or found by a scan. A process gone with data in this interval
         is kept, marked exited (named as the namer saw it, when it never was here): no count is
         dropped for a name."""
-        tids_by_pid: dict[int, list[int]] = {}
-        for pid, tid in threads:
-            tids_by_pid.setdefault(pid, []).append(tid)
+        pids, tids = cols.tpid.tolist(), cols.ttid.tolist()
+        tids_by_pid: dict[int, dict[int, None]] = {}  # pid -> its tids (a dict: ordered, unique)
+        for pid, tid in zip(pids, tids):
+            tids_by_pid.setdefault(pid, {})[tid] = None
+        with_data = set(tids_by_pid)
         for tid, (pid, _, _) in self._tid_info.items():
             if pid in tids_by_pid or pid in self._last_vms:
-                tids_by_pid.setdefault(pid, [])
-                if tid not in tids_by_pid[pid]:
-                    tids_by_pid[pid].append(tid)
+                tids_by_pid.setdefault(pid, {})[tid] = None
         if now >= self._next_scan:
             self._next_scan = now + self.scan_every_s
-            self._scan(keep={tid for _, tid in threads})
+            self._scan(keep=set(tids))
         namer = self.namer
         assert namer is not None  # (open: next_interval checked)
         sighted = namer.seen()
         candidates = set(tids_by_pid) | set(self._scanned) | set(self._last_vms)
         if self.pid is not None:
             candidates &= {self.pid}
-        with_data = {pid for pid, _ in threads}
         vms: dict[int, VmIdentity] = {}
         gone: set[int] = set()
         for pid in sorted(candidates):
@@ -432,12 +452,14 @@ class LiveSource:
             gone.add(pid)
             if pid in with_data:  # exited: its last counts still count (some may come a poll or two late)
                 vms[pid] = self._exited(pid, self._last_vms.get(pid) or self._exited_vms.get(pid),
-                                        sighted.get(pid), tids_by_pid[pid])
+                                        sighted.get(pid), list(tids_by_pid[pid]))
                 self._exited_vms[pid] = vms[pid]
         self._scanned = [p for p in self._scanned if p not in gone]
         self._last_vms = {p: v for p, v in vms.items() if p not in gone}
         self._fade(gone, set(namer.stale(set(sighted) - candidates)), set(vms), namer)
-        return vms, {k: t for k, t in threads.items() if k[0] in vms}  # (only -p's VM has others out)
+        keep = np.array([p in vms for p in pids], bool)  # (only -p's VM has others out)
+        return vms, cols.with_threads(keep, self._vcpu_ids([p for p, k in zip(pids, keep) if k],
+                                                           [t for t, k in zip(tids, keep) if k]))
 
     def _fade(self, gone: set[int], stale: set[int], reported: set[int], namer: NewThreadNamer) -> None:
         """Count down what is kept of processes that are gone (restarted by late counts), and

@@ -4,7 +4,9 @@ Every interval is a pure function of ``seed`` and the call count: the timestamp 
 fixed epoch plus ``seq * interval_s`` (never the wall clock), and the random numbers come
 from a generator seeded with ``(seed, seq)``. Rates follow a slow sine per VM plus rare
 bursts, so sparklines move. Latency histograms are built straight from bucket
-probabilities of a log-normal (cached by count), which keeps 1,000 VMs x 8 vCPUs cheap.
+probabilities of a log-normal (cached by count). Intervals come out as columns: each
+distinct vCPU workload is stored once (kvmtop.sources.demo_columns) and an interval is one
+gather of those rows, which keeps 1,000 VMs x 8 vCPUs cheap.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
+import numpy as np
+
 from .. import histogram
+from ..columns import CAT_HYPERCALL, CAT_REASON, CAT_USERSPACE
 from ..decode import HYPERCALLS, ISA_VMX, KVM_EXITS, VMX_REASONS, request_bit
-from ..model import NOTE_NO_EXITS, CollectorStatus, Interval, Latency, Stat, ThreadInterval, VmIdentity
+from ..model import NOTE_NO_EXITS, CollectorStatus, Interval, VmIdentity
+from .demo_columns import Templates
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: demo time starts here
 
@@ -222,11 +228,8 @@ def _quantize(n: int) -> int:
     return int(round(n / step) * step)
 
 
-@lru_cache(maxsize=200_000)
-def _latency(median_ns: float, sigma: float, n: int) -> Latency:
-    """A Latency of ``n`` events spread like the log-normal (deterministic rounding)."""
-    if n <= 0:
-        return Latency()
+def _latency(median_ns: float, sigma: float, n: int) -> tuple[int, int, int, int, tuple[tuple[int, int], ...]]:
+    """(count, sum, min, max, buckets) of ``n`` events spread like the log-normal (deterministic rounding)."""
     shape = _shape(median_ns, sigma)
     whole = {i: int(n * p) for i, p in shape}
     # the rounding remainder goes to the buckets with the largest fractions
@@ -239,12 +242,7 @@ def _latency(median_ns: float, sigma: float, n: int) -> Latency:
         total += histogram.bucket_mid(i) * c
     lo = histogram.bucket_bounds(buckets[0][0])[0]
     hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
-    return Latency(count=n, sum=total, min=lo, max=hi, buckets=buckets)
-
-
-def _stat(mix_median: float, sigma: float, n: int) -> Stat:
-    n = _quantize(n)
-    return Stat(n, _latency(mix_median, sigma, n))
+    return n, total, lo, hi, buckets
 
 
 # --------------------------------------------------------------------------- the source
@@ -287,6 +285,9 @@ class DemoSource:
         self.seq = 0
         self._lock = threading.Lock()
         self._vms = [self._make_vm(i, 0) for i in range(self.vm_count)]
+        self._templates: Templates | None = None  # the rows of every vCPU workload seen so far
+        self._blocks: dict[tuple, int] = {}  # (profile, level, burst, primary) -> block
+        self._threads: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ Source protocol
     def open(self) -> None:
@@ -304,23 +305,31 @@ class DemoSource:
             seq = self.seq
             if self.churn and self._vms and seq % self.churn == 0:
                 self._vms[-1] = self._make_vm(self.vm_count - 1, seq // self.churn)
+                self._threads = None
             vms = list(self._vms)
+            if self._templates is None or self._templates.full:
+                self._templates = Templates(_all_keys())
+                self._blocks = {}
+            templates = self._templates
+            if self._threads is None:
+                self._threads = _thread_table(vms)
+            tpid, ttid, tvcpu = self._threads
         rng = random.Random(self.seed * 1_000_003 + seq)
-        threads = []
+        blocks: list[int] = []
         for vm in vms:
-            threads.extend(self._threads(vm, seq, rng))
+            self._vm_blocks(vm, seq, rng, templates, blocks)
         status = CollectorStatus(
-            poll_ms=round(0.35 + 0.00009 * len(threads) + rng.random() * 0.2, 2),
+            poll_ms=round(0.35 + 0.00009 * len(blocks) + rng.random() * 0.2, 2),
             features={} if self.exits else {"exits": False, "requests": False, "hypercalls": False},
             notes=() if self.exits else (NOTE_NO_EXITS,),
         )
         return Interval(
             time=EPOCH + seq * self.interval_s,
             interval_s=self.interval_s,
-            threads=tuple(threads),
             vms={vm.identity.pid: vm.identity for vm in vms},
             status=status,
             kernel=self.kernel,
+            columns=templates.columns(blocks, tpid, ttid, tvcpu),
         )
 
     # ------------------------------------------------------------------ generation
@@ -331,7 +340,8 @@ class DemoSource:
         number = index // (len(PROFILES) * len(profile.names)) + 1 + generation
         name = f"{base}-{number:02d}"
         nvcpu = self.vcpus or min(self.max_vcpus, profile.vcpus[(index // len(PROFILES)) % len(profile.vcpus)])
-        pid = 2100 + index * 97 + generation * 50_000 + r.randrange(0, 40)
+        stride = 97 if nvcpu <= 40 else nvcpu + 60  # room for the vCPU threads' tids before the next guest
+        pid = 2100 + index * stride + generation * 50_000 + r.randrange(0, 40)
         tids = [pid + 12 + k for k in range(nvcpu)]
         identity = VmIdentity(
             pid=pid,
@@ -344,19 +354,77 @@ class DemoSource:
         return _Vm(index, profile, identity, r.uniform(0.4, 1.5), r.uniform(0, 2 * math.pi), weights,
                    generation)
 
-    def _threads(self, vm: _Vm, seq: int, rng: random.Random) -> list[ThreadInterval]:
+    def _vm_blocks(self, vm: _Vm, seq: int, rng: random.Random, templates: Templates, out: list[int]) -> None:
+        """Append the block of each of the VM's vCPUs (same random draws as ever: same numbers)."""
         p = vm.profile
         wave = 1.0 + 0.45 * math.sin(2 * math.pi * seq / p.period + vm.phase)
         burst = round(1.8 + rng.random(), 1) if rng.random() < 0.06 else 1.0
-        out = []
-        pid = vm.identity.pid
-        for tid, index in vm.identity.vcpu_index.items():
-            level = self.scale * vm.weight * vm.vcpu_weight[index] * wave * rng.uniform(0.9, 1.1)
-            reasons, userspace, hypercalls, requests = _maps(
-                vm.index % len(PROFILES), _level(level), burst, self.interval_s, self.exits, index == 0)
-            out.append(ThreadInterval(pid=pid, tid=tid, vcpu_id=index, reasons=reasons,
-                                      userspace=userspace, hypercalls=hypercalls, requests=requests))
-        return out
+        base = self.scale * vm.weight
+        profile = vm.index % len(PROFILES)
+        blocks = self._blocks
+        uniform = rng.uniform
+        for index, weight in enumerate(vm.vcpu_weight):
+            key = (profile, _level(base * weight * wave * uniform(0.9, 1.1)), burst, index == 0)
+            b = blocks.get(key)
+            if b is None:
+                b = blocks[key] = self._block(templates, *key)
+            out.append(b)
+
+    def _block(self, templates: Templates, profile: int, level: float, burst: float, primary: bool) -> int:
+        """The rows of one vCPU of ``profile`` at ``level`` (what its maps would hold)."""
+        p = PROFILES[profile]
+        scale = level * self.interval_s
+        counts = {}
+        for code, mix in p.reasons.items():
+            boost = _PRIMARY.get(code, 1.0) if primary else 1.0
+            n = int(mix.rate * scale * boost * (burst if mix.bursty else 1.0))
+            if n > 0:
+                counts[code] = n
+        reasons, userspace, hypercalls, requests = [], [], [], []
+
+        def row(key, median, sigma, n):
+            n = _quantize(n)
+            return key, n, templates.latency((median, sigma, n), lambda: _latency(median, sigma, n))
+
+        for code, (share, median, sigma) in p.userspace.items():
+            n = int(counts.get(_USERSPACE_FROM[code], 0) * share)
+            if n > 0:
+                userspace.append(row((CAT_USERSPACE, 0, code), median, sigma, n))
+        if self.exits:
+            for code, n in counts.items():
+                mix = p.reasons[code]
+                reasons.append(row((CAT_REASON, ISA_VMX, code), mix.median_ns, mix.sigma, n))
+            total = sum(r[1] for r in reasons)
+            for bit, share in p.requests.items():
+                n = int(total * share)
+                if n > 0:
+                    requests.append((bit, n))
+            for nr, mix in p.hypercalls.items():
+                n = int(mix.rate * scale)
+                if n > 0:
+                    hypercalls.append(row((CAT_HYPERCALL, 0, nr), mix.median_ns, mix.sigma, n))
+        return templates.block(reasons + userspace + hypercalls, requests)
+
+
+def _thread_table(vms: list[_Vm]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pid, tid, vcpu_id) of every vCPU thread, guests in order."""
+    pid, tid, vcpu = [], [], []
+    for vm in vms:
+        for t, index in vm.identity.vcpu_index.items():
+            pid.append(vm.identity.pid)
+            tid.append(t)
+            vcpu.append(index)
+    return np.array(pid, np.uint32), np.array(tid, np.uint32), np.array(vcpu, np.int64)
+
+
+@lru_cache(maxsize=1)
+def _all_keys() -> tuple[tuple[int, int, int], ...]:
+    keys: set[tuple[int, int, int]] = set()
+    for p in PROFILES:
+        keys.update((CAT_REASON, ISA_VMX, code) for code in p.reasons)
+        keys.update((CAT_USERSPACE, 0, code) for code in p.userspace)
+        keys.update((CAT_HYPERCALL, 0, nr) for nr in p.hypercalls)
+    return tuple(sorted(keys))
 
 
 def _level(x: float) -> float:
@@ -368,39 +436,3 @@ def _level(x: float) -> float:
 
 # vCPU 0 takes most device interrupts and port I/O (as with an unbalanced guest irqbalance).
 _PRIMARY = {EXTERNAL_INTERRUPT: 2.2, IO_INSTRUCTION: 3.0, EPT_MISCONFIG: 1.6}
-
-
-@lru_cache(maxsize=50_000)
-def _maps(profile: int, level: float, burst: float, dt: float, exits: bool, primary: bool):
-    """The (reasons, userspace, hypercalls, requests) maps of one vCPU at one activity level.
-
-    The maps are shared between threads and intervals: nothing mutates them.
-    """
-    p = PROFILES[profile]
-    scale = level * dt
-    counts = {}
-    for code, mix in p.reasons.items():
-        boost = _PRIMARY.get(code, 1.0) if primary else 1.0
-        n = int(mix.rate * scale * boost * (burst if mix.bursty else 1.0))
-        if n > 0:
-            counts[code] = n
-    userspace = {}
-    for code, (share, median, sigma) in p.userspace.items():
-        n = int(counts.get(_USERSPACE_FROM[code], 0) * share)
-        if n > 0:
-            userspace[code] = _stat(median, sigma, n)
-    reasons, hypercalls, requests = {}, {}, {}
-    if exits:
-        for code, n in counts.items():
-            mix = p.reasons[code]
-            reasons[(ISA_VMX, code)] = _stat(mix.median_ns, mix.sigma, n)
-        total = sum(s.count for s in reasons.values())
-        for bit, share in p.requests.items():
-            n = int(total * share)
-            if n > 0:
-                requests[bit] = n
-        for nr, mix in p.hypercalls.items():
-            n = int(mix.rate * scale)
-            if n > 0:
-                hypercalls[nr] = _stat(mix.median_ns, mix.sigma, n)
-    return reasons, userspace, hypercalls, requests

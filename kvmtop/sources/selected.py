@@ -7,8 +7,9 @@ header's host totals included) is of the selected guests only, as with ``-p``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import overload
+
+import numpy as np
 
 from ..io_stats import IoSample
 from ..model import Interval, VmIdentity
@@ -21,9 +22,10 @@ def select_guests(interval: Interval, pattern: NamePattern) -> Interval:
     named = interval.vms
     keep = {pid for pid, ident in named.items() if pattern.matches(ident.name)}
     # a thread of a process with no identity is named "pid N" by the snapshot builder
-    threads = tuple(t for t in interval.threads
-                    if t.pid in keep or (t.pid not in named and pattern.matches(f"pid {t.pid}")))
-    return replace(interval, threads=threads, vms={pid: named[pid] for pid in keep})
+    data = interval.data
+    pids = {t.pid for t in data} if isinstance(data, tuple) else set(np.unique(data.tpid).tolist())
+    keep |= {pid for pid in pids - set(named) if pattern.matches(f"pid {pid}")}
+    return interval.only(keep)
 
 
 class Selected(Sequence[Interval]):
