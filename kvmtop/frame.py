@@ -266,6 +266,17 @@ class Tables:
                            minlength=ngroups * NB).reshape(ngroups, NB)
 
 
+def _longest(t: Tables) -> np.ndarray:
+    out = np.full(t.vm_count, -1, np.int64)
+    busy = np.flatnonzero(t.vc_iu_code >= 0)
+    if len(busy):
+        # per VM, the busy vCPU with the largest age (max() keeps the first of equals, as here)
+        order = np.lexsort((busy, -t.vc_iu_ns[busy].astype(np.float64), t.vc_vm[busy]))
+        first = order[runs(t.vc_vm[busy][order])]
+        out[t.vc_vm[busy][first]] = busy[first]
+    return out
+
+
 def _vcpu_arrays(ident: VmIdentity) -> tuple[np.ndarray, np.ndarray]:
     cached = _IDENT_CACHE.get(id(ident))
     if cached is not None and cached[0] is ident:
@@ -319,7 +330,8 @@ class Rows:
         # exit latency per VM: count, sum, min, max over the rows that have durations
         self.vm_lat = self._latency_per_vm(t, is_exit)
         self._groups: tuple | None = None
-        self._vm_pct: dict[float, np.ndarray] = {}
+        self._vm_pct: dict[tuple[float, int], np.ndarray] = {}
+        self._vm_lat_by: dict[int, tuple[np.ndarray, ...]] = {}
 
     def _latency_per_vm(self, t: Tables, cat_mask: np.ndarray) -> tuple[np.ndarray, ...]:
         nvm = t.vm_count
@@ -354,12 +366,13 @@ class Rows:
                 self._groups = (_Z, _Z, np.zeros(0, np.uint64), _Z)
         return self._groups
 
-    def top_reasons(self, t: Tables) -> tuple[np.ndarray, np.ndarray]:
-        """Each VM's most frequent exit reason (key id, -1 for none) and its count."""
+    def top_keys(self, t: Tables, cat: int = CAT_REASON) -> tuple[np.ndarray, np.ndarray]:
+        """Each VM's most frequent key of category ``cat`` (key id, -1 for none) and its count,
+        ties by code, then first appearance (the head of the VM's sorted list)."""
         g_vm, g_kid, g_count, g_first = self.groups()
         top = np.full(t.vm_count, -1, np.int64)
         top_n = np.zeros(t.vm_count, np.int64)
-        sel = np.flatnonzero(t.key_cat[g_kid] == CAT_REASON) if len(g_kid) else _Z
+        sel = np.flatnonzero(t.key_cat[g_kid] == cat) if len(g_kid) else _Z
         if len(sel):
             vm, kid, n = g_vm[sel], g_kid[sel], g_count[sel].astype(np.int64)
             o = np.lexsort((g_first[sel], t.key_code[kid], -n, vm))
@@ -369,14 +382,23 @@ class Rows:
             top_n[vm[best]] = n[best]
         return top, top_n
 
-    def vm_percentile(self, t: Tables, q: float) -> np.ndarray:
-        """The q-quantile of each VM's exit latency (0 without durations), all VMs at once."""
-        got = self._vm_pct.get(q)
+    def vm_lat_of(self, t: Tables, cat: int) -> tuple[np.ndarray, ...]:
+        """(count, sum, min, max) of each VM's latency of category ``cat`` (rows with durations)."""
+        if cat == CAT_REASON:
+            return self.vm_lat
+        got = self._vm_lat_by.get(cat)
         if got is None:
-            idx = np.flatnonzero((self.cat == CAT_REASON) & (self.lcount > 0) & (self.hist >= 0))
+            got = self._vm_lat_by[cat] = self._latency_per_vm(t, self.cat == cat)
+        return got
+
+    def vm_percentile(self, t: Tables, q: float, cat: int = CAT_REASON) -> np.ndarray:
+        """The q-quantile of each VM's latency of category ``cat`` (0 without durations), all VMs at once."""
+        got = self._vm_pct.get((q, cat))
+        if got is None:
+            idx = np.flatnonzero((self.cat == cat) & (self.lcount > 0) & (self.hist >= 0))
             dense = t.dense(self.hist[idx], self.vm[idx], t.vm_count)
-            _, _, lo, hi = self.vm_lat
-            got = self._vm_pct[q] = percentiles(dense, lo, hi, q)
+            _, _, lo, hi = self.vm_lat_of(t, cat)
+            got = self._vm_pct[(q, cat)] = percentiles(dense, lo, hi, q)
         return got
 
 
@@ -390,7 +412,7 @@ class Frame:
         self.admit_reason = admit_reason
         self.admit_userspace = admit_userspace
         self.unfiltered = unfiltered if unfiltered is not None else rows  # request shares use its exits
-        self._top: tuple[np.ndarray, np.ndarray] | None = None
+        self._top: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def build(cls, cols: StatColumns, identities: Mapping[int, VmIdentity], dt: float,
@@ -422,13 +444,15 @@ class Frame:
 
     # ------------------------------------------------------------------ main-table columns (all VMs)
 
-    def top_reasons(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._top is None:
-            self._top = self.rows.top_reasons(self.t)
-        return self._top
+    def top_keys(self, cat: int = CAT_REASON) -> tuple[np.ndarray, np.ndarray]:
+        """Each VM's most frequent exit reason (``cat`` CAT_USERSPACE: KVM_EXIT_*) and its count."""
+        got = self._top.get(cat)
+        if got is None:
+            got = self._top[cat] = self.rows.top_keys(self.t, cat)
+        return got
 
-    def vm_percentile(self, q: float) -> np.ndarray:
-        return self.rows.vm_percentile(self.t, q)
+    def vm_percentile(self, q: float, cat: int = CAT_REASON) -> np.ndarray:
+        return self.rows.vm_percentile(self.t, q, cat)
 
     # ------------------------------------------------------------------ Python objects on demand
 
@@ -445,6 +469,34 @@ class Frame:
         group = np.repeat(np.arange(len(vms)), n)
         keep = r.cat[idx] == CAT_REASON
         return self._latencies(idx[keep], group[keep], len(vms))
+
+    def top_stats(self, vms: list[int]) -> list[ReasonStat | None]:
+        """Each of these VMs' most frequent exit reason (``reasons[0]``), made alone."""
+        r, t = self.rows, self.t
+        top, top_n = self.top_keys(CAT_REASON)
+        lo, hi = r.vm_lo[vms], r.vm_hi[vms]
+        n = hi - lo
+        idx = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        group = np.repeat(np.arange(len(vms)), n)
+        keep = r.kid[idx] == top[vms][group]
+        idx, group = idx[keep], group[keep]
+        lats = self._latencies(idx, group, len(vms))
+        lost = np.zeros(len(vms), np.uint64)
+        np.add.at(lost, group, r.lost[idx])
+        names = t.names()
+        out: list[ReasonStat | None] = []
+        for i, (k, count) in enumerate(zip(top[vms].tolist(), top_n[vms].tolist())):
+            if k < 0:
+                out.append(None)
+                continue
+            out.append(ReasonStat(int(t.key_isa[k]), int(t.key_code[k]), names[k], count,
+                                  per_second(count, t.dt), lats[i], int(lost[i])))
+        return out
+
+    def longest_in_userspace(self) -> np.ndarray:
+        """Per VM, the vCPU whose userspace exit has been in flight longest (-1: none)."""
+        t = self.t
+        return t.memo("longest in userspace", lambda: _longest(t))
 
     def host_latency(self, cat: int) -> Latency:
         return self._merged(np.arange(len(self.rows.kid)), cat)

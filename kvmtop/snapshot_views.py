@@ -9,6 +9,7 @@ works as before; the fast paths (``frame``) let the dashboard skip the objects.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import fields
 
 import numpy as np
@@ -105,6 +106,14 @@ class ColumnVcpu(LazyBreakdown, VcpuStat):
 class ColumnVm(LazyBreakdown, VmStat):
     _vm: int
 
+    @property
+    def top_reason(self):
+        """``reasons[0]``, or the same made alone (kvmtop.ui fills it in for the rows it shows)."""
+        d = self.__dict__
+        if "top_reason" in d and "_stats" not in d:
+            return d["top_reason"]
+        return self.reasons[0] if self.reasons else None
+
     @cached_property
     def requests(self):
         f = self._frame
@@ -123,12 +132,12 @@ class ColumnVm(LazyBreakdown, VmStat):
             if got is not None:
                 return got
         f = self._frame
-        t, r = f.t, f.rows
+        t = f.t
         lo, hi = int(t.vm_lo[self._vm]), int(t.vm_hi[self._vm])
         views = tuple(vcpu_view(f, self.history_slot, vc) for vc in range(lo, hi))
-        rows = np.arange(int(r.vm_lo[self._vm]), int(r.vm_hi[self._vm]))
-        for v, st in zip(views, f.grouped_stats(rows, r.vc[rows] - lo, hi - lo)):  # every vCPU in one pass
-            v.__dict__["_stats"] = st
+        group = _VcpuGroup(f, self._vm, views)  # their figures: all in one pass, when one is read
+        for v in views:
+            v.__dict__["_batch"] = group
         return views
 
     @cached_property
@@ -201,6 +210,26 @@ def view_of(b: LazyBreakdown, frame: Frame):
     return host_view(frame, b.history_slot)
 
 
+class _VcpuGroup:
+    """The vCPU views of one VM: their reasons, userspace exits and hypercalls are made for
+    all of them in one pass when the first one is read. (Views refer to their group, so the
+    group refers to them weakly: no reference cycle keeps a snapshot's columns alive.)"""
+
+    def __init__(self, frame: Frame, vm: int, views: tuple):
+        self.frame, self.vm = frame, vm
+        self.views = [weakref.ref(v) for v in views]
+
+    def fill(self, cls) -> None:
+        f = self.frame
+        t, r = f.t, f.rows
+        lo = int(t.vm_lo[self.vm])
+        rows = np.arange(int(r.vm_lo[self.vm]), int(r.vm_hi[self.vm]))
+        for ref, st in zip(self.views, f.grouped_stats(rows, r.vc[rows] - lo, len(self.views))):
+            v = ref()
+            if v is not None:
+                v.__dict__.setdefault("_stats", st)
+
+
 class _Batch:
     """Every VM view of a snapshot (``Snapshot.vms``): reasons, userspace exits, hypercalls
     and vCPUs are made for all of them in one pass when the first one is read (the JSON and
@@ -208,8 +237,12 @@ class _Batch:
 
     def __init__(self, frame: Frame, vms: tuple):
         self.frame = frame
-        self.vms = vms
+        self._vms = [weakref.ref(v) for v in vms]  # weakly: the views refer to the batch
         self._vcpus: list | None = None
+
+    @property
+    def vms(self) -> list:
+        return [v for v in (ref() for ref in self._vms) if v is not None]
 
     def fill(self, cls) -> None:
         if cls is ColumnVm:
@@ -221,29 +254,34 @@ class _Batch:
         f = self.frame
         r = f.rows
         stats = f.grouped_stats(np.arange(len(r.kid)), r.vm, f.t.vm_count)
-        for vm, st in zip(self.vms, stats):
-            vm.__dict__.setdefault("_stats", st)
+        for vm in self.vms:
+            vm.__dict__.setdefault("_stats", stats[vm._vm])
 
     def fill_vcpus(self) -> None:
         if self._vcpus is not None:
             return
         f, t = self.frame, self.frame.t
-        views = [vcpu_view(f, vm.history_slot, vc) for vm in self.vms
+        vms = self.vms
+        views = [vcpu_view(f, vm.history_slot, vc) for vm in vms
                  for vc in range(int(t.vm_lo[vm._vm]), int(t.vm_hi[vm._vm]))]
         for v in views:
             v.__dict__["_batch"] = self
-        self._vcpus = views
-        for vm in self.vms:
-            lo, hi = int(t.vm_lo[vm._vm]), int(t.vm_hi[vm._vm])
-            vm.__dict__.setdefault("vcpus", tuple(views[lo:hi]))
+        self._vcpus = [weakref.ref(v) for v in views]
+        at = 0
+        for vm in vms:
+            n = int(t.vm_hi[vm._vm] - t.vm_lo[vm._vm])
+            vm.__dict__.setdefault("vcpus", tuple(views[at:at + n]))
+            at += n
 
     def _fill_vcpu_stats(self) -> None:
         self.fill_vcpus()
         f = self.frame
         r = f.rows
         stats = f.grouped_stats(np.arange(len(r.kid)), r.vc, f.t.vcpu_count)
-        for v in self._vcpus or ():
-            v.__dict__.setdefault("_stats", stats[v._vc])
+        for ref in self._vcpus or ():
+            v = ref()
+            if v is not None:
+                v.__dict__.setdefault("_stats", stats[v._vc])
 
 
 class ColumnSnapshot(Snapshot):

@@ -27,13 +27,14 @@ from ..filtering import ReasonFilter, exit_reason_names, userspace_names
 from ..gc_policy import GcPolicy
 from ..host_isa import host_isa
 from ..io_stats import IoSample
+from ..memory import Trimmer
 from ..model import Snapshot
 from ..pacing import MAX_INTERVAL, MIN_INTERVAL
 from ..selection import NamePattern
 from .messages import FeedEnded, FeedFailed, IoWanted, SnapshotReady, SortChanged
 from .no_color import readable_filters
 from .palette import BindingCommands, Command
-from .prepare import prepare
+from .prepare import VmView, prepare
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
@@ -120,6 +121,8 @@ class KvmtopApp(App[int]):
         self._feed_trends_shared = True
         self.io: IoSample | None = None  # the PIO/MMIO accesses of the newest interval, while counted
         self._io_screens = 0  # screens open that show them
+        self.vm_view = VmView()  # the main table's sort and rows in view: the rows the worker makes cells of
+        self.trimmer = Trimmer()  # hands memory freed by old snapshots back to the system
         self.set_reactive(KvmtopApp.reason_filter, reason_filter)
 
     @property
@@ -156,9 +159,10 @@ class KvmtopApp(App[int]):
                         self.post_message(FeedEnded())
                     break
                 flt, shared = self._feed_filter, self._feed_trends_shared
-                shown, cells = prepare(raw, flt, shared)
+                shown, cells = prepare(raw, flt, shared, self.vm_view)
                 self.post_message(SnapshotReady(raw, shown, flt, cells, shared, feed.io_sample()))
                 self.gc_policy.after_snapshot(raw.host.vcpu_count)
+                self.trimmer.tick()
                 del raw, shown, cells  # hold nothing while waiting for the next one
         except SourceError as exc:
             self.post_message(FeedFailed(str(exc) or type(exc).__name__))
@@ -200,7 +204,7 @@ class KvmtopApp(App[int]):
     def _reprepare(self) -> None:
         """Show the newest snapshot again as the filter and trend scale now say (UI thread)."""
         if self.raw is not None:
-            self._show(*prepare(self.raw, self.reason_filter, self.trends_shared))
+            self._show(*prepare(self.raw, self.reason_filter, self.trends_shared, self.vm_view))
         else:
             self._update_header()
 

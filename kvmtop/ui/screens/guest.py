@@ -49,6 +49,7 @@ class GuestScreen(KvmtopScreen):
 
     def __init__(self, vm: str, tid: int | None = None) -> None:
         super().__init__()
+        self._behind = False  # a snapshot came while another screen was on top
         self.vm_key = vm
         self.tid = tid
         self.charted = "reasons"  # the table the charts follow (the last one focused)
@@ -99,6 +100,9 @@ class GuestScreen(KvmtopScreen):
 
     # ------------------------------------------------------------------ data
     def _vm(self, snapshot: Snapshot) -> VmStat | None:
+        find = getattr(snapshot, "vm_by_key", None)  # a snapshot with columns: its index
+        if find is not None:
+            return find(self.vm_key)
         return next((v for v in snapshot.vms if vm_key(v) == self.vm_key), None)
 
     def scope(self, snapshot: Snapshot | None) -> tuple[VmStat | None, Breakdown | None]:
@@ -109,10 +113,19 @@ class GuestScreen(KvmtopScreen):
             return vm, vm
         return vm, vm.vcpu(self.tid)
 
+    def on_screen_resume(self) -> None:
+        self.query_one(Meters).catch_up()
+        if self._behind:
+            self._show_view(self.view)
+
     def _show_view(self, view: View | None) -> None:
         self.view = view
         if view is None:
             return
+        if self.app.screen is not self:  # under a vCPU screen or a picker: catch up when back on top
+            self._behind = True
+            return
+        self._behind = False
         for table in self.query(DiffTable):
             table.edges_to_owner = view.replaying
         snapshot = view.snapshot

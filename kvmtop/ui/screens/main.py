@@ -16,10 +16,12 @@ from textual.widgets import DataTable, Footer, Input
 
 from ...safe_text import printable
 from ...selection import NamePattern
+from ..messages import SortChanged
 from ..palette import Command
+from ..prepare import VmView
 from ..view import View
 from ..widgets.meters import Meters
-from ..widgets.vm_table import VmTable, vm_key
+from ..widgets.vm_table import VmTable, vm_keys, vm_names
 from .base import SORT_COMMANDS, KvmtopScreen
 
 
@@ -50,6 +52,8 @@ class MainScreen(KvmtopScreen):
         super().__init__()
         self.row_filter: NamePattern | None = None
         self.view: View | None = None  # the app's, as last shown
+        self._rows: tuple[int, ...] | None = None  # the guests the F4 filter shows (positions), None: all
+        self._behind = False  # a snapshot came while another screen was on top
 
     def compose(self) -> ComposeResult:
         yield Meters(id="meters")
@@ -62,25 +66,46 @@ class MainScreen(KvmtopScreen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "view", self._show_view, init=True)
+        self.watch(self.table, "scroll_y", lambda: self._publish_view(), init=False)
 
     @property
     def table(self) -> VmTable:
         return self.query_one("#vms", VmTable)
 
+    def on_screen_resume(self) -> None:
+        self.query_one(Meters).catch_up()
+        if self._behind:
+            self._show_view(self.view)
+
     def _show_view(self, view: View | None) -> None:
         self.view = view
         if view is None:
             return
+        if self.app.screen is not self:  # under a guest screen or a picker: catch up when back on top
+            self._behind = True
+            return
+        self._behind = False
         snapshot = view.snapshot
-        cells = view.vm_cells
-        complete = all(vm_key(v) in cells for v in snapshot.vms)
         pattern = self.row_filter
-        vms = None if pattern is None else [v for v in snapshot.vms if pattern.matches(printable(v.name))]
+        vms = None if pattern is None else \
+            [i for i, name in enumerate(vm_names(snapshot)) if pattern.matches(printable(name))]
         self.table.edges_to_owner = view.replaying
-        self.table.show(snapshot, cells if complete else None, vms, view.trends_shared)
+        self.table.show(snapshot, view.vm_cells, vms, view.trends_shared)
+        self._rows = None if vms is None else tuple(vms)
+        self._publish_view()
+
+    def _publish_view(self) -> None:
+        """Tell the feed worker which rows to make cells of next time: this sort, these rows."""
+        table = self.table
+        self.app.vm_view = VmView(table.sort_column, table.sort_reverse,  # type: ignore[attr-defined]
+                                  *table.view_rows(), table.cursor_key, table.MARGIN, self._rows)
 
     def _reshow(self) -> None:
         self._show_view(self.view)
+
+    @on(SortChanged)
+    def _sort_changed(self) -> None:
+        self._publish_view()  # (the message goes on up to the app, which shows the label)
 
     # ------------------------------------------------------------------ drill down
     @on(DataTable.RowSelected, "#vms")
@@ -130,7 +155,8 @@ class MainScreen(KvmtopScreen):
         needle = text.strip().lower()
         if not needle or self.view is None:
             return False
-        names = {vm_key(v): printable(v.name).lower() for v in self.view.snapshot.vms}
+        snapshot = self.view.snapshot
+        names = dict(zip(vm_keys(snapshot), (printable(n).lower() for n in vm_names(snapshot))))
         order = self.table.order
         start = self.table.cursor_row + 1 if after_cursor else 0
         for i in list(range(start, len(order))) + list(range(0, start)):

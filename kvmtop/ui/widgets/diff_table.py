@@ -4,6 +4,9 @@ Each tick, ``sync(rows)`` removes rows whose key is gone, adds new keys, updates
 the cells that changed (text or style), reorders to the given order and puts the cursor back on the
 row it was on (not the index). Column widths are fixed, so updates never re-measure.
 
+``show_rows`` does the same for long tables whose cells are made only for the rows in view,
+and rows of simple cells are drawn without Rich's layout (fast_cells).
+
 Rows carry one cell per column of the table's *layout*; the table shows the columns of
 the layout that fit its width, dropping the least important first (``Col.priority``), and
 rebuilds itself only when that set (or the layout) changes.
@@ -11,13 +14,18 @@ rebuilds itself only when that set (or the layout) changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.actions import SkipAction
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
+
+from .fast_cells import cell_segments
 
 Cells = tuple[Text, ...]
 
@@ -65,6 +73,8 @@ class DiffTable(DataTable):
     COLUMNS: tuple[Col, ...] = ()
     # Above this many stale rows, one clear() beats O(n) remove_row calls.
     CLEAR_THRESHOLD = 64
+    MARGIN = 8  # rows above and below the view that ``show_rows`` keeps fresh too
+    VIEW_GUESS = 60  # rows in view before the table has a size
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("cursor_type", "row")
@@ -80,12 +90,17 @@ class DiffTable(DataTable):
         self._shown: tuple[int, ...] | None = None  # indices of layout_columns on screen
         self._labels: dict[str, str] = {}
         self._cursor_hint: str | None = None  # the cursor's row across a rebuild
+        self._make: Callable[[Sequence[str]], Mapping[str, Cells]] | None = None  # cells of rows, on demand
+        self._fresh: set[str] = set()  # rows whose cells come from the latest ``make``
+        self._style_cache: dict[tuple, Style] = {}  # a cell's style before its own, by row style and position
 
     def on_mount(self) -> None:
         self._refit()
 
     def on_resize(self) -> None:
         self._refit()
+        if self._make is not None:
+            self._fill(self.in_view())
 
     # ------------------------------------------------------------------ columns
     @property
@@ -191,17 +206,27 @@ class DiffTable(DataTable):
 
     def sync(self, rows: Sequence[tuple[str, Cells]], sigs: dict[str, tuple] | None = None) -> None:
         """Mirror ``rows`` (key, cells) in this order; ``sigs`` may carry precomputed signatures."""
+        cells = dict(rows)
+        self._mirror([key for key, _ in rows], lambda wanted: {k: cells[k] for k in wanted},
+                     lambda key: cells[key], sigs, every=True)
+
+    def show_rows(self, keys: Sequence[str], make: Callable[[Sequence[str]], Mapping[str, Cells]],
+                  placeholder: Callable[[str], Cells], sigs: Mapping[str, tuple] | None = None) -> None:
+        """Mirror the rows ``keys`` in this order, asking ``make`` for the cells of the rows in
+        view (and a margin) only; the others keep what they showed, or ``placeholder``, until
+        they scroll into view (then ``make`` is asked again): a long table costs what its
+        screenful costs."""
+        self._mirror(list(keys), make, placeholder, sigs, every=False)
+
+    def _mirror(self, keys: list[str], make, placeholder, sigs, every: bool) -> None:
         cursor = self.cursor_key
         scroll_y = self.scroll_y
-        wanted = {key: cells for key, cells in rows}
-        keys = [key for key, _ in rows]
+        wanted = set(keys)
         stale = [k for k in self._order if k not in wanted]
         if self._shown is None:
             self._refit()
-        columns = self.layout_columns
-        shown = self._shown if self._shown is not None else tuple(range(len(columns)))
-        col_keys = [columns[i].key for i in shown]
-        project = len(shown) != len(columns)
+        self._make = make  # before anything scrolls: rows scrolled into view get these cells
+        self._fresh = set()
         with self.app.batch_update():
             if len(stale) > self.CLEAR_THRESHOLD:
                 self.clear()
@@ -216,40 +241,146 @@ class DiffTable(DataTable):
                 if stale:
                     gone = set(stale)
                     self._order = [k for k in self._order if k not in gone]
-            changed = 0
-            data = getattr(self, "_data", None)
-            for key, cells in rows:
-                sig = sigs.get(key) if sigs is not None else None
-                if sig is None:
-                    sig = signature(cells)
-                old = self._sigs.get(key)
-                if old is None:
-                    self.add_row(*(self._visible(cells) if project else cells), key=key)
+            for key in keys:
+                if key not in self._sigs:
+                    cells = placeholder(key)
+                    self.add_row(*self._visible(cells), key=key)
                     self._order.append(key)
-                elif old != sig:
-                    row = data.get(RowKey(key)) if data is not None else None
-                    cells_: Sequence = [cells[i] for i in shown] if project else cells
-                    sig_: Sequence = [sig[i] for i in shown] if project else sig
-                    old_: Sequence = [old[i] for i in shown] if project else old
-                    for ck, new, now, was in zip(col_keys, cells_, sig_, old_):
-                        if now != was:
-                            if row is not None and ck in row:
-                                # update_cell() without its per-call refresh: one refresh below
-                                row[ck] = new
-                                changed += 1
-                            else:
-                                self.update_cell(key, ck, new)
-                self._cells[key] = cells
-                self._sigs[key] = sig
-            if changed:
-                self._update_count += 1
-                self.refresh()
+                    self._cells[key] = cells
+                    self._sigs[key] = signature(cells)
             if self._order != keys:
-                rank = {k: i for i, k in enumerate(keys)}
-                self.sort(key=lambda values: rank[values[0].row_key])
+                # what DataTable.sort ends with, without sorting every row's cells by a key
+                self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
+                self._new_content()
                 self._order = keys
             cursor = cursor or self._cursor_hint
+            row = None
             if cursor is not None and cursor in wanted:
-                self._restore_cursor(cursor)
+                row = self.get_row_index(RowKey(cursor))
+                self._restore_cursor(cursor)  # scrolls after the refresh
             elif cursor is not None and self.row_count:
                 self.scroll_y = scroll_y
+            self._fill(keys if every else self.in_view(row), sigs)
+
+    def _new_content(self) -> None:
+        """Cells changed or rows moved: what DataTable does then (its caches are keyed by the
+        update count; evicting rather than clearing them keeps their nodes acyclic garbage)."""
+        self._update_count += 1
+        self.refresh()
+
+    # ------------------------------------------------------------------ rows in view
+
+    def view_rows(self) -> tuple[int, int]:
+        """(first row on screen, how many rows fit)."""
+        height = self.scrollable_content_region.height - self.header_height
+        return int(self.scroll_y), height if height > 0 else self.VIEW_GUESS
+
+    def in_view(self, cursor_row: int | None = None) -> list[str]:
+        """Keys of the rows on screen, and a margin above and below; with ``cursor_row``, of the
+        rows on screen once the table has scrolled (as little as it does) to show that row."""
+        top, height = self.view_rows()
+        if cursor_row is not None and not top <= cursor_row < top + height:
+            top = cursor_row if cursor_row < top else cursor_row - height + 1
+        return self._order[max(0, top - self.MARGIN):top + height + self.MARGIN]
+
+    def _fill(self, keys: Sequence[str], sigs: Mapping[str, tuple] | None = None) -> None:
+        """Fresh cells for these rows (from the last ``make``); unchanged cells are left alone."""
+        make = self._make
+        if make is None:
+            return
+        want = [k for k in keys if k not in self._fresh]
+        if not want:
+            return
+        columns = self.layout_columns
+        shown = self._shown if self._shown is not None else tuple(range(len(columns)))
+        col_keys = [columns[i].key for i in shown]
+        project = len(shown) != len(columns)
+        data = getattr(self, "_data", None)
+        changed = 0
+        for key, cells in make(want).items():
+            self._fresh.add(key)
+            sig = sigs.get(key) if sigs is not None else None
+            if sig is None:
+                sig = signature(cells)
+            old = self._sigs.get(key)
+            if old is not None and old != sig:
+                row = data.get(RowKey(key)) if data is not None else None
+                cells_: Sequence = [cells[i] for i in shown] if project else cells
+                sig_: Sequence = [sig[i] for i in shown] if project else sig
+                old_: Sequence = [old[i] for i in shown] if project else old
+                for ck, new, now, was in zip(col_keys, cells_, sig_, old_):
+                    if now != was:
+                        if row is not None and ck in row:
+                            # update_cell() without its per-call refresh: one refresh below
+                            row[ck] = new
+                            changed += 1
+                        else:
+                            self.update_cell(key, ck, new)
+            self._cells[key] = cells
+            self._sigs[key] = sig
+        if changed:
+            self._new_content()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._make is not None and int(old_value) != int(new_value):
+            self._fill(self.in_view())
+
+    # ------------------------------------------------------------------ rendering
+
+    def _render_line_in_row(self, row_key, line_no, base_style, cursor_location, hover_location):
+        """DataTable's row line, for rows of simple cells (fast_cells) made without Rich's
+        layout and with the per-cell styles cached; anything else goes to DataTable."""
+        cache_key = (row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
+                     self.show_cursor, self._show_hover_cursor, self._update_count, self._pseudo_class_state)
+        cached = self._row_render_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        fast = self._fast_row(row_key, line_no, base_style, cursor_location, hover_location)
+        if fast is None:
+            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        self._row_render_cache[cache_key] = fast
+        return fast
+
+    def _fast_row(self, row_key, line_no, base_style, cursor_location, hover_location):
+        cursor_type = self.cursor_type
+        if (line_no or cursor_type != "row" or self.fixed_rows or self.fixed_columns or self._labelled_row_exists
+                or row_key not in self._row_locations):
+            return None
+        row = self._data.get(row_key)
+        if row is None or self.rows[row_key].height != 1:
+            return None
+        row_index = self._row_locations.get(row_key)
+        if row_index is None:
+            return None
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        cursor = row_index == cursor_location.row
+        hover = row_index == hover_location.row
+        row_style = self._get_row_style(row_index, base_style)
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, show_cursor, show_hover,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        styles = self._style_cache
+        padding = self.cell_padding
+        line: list = []
+        for column_index, column in enumerate(self.ordered_columns):
+            cell = row.get(column.key)
+            if cell is None:
+                return None
+            pre = styles.get((row_style, component, row_index, column_index))
+            if pre is None:
+                if len(styles) > 4096:
+                    styles.clear()
+                pre = styles[(row_style, component, row_index, column_index)] = (
+                    row_style + Style.from_meta({"row": row_index, "column": column_index}) + component)
+            segments = cell_segments(cell, column.get_render_width(self), padding, pre, post)
+            if segments is None:
+                return None
+            line.append(segments)
+        # the table's background carried on to the right edge, as DataTable does
+        table_width = sum(column.get_render_width(self) for column in self.ordered_columns)
+        extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor, show_hover,
+                                                    False, False)
+        extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        line.append([Segment(" " * max(0, self.size.width - table_width), extend)])
+        return [], line

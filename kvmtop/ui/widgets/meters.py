@@ -222,12 +222,24 @@ class Meters(Vertical):
         yield Static(id="meter-line3")
         yield Static(id="meter-notice")
 
+    _behind = False
+
     def on_mount(self) -> None:
         self.watch(self.app, "header", self.show, init=True)
+
+    def catch_up(self) -> None:
+        """Show the latest header if it changed while the screen was under another (its
+        screen calls this when it is back on top)."""
+        if self._behind:
+            self.show(self.app.header)  # type: ignore[attr-defined]
 
     def show(self, state: HeaderState | None) -> None:
         if state is None:
             return
+        if self.screen is not self.app.screen:  # another screen is on top: catch up when this one is back
+            self._behind = True
+            return
+        self._behind = False
         rate, values = rate_text(state.snapshot)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
         self.query_one("#meter-rate", Line).set_text(rate)

@@ -1,5 +1,9 @@
 """The main screen's table: one row per guest, sortable by any column.
 
+A snapshot made by the builder (one with ``frame``, its columns) is sorted in numpy, every
+guest at once, and cells are made only for the rows in view (``cells_of``); rows that
+scroll into view get theirs then. A thousand guests cost about what forty do.
+
 Two layouts: where ``kvm_exit`` has a source, exits (rate, top reason, latency) lead and
 userspace exits and hypercalls follow; where it has none (as on PVM), the exit columns
 give way to userspace-exit columns (rate, top ``KVM_EXIT_*``, VMM round trip).
@@ -10,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from rich.text import Text
 from textual.binding import Binding
 
-from ... import marks
+from ... import history, marks
+from ...columns import CAT_REASON, CAT_USERSPACE
 from ...model import Breakdown, CollectorStatus, Snapshot, VcpuStat, VmStat
 from ...safe_text import safe_name
 from .. import format as fmt
@@ -94,6 +100,7 @@ SORTS: dict[str, SortKey] = {
 ASCENDING = frozenset({"name", "pid", "top", "utop"})
 
 EXITED = " (exited)"  # a VM whose process ended in this interval: its last counts
+_BLANK = Text("")
 CUT = "bold red"  # a figure a full BPF map cut: shown as a lower bound
 
 
@@ -195,9 +202,11 @@ def vcpu_row_cells(vm: VmStat, vcpu: VcpuStat, status: CollectorStatus, last: bo
 
 
 class RowCells(dict):
-    """key -> cells of every VM row, plus ``sigs`` (key -> signature) for the diff."""
+    """key -> cells of VM rows, plus ``sigs`` (key -> signature) for the diff and the trend
+    ``scale`` they were drawn with."""
 
     sigs: dict[str, tuple]
+    scale: float | None = None
 
 
 def all_cells(snapshot: Snapshot, shared: bool = True) -> RowCells:
@@ -211,6 +220,164 @@ def all_cells(snapshot: Snapshot, shared: bool = True) -> RowCells:
     out = RowCells((vm_key(vm), vm_cells(vm, status, scale)) for vm in snapshot.vms)
     out.sigs = {key: signature(cells) for key, cells in out.items()}
     return out
+
+
+def vm_keys(snapshot: Snapshot) -> list[str]:
+    """Row keys of ``snapshot.vms``, in its order."""
+    frame = getattr(snapshot, "frame", None)
+    return frame.t.vm_keys() if frame is not None else [vm_key(v) for v in snapshot.vms]
+
+
+def vm_names(snapshot: Snapshot) -> list[str]:
+    """Guest names of ``snapshot.vms``, in its order."""
+    frame = getattr(snapshot, "frame", None)
+    if frame is None:
+        return [v.name for v in snapshot.vms]
+    return frame.t.memo("vm names", lambda: [i.name for i in frame.t.idents])
+
+
+def cells_of(snapshot: Snapshot, indices: Sequence[int], scale: float | None = None) -> RowCells:
+    """Cells and signatures of the rows of ``snapshot.vms[i]`` for these i (the feed worker makes
+    the rows in view; the UI thread those that scroll in). From the columns, the figures of
+    all these guests are made in one pass first."""
+    status = snapshot.collector
+    vms = batch_views(snapshot, indices) if hasattr(snapshot, "frame") else [snapshot.vms[i] for i in indices]
+    out = RowCells((vm_key(vm), vm_cells(vm, status, scale)) for vm in vms)
+    out.sigs = {key: signature(cells) for key, cells in out.items()}
+    out.scale = scale
+    return out
+
+
+def batch_views(snapshot: Any, indices: Sequence[int]) -> list[VmStat]:
+    """The views of these guests with what their rows show made together, one reduction of
+    their rows for all: the latency, the top reason (the top KVM_EXIT_* reasons' table where
+    exits have no source) and the vCPU whose userspace exit is oldest."""
+    from ...snapshot_views import vcpu_view
+
+    frame = snapshot.frame
+    views = [snapshot.vm_at(i) for i in indices]
+    todo = [v for v in views if "latency" not in v.__dict__]
+    if not todo:
+        return views
+    picked = [v._vm for v in todo]
+    lats = frame.vm_latencies(picked)
+    tops = frame.top_stats(picked) if snapshot.collector.has("exits") else [None] * len(todo)
+    longest = frame.longest_in_userspace()
+    for v, lat, top in zip(todo, lats, tops):
+        d = v.__dict__
+        d.setdefault("latency", lat)
+        d.setdefault("top_reason", top)
+        vc = int(longest[v._vm])
+        d.setdefault("longest_in_userspace", vcpu_view(frame, v.history_slot, vc) if vc >= 0 else None)
+    return views
+
+
+def _ranks(strings: Sequence[str]) -> np.ndarray:
+    """Each string's rank in sorted order (equal strings, equal ranks)."""
+    if not len(strings):
+        return np.zeros(0, np.int64)
+    return np.unique(np.array(strings, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
+
+
+def _trend_window(snapshot: Any, status: CollectorStatus, width: int) -> np.ndarray:
+    """Every guest's TREND series (the last ``width`` values; summed over the reasons a filter
+    admits, as Breakdown.history does), one row per guest."""
+    frame, hist = snapshot.frame, snapshot.hist
+    t = frame.t
+    eids = hist.eids(t.memo("vm entities", lambda: [("vm", i.pid, i.start_time) for i in t.idents]))
+    exits_ok = status.has("exits")
+    admit = frame.admit_reason if exits_ok else frame.admit_userspace
+    if admit is None:
+        kb = history.KB_TOTAL if exits_ok else history.KB_USERSPACE_TOTAL
+        keys = (np.maximum(eids, 0).astype(np.uint64) << np.uint64(40)) | np.uint64(kb << 32)
+        return hist.window(np.where(eids >= 0, hist.rows(keys), -1), width)
+    owner, kb, code, rows = hist.series_of(eids)
+    if exits_ok:
+        ok = [k < history.KB_USERSPACE and admit((k, c)) for k, c in zip(kb.tolist(), code.tolist())]
+    else:
+        ok = [k == history.KB_USERSPACE and admit(c) for k, c in zip(kb.tolist(), code.tolist())]
+    mask = np.array(ok, bool)
+    part = hist.window(rows[mask], width)
+    out = np.zeros((t.vm_count, part.shape[1]), np.float32)
+    np.add.at(out, owner[mask], part)
+    return out
+
+
+def trend_top_of(snapshot: Snapshot, status: CollectorStatus, width: int = TREND_WIDTH) -> float:
+    """``trend_top`` of every guest of ``snapshot`` (from the history rings at once when it has columns)."""
+    if not hasattr(snapshot, "frame"):
+        return trend_top(snapshot.vms, status, width)
+    w = _trend_window(snapshot, status, width)
+    return float(w.max()) if w.size else 0.0
+
+
+def _trend_sums(snapshot: Any, status: CollectorStatus) -> np.ndarray:
+    """``sum(history[-10:])`` of every guest, added oldest first as ``sum`` does."""
+    w = _trend_window(snapshot, status, 10)
+    total = np.zeros(len(w))
+    for j in range(w.shape[1]):
+        total += w[:, j]
+    return total
+
+
+def _latency_key(frame, cat: int, q: float | None) -> np.ndarray:
+    """Each guest's ``latency`` (exits) or ``userspace_latency`` percentile, or max (``q`` None)."""
+    if cat == CAT_REASON:
+        return frame.vm_percentile(q) if q is not None else frame.rows.vm_lat[3].astype(np.int64)
+    return frame.vm_percentile(q, CAT_USERSPACE) if q is not None else \
+        frame.rows.vm_lat_of(frame.t, CAT_USERSPACE)[3].astype(np.int64)
+
+
+def column_keys(snapshot: Any, column: str) -> np.ndarray:
+    """The sort key of every guest for ``column`` (SORTS, from the columns)."""
+    frame = snapshot.frame
+    t, r = frame.t, frame.rows
+    status = snapshot.collector
+    if column == "name":
+        return t.memo("name ranks", lambda: _ranks([i.name.lower() for i in t.idents]))
+    if column == "pid":
+        return t.vm_pid
+    if column == "vcpus":
+        return t.vm_hi - t.vm_lo
+    if column in ("top", "utop"):
+        cat = CAT_REASON if column == "top" else CAT_USERSPACE
+        top, _ = frame.top_keys(cat)
+        names = t.names()
+        return _ranks([names[k] if k >= 0 else "" for k in top.tolist()])
+    if column in ("share", "ushare"):
+        cat, total = (CAT_REASON, r.vm_exits) if column == "share" else (CAT_USERSPACE, r.vm_user)
+        top, top_n = frame.top_keys(cat)
+        total_f = total.astype(np.float64)
+        return np.where((top >= 0) & (total_f > 0), top_n / np.maximum(total_f, 1), 0.0)
+    if column in ("p50", "p99", "max"):
+        return _latency_key(frame, CAT_REASON, {"p50": 0.5, "p99": 0.99}.get(column))
+    if column in ("up50", "up99", "umax"):
+        return _latency_key(frame, CAT_USERSPACE, {"up50": 0.5, "up99": 0.99}.get(column))
+    if column == "user":
+        return r.vm_user
+    if column == "hcall":
+        return r.vm_hcall
+    if column in ("trend", "utrend"):
+        return _trend_sums(snapshot, status if column == "trend" else _USER_ONLY)
+    return r.vm_exits
+
+
+_USER_ONLY = CollectorStatus(features={"exits": False})  # utrend: the userspace series whatever the host
+
+
+def column_order(snapshot: Snapshot, column: str, descending: bool, indices: Sequence[int] | None = None
+                 ) -> list[int]:
+    """Positions in ``snapshot.vms`` sorted by ``column`` (its SORTS key), ties in the given order,
+    as ``sorted(..., reverse=descending)`` leaves them."""
+    keys = column_keys(snapshot, column)
+    if indices is not None:
+        idx = np.asarray(indices, np.int64)
+        keys = keys[idx]
+    else:
+        idx = np.arange(len(keys))
+    if descending:
+        keys = -keys.astype(np.float64) if keys.dtype.kind in "uf" else -keys
+    return idx[np.lexsort((np.arange(len(idx)), keys))].tolist()
 
 
 def sorted_vms(snapshot: Snapshot, column: str, reverse: bool) -> list[VmStat]:
@@ -244,6 +411,7 @@ class VmTable(TrendTable):
         super().__init__(**kwargs)
         self._row_cells: Mapping[str, Cells] = {}
         self._status = CollectorStatus()
+        self._snapshot: Any = None  # the snapshot shown, when it has columns (the fast path)
         self.tree_view = False  # F5: each guest's vCPUs under it, sorted by the same column
 
     def set_tree(self, tree: bool) -> None:
@@ -252,11 +420,11 @@ class VmTable(TrendTable):
             self.show_items(self._items)
 
     def show(self, snapshot: Snapshot, cells: Mapping[str, Cells] | None = None,
-             vms: Sequence[VmStat] | None = None, trends_shared: bool = True) -> None:
-        """The guests of ``snapshot`` (or only ``vms`` of it), sorted by this table's column;
-        ``cells`` were made with ``trends_shared`` (all_cells)."""
+             vms: Sequence[int] | None = None, trends_shared: bool = True) -> None:
+        """The guests of ``snapshot`` (or only those at positions ``vms`` of ``snapshot.vms``),
+        sorted by this table's column; ``cells`` (some rows, made with ``trends_shared``) came
+        with the snapshot."""
         self.trends_shared = trends_shared
-        self._row_cells = cells if cells is not None else all_cells(snapshot, trends_shared)
         self._status = snapshot.collector
         layout = layout_for(snapshot.collector)
         if layout is not self.layout_columns:
@@ -264,7 +432,78 @@ class VmTable(TrendTable):
             if not self.sort_chosen or self.sort_column not in {c.key for c in layout}:
                 self.sort_column, self.sort_reverse = layout[3].key, False  # the layout's leading rate
             self.announce_sort()
-        self.show_items(snapshot.vms if vms is None else vms)
+        if hasattr(snapshot, "frame"):
+            self._snapshot = snapshot
+            self._row_cells = cells if cells is not None else {}
+            self.show_items(vms)
+            return
+        self._snapshot = None  # a snapshot made by hand: every row, from its objects
+        self._row_cells = cells if cells is not None and len(cells) == len(snapshot.vms) else \
+            all_cells(snapshot, trends_shared)
+        self.show_items(snapshot.vms if vms is None else [snapshot.vms[i] for i in vms])
+
+    def show_items(self, items: Any) -> None:
+        if self._snapshot is None:
+            super().show_items(items)
+            return
+        self._items = items
+        snapshot, status = self._snapshot, self._status
+        keys, names = vm_keys(snapshot), vm_names(snapshot)
+        order = column_order(snapshot, self.sort_column, self.descending, items)
+        made = self._row_cells
+        if not self.trends_shared:
+            scale = None
+        elif isinstance(made, RowCells) and made.scale is not None:
+            scale = made.scale  # what the feed worker drew the rows it made with
+        else:
+            scale = trend_top_of(snapshot, status)
+        row_keys = [keys[i] for i in order]
+        index = {keys[i]: i for i in order}
+        vcpus: dict[str, tuple[VmStat, VcpuStat, bool]] = {}
+        vscale: float | None = None
+        if self.tree_view:
+            row_keys, vcpus, vscale = self._tree(snapshot, order, keys)
+
+        def make(wanted: Sequence[str]) -> dict[str, Cells]:
+            out = {k: made[k] for k in wanted if k in made}
+            missing = [index[k] for k in wanted if k not in out and k in index]
+            if missing:
+                out.update(cells_of(snapshot, missing, scale))
+            for k in wanted:
+                if k in vcpus:
+                    vm, v, last = vcpus[k]
+                    out[k] = vcpu_row_cells(vm, v, status, last, vscale)
+            return out
+
+        width = len(self.layout_columns)
+
+        def placeholder(key: str) -> Cells:  # a row not in view yet: its name, the rest when it scrolls in
+            i = index.get(key)
+            if i is None:
+                return (KeyedText("", key), *(_BLANK for _ in range(width - 1)))
+            exited = snapshot.vm_at(i).exited
+            return (KeyedText(safe_name(names[i], 40) + (EXITED if exited else ""), key,
+                              style="dim bold" if exited else "bold"), *(_BLANK for _ in range(width - 1)))
+
+        self.show_rows(row_keys, make, placeholder, getattr(made, "sigs", None))
+        self._mark()
+
+    def _tree(self, snapshot: Any, order: list[int], keys: list[str]):
+        """F5: every guest's row, then its vCPUs' rows sorted by the same column."""
+        vms = snapshot.vms  # every guest's figures, made in one pass
+        status = self._status
+        scale = trend_top((v for vm in vms for v in vm.vcpus), status) if self.trends_shared else None
+        rows: list[str] = []
+        vcpus: dict[str, tuple[VmStat, VcpuStat, bool]] = {}
+        for i in order:
+            vm = vms[i]
+            rows.append(keys[i])
+            ordered = self.sorted_items(vm.vcpus)
+            for j, v in enumerate(ordered):
+                key = vcpu_row_key(vm, v)
+                rows.append(key)
+                vcpus[key] = (vm, v, j == len(ordered) - 1)
+        return rows, vcpus, scale
 
     def rows_of(self, items: Sequence[VmStat]) -> list[tuple[str, Cells]]:
         cells = self._row_cells
