@@ -94,20 +94,30 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
     sorted by (pid, tid); a thread's rows by (kind, code), then rows with only lost events."""
     keys, vals = _with_hypercall_rows(stat_keys, stat_vals)
     nolat = (keys["flags"] & NO_LATENCY).astype(bool)
-    order = np.lexsort((keys["bucket"], nolat, keys["code"], keys["kind"], keys["tid"], keys["pid"]))
-    keys, vals, nolat = keys[order], vals[order], nolat[order]
-    pid, tid, kind, code, bucket = keys["pid"], keys["tid"], keys["kind"], keys["code"], keys["bucket"]
+    # sorted by (pid, tid), then (kind, code, nolat, bucket): two u64 sort keys
+    who = _pair(keys["pid"], keys["tid"])
+    what = ((keys["kind"].astype(np.uint64) << np.uint64(41)) | (keys["code"].astype(np.uint64) << np.uint64(9))
+            | (nolat.astype(np.uint64) << np.uint64(8)) | keys["bucket"].astype(np.uint64))
+    order = np.lexsort((what, who))
+    who, what = who[order], what[order]
     # one row per (pid, tid, kind, code, nolat, bucket): a hypercall's rows can come from several exits
-    u = _starts(pid, tid, kind, code, nolat, bucket)
+    u = _starts(who, what)
     zero, top = np.uint64(0), np.uint64(2**64 - 1)
-    count = np.add.reduceat(vals["count"], u) if len(u) else np.zeros(0, np.uint64)
-    lat = ~nolat[u]
+
+    def reduced(field: str, ufunc) -> np.ndarray:
+        return ufunc.reduceat(vals[field][order], u) if len(u) else np.zeros(0, np.uint64)
+
+    count = reduced("count", np.add)
+    who, what = who[u], what[u]
+    lat = (what & np.uint64(1 << 8)) == 0
     lat_count = np.where(lat, count, zero)
-    sums = np.where(lat, np.add.reduceat(vals["sum_ns"], u), zero) if len(u) else count
-    mins = np.where(lat, np.minimum.reduceat(vals["min_ns"], u), top) if len(u) else count
-    maxs = np.where(lat, np.maximum.reduceat(vals["max_ns"], u), zero) if len(u) else count
-    pid, tid, kind, code, bucket = pid[u], tid[u], kind[u], code[u], bucket[u]
-    g = _starts(pid, tid, kind, code)  # one stat row each; its latency rows come first, in bucket order
+    sums = np.where(lat, reduced("sum_ns", np.add), zero)
+    mins = np.where(lat, reduced("min_ns", np.minimum), top)
+    maxs = np.where(lat, reduced("max_ns", np.maximum), zero)
+    pid, tid = who >> np.uint64(32), who & np.uint64(0xFFFFFFFF)
+    kind, code = what >> np.uint64(41), (what >> np.uint64(9)) & np.uint64(0xFFFFFFFF)
+    bucket = what & np.uint64(0xFF)
+    g = _starts(who, what >> np.uint64(9))  # one stat row each; its latency rows first, in bucket order
     ends = np.r_[g[1:], len(u)].astype(np.int64)
     g_lat = np.add.reduceat(lat_count, g) if len(g) else count
     # the histogram pool: the latency rows, a group's contiguous (so one range per group)
@@ -159,15 +169,16 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
     thread = np.searchsorted(threads, _pair(rows_pid, rows_tid))
     tiu_code = np.full(len(threads), -1, np.int64)
     tiu_ns = np.zeros(len(threads), np.uint64)
-    for (p, t), flight in in_userspace.items():
-        i = int(np.searchsorted(threads, _pair(p, t)))
-        tiu_code[i], tiu_ns[i] = flight.code, flight.ns
-    q: list[tuple[int, int, int, int]] = []  # (thread, bit, count, lost)
-    for key in dict.fromkeys([*requests, *req_lost]):
-        bits, lost = requests.get(key, {}), req_lost.get(key, {})
-        i = int(np.searchsorted(threads, _pair(*key)))
-        q += [(i, bit, bits.get(bit, 0), lost.get(bit, 0)) for bit in {**dict.fromkeys(lost, 0), **bits}]
-    qa = np.array(q, np.uint64).reshape(-1, 4)
+    if in_userspace:
+        flying = np.searchsorted(threads, _pair([k[0] for k in in_userspace], [k[1] for k in in_userspace]))
+        tiu_code[flying] = [f.code for f in in_userspace.values()]
+        tiu_ns[flying] = [f.ns for f in in_userspace.values()]
+    q: list[tuple[int, int, int, int, int]] = []  # (pid, tid, bit, count, lost)
+    for (p, t) in dict.fromkeys([*requests, *req_lost]):
+        bits, lost = requests.get((p, t), {}), req_lost.get((p, t), {})
+        q += [(p, t, bit, bits.get(bit, 0), lost.get(bit, 0)) for bit in {**dict.fromkeys(lost, 0), **bits}]
+    qa = np.array(q, np.uint64).reshape(-1, 5)
+    qthread = np.searchsorted(threads, _pair(qa[:, 0], qa[:, 1])).astype(np.int32)
 
     rows_kind = rows_kind.astype(np.int64)
     cat = np.where(rows_kind == KIND_USERSPACE, CAT_USERSPACE,
@@ -176,8 +187,8 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
     return StatColumns(tpid=tpid, ttid=ttid, tvcpu=np.full(len(tpid), -1, np.int64), tiu_code=tiu_code,
                        tiu_ns=tiu_ns, thread=thread, kid=kid, keys=table, count=row_count, lost=row_lost,
                        lcount=g_lat, lsum=lsum, lmin=lmin, lmax=lmax, hist=hist, hoff=hoff,
-                       bidx=bucket[lat].astype(np.uint8), bcnt=lat_count[lat], qthread=qa[:, 0].astype(np.int32),
-                       qbit=qa[:, 1], qcount=qa[:, 2], qlost=qa[:, 3])
+                       bidx=bucket[lat].astype(np.uint8), bcnt=lat_count[lat], qthread=qthread,
+                       qbit=qa[:, 2], qcount=qa[:, 3], qlost=qa[:, 4])
 
 
 def build_threads(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.ndarray, lost_counts: np.ndarray,

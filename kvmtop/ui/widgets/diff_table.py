@@ -92,7 +92,7 @@ class DiffTable(DataTable):
         self._cursor_hint: str | None = None  # the cursor's row across a rebuild
         self._make: Callable[[Sequence[str]], Mapping[str, Cells]] | None = None  # cells of rows, on demand
         self._fresh: set[str] = set()  # rows whose cells come from the latest ``make``
-        self._style_cache: dict[tuple, Style] = {}  # a cell's style before its own, by row style and position
+        self._style_cache: dict[tuple, list[Style]] = {}  # cells' styles before their own, by row style and row
 
     def on_mount(self) -> None:
         self._refit()
@@ -360,25 +360,28 @@ class DiffTable(DataTable):
         component, post = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, show_cursor, show_hover,
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        columns = self.ordered_columns
+        widths = [column.get_render_width(self) for column in columns]
         styles = self._style_cache
+        pres = styles.get((row_style, component, row_index))
+        if pres is None:  # each cell's style before its own: the row's, its position (mouse), the cursor's
+            if len(styles) > 1024:
+                styles.clear()
+            pres = styles[(row_style, component, row_index)] = [
+                row_style + Style.from_meta({"row": row_index, "column": column_index}) + component
+                for column_index in range(len(columns))]
         padding = self.cell_padding
         line: list = []
-        for column_index, column in enumerate(self.ordered_columns):
+        for column, width, pre in zip(columns, widths, pres):
             cell = row.get(column.key)
             if cell is None:
                 return None
-            pre = styles.get((row_style, component, row_index, column_index))
-            if pre is None:
-                if len(styles) > 4096:
-                    styles.clear()
-                pre = styles[(row_style, component, row_index, column_index)] = (
-                    row_style + Style.from_meta({"row": row_index, "column": column_index}) + component)
-            segments = cell_segments(cell, column.get_render_width(self), padding, pre, post)
+            segments = cell_segments(cell, width, padding, pre, post)
             if segments is None:
                 return None
             line.append(segments)
         # the table's background carried on to the right edge, as DataTable does
-        table_width = sum(column.get_render_width(self) for column in self.ordered_columns)
+        table_width = sum(widths)
         extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor, show_hover,
                                                     False, False)
         extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})

@@ -36,6 +36,25 @@ def _style(style: str | Style) -> Style | None:
     return got
 
 
+_COMBINED: dict[tuple[int, int, object], tuple[Style, Style, Style, Style]] = {}
+
+
+def _combined(pre: Style, post: Style, style: str | Style) -> tuple[Style, Style] | None:
+    """(text style, fill style) of a cell: ``pre + style + post`` and ``pre + post``, cached by the
+    identity of ``pre`` and ``post`` (the caller keeps those objects) and the cell's style."""
+    key = (id(pre), id(post), style)
+    got = _COMBINED.get(key)
+    if got is None or got[0] is not pre or got[1] is not post:
+        parsed = _style(style)
+        if parsed is None:
+            return None
+        if len(_COMBINED) > 8192:
+            _COMBINED.clear()
+        got = _COMBINED[key] = (pre, post, pre + parsed + post if post else pre + parsed,
+                                pre + post if post else pre)
+    return got[2], got[3]
+
+
 def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Style) -> list[Segment] | None:
     """One line of ``cell`` in ``width`` columns with ``padding`` on each side, as
     ``Styled(Padding(cell, (0, padding)), pre, post)`` renders it, or None if not simple."""
@@ -47,11 +66,10 @@ def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Styl
     inner = width - 2 * padding
     if inner < 1 or not plain.isprintable() or cell_len(plain) != len(plain):
         return None
-    style = _style(cell.style)
-    if style is None:
+    styles = _combined(pre, post, cell.style)
+    if styles is None:
         return None
-    text_style = pre + style + post if post else pre + style
-    fill_style = pre + post if post else pre
+    text_style, fill_style = styles
     if len(plain) > inner:
         plain = plain[: inner - 1] + "…" if cell.overflow == "ellipsis" else plain[:inner]
     pad = Segment(" " * padding, fill_style)
