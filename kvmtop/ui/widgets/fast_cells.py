@@ -5,7 +5,7 @@ Styled, Text wrapping and justifying) whenever any cell changed: a few hundred c
 second cost tens of milliseconds. The dashboard's cells are plain single-style Texts of
 single-width characters on one line, whose rendering is simple enough to do directly:
 
-    pad | text (cropped, or cut with "…"; right-justified with spaces in its own style) | fill | pad
+    pad | text (cropped, or cut with "…"; justified with spaces in its own style) | fill | pad
 
 ``cell_segments`` returns the same characters with the same styles as Rich would (checked
 by tests/test_fast_cells.py against Rich itself), or None for any other cell (the caller
@@ -76,6 +76,8 @@ def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Styl
     gap = inner - len(plain)
     if cell.justify == "right":
         return [pad, Segment(" " * gap + plain, text_style), pad]
+    if cell.justify == "left":  # Rich pads a left-justified text in its own style
+        return [pad, Segment(plain + " " * gap, text_style), pad]
     if gap:
         return [pad, Segment(plain, text_style), Segment(" " * gap, fill_style), pad]
     return [pad, Segment(plain, text_style), pad]
