@@ -310,6 +310,16 @@ def test_build_threads_groups_rows_per_thread():
     assert threads[(4, 41)].userspace[6] == Stat(0, lost=2)  # every event of the row was lost
 
 
+def test_build_threads_sums_lost_rows_of_one_key():
+    """Lost events of a key without a stat row, drained as several rows, make one row."""
+    sk, sv = _stats([(1, 11, KIND_VMX, 30, 0, 0, histogram.bucket_index(100), 1, 100, 100, 100)])
+    lost = {"pid": 4, "tid": 41, "kind": KIND_USERSPACE, "code": 6}
+    lk = _rows(maps.LOST_KEY, [lost, {**lost, "code": 7}, lost])
+    threads = build_threads(sk, sv, lk, np.array([2, 1, 3], maps.COUNT))
+    assert threads[(4, 41)].userspace == {6: Stat(0, lost=5), 7: Stat(0, lost=1)}
+    assert threads[(1, 11)].reasons[(KIND_VMX, 30)].count == 1
+
+
 def test_build_threads_empty():
     empty = build_threads(np.zeros(0, maps.STAT_KEY), np.zeros(0, maps.STAT_VAL), np.zeros(0, maps.LOST_KEY),
                           np.zeros(0, maps.COUNT))

@@ -118,7 +118,6 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
     kind, code = what >> np.uint64(41), (what >> np.uint64(9)) & np.uint64(0xFFFFFFFF)
     bucket = what & np.uint64(0xFF)
     g = _starts(who, what >> np.uint64(9))  # one stat row each; its latency rows first, in bucket order
-    ends = np.r_[g[1:], len(u)].astype(np.int64)
     g_lat = np.add.reduceat(lat_count, g) if len(g) else count
     # the histogram pool: the latency rows, a group's contiguous (so one range per group)
     before = np.r_[0, np.cumsum(lat)].astype(np.int64)
@@ -131,11 +130,10 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
     lmin = np.where(has_lat, np.minimum.reduceat(mins, g), zero) if len(g) else count
     lmax = np.where(has_lat, np.maximum.reduceat(maxs, g), zero) if len(g) else count
     hist = np.where(has_lat, np.arange(len(g)), -1)
-    del ends
 
     # events a full map lost: on their stat row, or rows of their own (count 0); request bits aside
     req_lost: dict[tuple[int, int], dict[int, int]] = {}
-    extra: list[tuple[int, int, int, int, int]] = []
+    extra: dict[tuple[int, int, int, int], int] = {}  # lost events of keys without a stat row
     if len(lost_keys):
         at = {k: i for i, k in enumerate(zip(rows_pid.tolist(), rows_tid.tolist(), rows_kind.tolist(),
                                               rows_code.tolist()))}
@@ -147,10 +145,9 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
             elif (p, t, k, c) in at:
                 row_lost[at[(p, t, k, c)]] += n
             else:
-                at[(p, t, k, c)] = len(g) + len(extra)
-                extra.append((p, t, k, c, n))
+                extra[(p, t, k, c)] = extra.get((p, t, k, c), 0) + n
     if extra:
-        e = np.array(extra, np.uint64).reshape(-1, 5)
+        e = np.array([(*key, n) for key, n in extra.items()], np.uint64).reshape(-1, 5)
         rows_pid, rows_tid = np.r_[rows_pid, e[:, 0]], np.r_[rows_tid, e[:, 1]]
         rows_kind, rows_code = np.r_[rows_kind, e[:, 2]], np.r_[rows_code, e[:, 3]]
         row_count, row_lost = np.r_[row_count, np.zeros(len(e), np.uint64)], np.r_[row_lost, e[:, 4]]
