@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from kvmtop import histogram
+from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.bpf import maps
 from kvmtop.bpf.program import (
     CLASSIC,
@@ -23,10 +24,14 @@ from kvmtop.bpf.program import (
     WITH_HYPERCALL,
 )
 from kvmtop.errors import SourceError
-from kvmtop.model import NOTE_NO_EXITS, InFlight, Interval, Stat
+from kvmtop.model import NOTE_NO_EXITS, InFlight, Interval, Stat, VmIdentity
+from kvmtop.model import threads_of as model_threads_of
+from kvmtop.snapshot_csv import snapshot_to_csv
+from kvmtop.snapshot_json import snapshot_to_json
 from kvmtop.sources import Source
-from kvmtop.sources.collector import LiveSource, build_threads
+from kvmtop.sources.collector import LiveSource, build_threads, columns_from_drained
 from kvmtop.sources.pairing_state import PairingState
+from kvmtop.text import render
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the live source needs root")
 
@@ -264,7 +269,8 @@ def _stats(rows):
     return k, v
 
 
-def test_build_threads_groups_rows_per_thread():
+def _drained():
+    """Drained map rows of every sort: (stat keys, values, lost keys, counts, request bits)."""
     b = histogram.bucket_index
     x, n, h = KIND_VMX, NO_LATENCY, WITH_HYPERCALL
     rows = [
@@ -284,10 +290,16 @@ def test_build_threads_groups_rows_per_thread():
     requests = {(2, 21): {3: 5}, (3, 31): {40: 1}}
     lk = _rows(maps.LOST_KEY, [{"pid": 1, "tid": 11, "kind": x, "code": 30},
                                {"pid": 4, "tid": 41, "kind": KIND_USERSPACE, "code": 6},
-                               {"pid": 2, "tid": 21, "kind": KIND_REQUEST, "code": 3}])
-    lv = np.array([7, 2, 1], maps.COUNT)
+                               {"pid": 2, "tid": 21, "kind": KIND_REQUEST, "code": 3},
+                               {"pid": 1, "tid": 12, "kind": KIND_SVM, "code": 0x7B},  # no stat row
+                               {"pid": 3, "tid": 31, "kind": KIND_REQUEST, "code": 50}])  # a bit only lost
+    lv = np.array([7, 2, 1, 3, 4], maps.COUNT)
+    return sk, sv, lk, lv, requests
 
-    threads = build_threads(sk, sv, lk, lv, requests)
+
+def test_build_threads_groups_rows_per_thread():
+    b, x = histogram.bucket_index, KIND_VMX
+    threads = build_threads(*_drained())
     assert set(threads) == {(1, 11), (1, 12), (2, 21), (3, 31), (4, 41)}
     t11 = threads[(1, 11)]
     s30 = t11.reasons[(x, 30)]
@@ -307,6 +319,7 @@ def test_build_threads_groups_rows_per_thread():
     assert threads[(2, 21)].reasons[(KIND_SVM, 0x7B)].latency.p50 == 5000
     assert threads[(2, 21)].requests == {3: 5} and threads[(2, 21)].requests_lost == {3: 1}
     assert threads[(3, 31)].requests == {40: 1} and not threads[(3, 31)].reasons
+    assert threads[(3, 31)].requests_lost == {50: 4} and t12.reasons[(KIND_SVM, 0x7B)] == Stat(0, lost=3)
     assert threads[(4, 41)].userspace[6] == Stat(0, lost=2)  # every event of the row was lost
 
 
@@ -318,6 +331,30 @@ def test_build_threads_sums_lost_rows_of_one_key():
     threads = build_threads(sk, sv, lk, np.array([2, 1, 3], maps.COUNT))
     assert threads[(4, 41)].userspace == {6: Stat(0, lost=5), 7: Stat(0, lost=1)}
     assert threads[(1, 11)].reasons[(KIND_VMX, 30)].count == 1
+
+
+def test_drained_columns_show_what_their_threads_show():
+    """The poll's columns (lost-only rows after every thread's, threads with only request bits
+    or an exit in flight) make the snapshot their ThreadIntervals make: no count, lost mark or
+    round trip in flight is dropped or lands on another row."""
+    flying = {(1, 11): InFlight(6, 2 * 10**9), (5, 51): InFlight(2, 10**9)}
+    cols = columns_from_drained(*_drained(), flying)
+    cols = cols.with_threads(np.ones(len(cols.tpid), bool), np.arange(len(cols.tpid)))  # every vcpu_id known
+    threads = {(t.pid, t.tid): t for t in model_threads_of(cols)}
+    assert threads[(5, 51)].in_userspace == InFlight(2, 10**9) and not threads[(5, 51)].reasons
+    assert threads[(1, 11)].in_userspace == InFlight(6, 2 * 10**9)
+    vms = {pid: VmIdentity(pid, f"vm{pid}", exited=pid == 4) for pid in (1, 2, 3, 4, 5)}
+    by_columns = SnapshotBuilder().build(Interval(1.0, 1.0, vms=vms, columns=cols))
+    by_threads = SnapshotBuilder().build(Interval(1.0, 1.0, threads=tuple(threads.values()), vms=vms))
+    assert snapshot_to_json(by_columns) == snapshot_to_json(by_threads)
+    assert render(by_columns) == render(by_threads)
+    assert snapshot_to_csv(by_columns) == snapshot_to_csv(by_threads)
+    gone = by_columns.vm(4)  # exited, with only lost events: still there, its row marked
+    assert gone.exited and gone.lost == 2 and gone.userspace_exits[0].lost == 2
+    vm1 = by_columns.vm(1)
+    assert vm1.reason((KIND_SVM, 0x7B)).lost == 3 and vm1.reason((KIND_VMX, 30)).lost == 7
+    assert vm1.longest_in_userspace.tid == 11 and by_columns.vm(5).vcpus[0].in_userspace.code == 2
+    assert {(r.bit, r.count, r.lost) for r in by_columns.vm(3).requests} == {(40, 1, 0), (50, 0, 4)}
 
 
 def test_build_threads_empty():
