@@ -316,21 +316,19 @@ class Interval:
 
     @property
     def threads(self) -> tuple[ThreadInterval, ...]:
-        data, other = self.data, self._other
-        if isinstance(data, tuple):
-            return data
-        if not isinstance(other, tuple):
-            other = threads_of(data)
-            object.__setattr__(self, "_other", other)
-        return other
+        return self._as(tuple, threads_of)
 
     @property
     def columns(self) -> StatColumns:
+        return self._as(StatColumns, columns_of)
+
+    def _as(self, form: type, convert: Callable[[Any], Any]) -> Any:
+        """The data in ``form``: as given, or converted once and kept."""
         data, other = self.data, self._other
-        if isinstance(data, StatColumns):
+        if isinstance(data, form):
             return data
-        if not isinstance(other, StatColumns):
-            other = columns_of(data)
+        if not isinstance(other, form):
+            other = convert(data)
             object.__setattr__(self, "_other", other)
         return other
 
