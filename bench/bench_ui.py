@@ -12,7 +12,8 @@ For each size, two measurements:
                  repaint, until the app is idle again (includes the driver's own idle wait,
                  printed);
    wall-clock p50/p95 and CPU p50 of each, and RSS after the run. At 1,000 x 8 the run is
-   600 updates: RSS after 10 minutes at -d 1, run as fast as possible.
+   600 updates: the snapshots of 10 minutes at -d 1, run as fast as possible (the running
+   dashboard's RSS after 10 real minutes is higher: it also holds the terminal's caches).
 2. From outside: ``kvmtop --demo --vms N --vcpus M`` in a real terminal (tmux, 160x50),
    the whole process's CPU (every thread: utime + stime from /proc) over ``--cpu-seconds``
    after a warm-up, on the main screen (and at 50 x 4 on the guest screen too, with its
