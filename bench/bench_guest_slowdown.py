@@ -42,6 +42,7 @@ installs both); an observer whose tool is missing is skipped with a line saying 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
 import os
 import re
@@ -350,10 +351,28 @@ def pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
+def median_ci(values: list[float], z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval of the median: the order statistics at
+    the binomial's ranks n/2 -+ z*sqrt(n)/2."""
+    s = sorted(values)
+    half = z * math.sqrt(len(s)) / 2
+    return s[max(math.floor(len(s) / 2 - half), 0)], s[min(math.ceil(len(s) / 2 + half), len(s) - 1)]
+
+
 def summary(ratios: list[float]) -> str:
     med = statistics.median(ratios)
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [med] * 3
-    return f"{pct(med)} (quartiles {pct(q[0])}..{pct(q[2])})"
+    lo, hi = median_ci(ratios)
+    return f"{pct(med)} (95% CI of the median {pct(lo)}..{pct(hi)})"
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> str:
+    """a - b in percentage points, over the rounds that timed both: the noise of a round
+    falls on both, so this is sharper than comparing two medians."""
+    d = [(a[r] - b[r]) * 100 for r in a if r in b]
+    if not d:
+        return "n/a (no round timed both)"
+    lo, hi = median_ci(d)
+    return f"{statistics.median(d):+.1f} points (95% CI {lo:+.1f}..{hi:+.1f}, {len(d)} rounds)"
 
 
 def main(argv=None) -> int:
@@ -399,8 +418,8 @@ def main(argv=None) -> int:
 
         run_exit_loop_timed(5_000)  # warm up
         names = list(observers)
-        wall: dict[str, list[float]] = {n: [] for n in names}
-        cpu: dict[str, list[float]] = {n: [] for n in names}
+        wall: dict[str, dict[int, float]] = {n: {} for n in names}  # round -> ratio to its neighbours
+        cpu: dict[str, dict[int, float]] = {n: {} for n in names}
         base_wall, base_cpu, bad = [], [], []
         muted = 0  # perf stat runs whose sys_enter_ioctl count another BPF program suppressed
         crowded = 0  # rounds during which other processes held BPF programs
@@ -429,8 +448,8 @@ def main(argv=None) -> int:
                 nxt = run_exit_loop_timed(args.exits)
                 base_wall.append(nxt[0])
                 base_cpu.append(nxt[1])
-                wall[name].append(t[0] / ((prev[0] + nxt[0]) / 2))
-                cpu[name].append(t[1] / ((prev[1] + nxt[1]) / 2))
+                wall[name][r] = t[0] / ((prev[0] + nxt[0]) / 2)
+                cpu[name][r] = t[1] / ((prev[1] + nxt[1]) / 2)
                 prev = nxt
         others += [p for p in other_bpf_holders(mine) if p not in others]
 
@@ -439,16 +458,23 @@ def main(argv=None) -> int:
               f"({args.rounds} rounds of {args.exits} PIO exits; load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
         for name in names:
             target = f" (target ≤ {TARGET_PCT:.0f}%)" if name == "kvmtop" else ""
-            print(f"guest_slowdown {name}: wall {summary(wall[name])}, CPU {summary(cpu[name])}{target}   "
+            if not wall[name]:
+                continue
+            print(f"guest_slowdown {name}: wall {summary(list(wall[name].values()))}, "
+                  f"CPU {summary(list(cpu[name].values()))}{target}   "
                   f"[{observers[name].how}]")
         for peer, what, goal in (("perf-stat", "perf stat (counting only)", f" (moonshot ≤ {MOONSHOT}×)"),
                                  ("bpf-floor", "the BPF timing floor", "")):
             if "kvmtop" not in names or peer not in names:
                 continue
             for label, series in (("wall", wall), ("CPU", cpu)):
-                k, p = statistics.median(series["kvmtop"]) - 1, statistics.median(series[peer]) - 1
+                if not series["kvmtop"] or not series[peer]:
+                    continue
+                k = statistics.median(series["kvmtop"].values()) - 1
+                p = statistics.median(series[peer].values()) - 1
                 ratio = f"{k / p:.2f}×" if p > 0 else f"n/a ({peer}'s slowdown is not above zero)"
-                print(f"guest_slowdown kvmtop / {what}, {label}: {ratio}{goal}")
+                print(f"guest_slowdown kvmtop / {what}, {label}: {ratio}{goal}; kvmtop - {peer} in the "
+                      f"same rounds: {paired(series['kvmtop'], series[peer])}")
         for line in bad:
             print(f"guest_slowdown: warning: {line}")
         if others:
