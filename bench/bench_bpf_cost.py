@@ -98,13 +98,11 @@ def scenario(tp: TestProgram, name: str, n: int) -> float:
 def synthetic(events: int, rounds: int, baseline: str | None) -> None:
     from bcc import BPF
 
-    from kvmtop.bpf.program import Features
     from kvmtop.testing.bpf_testrun import Runner
 
     builds = {"kvmtop": TestProgram()}
-    if baseline:
-        old = Features(requests=True, exit_vcpu_id=True, hypercalls=True, ioctl=True)
-        builds["baseline"] = TestProgram(source=baseline, features=old)
+    if baseline:  # the same features as kvmtop's test build (a test_io the source has must build)
+        builds["baseline"] = TestProgram(source=baseline)
     empty = BPF(text=EMPTY_TEST_PROGRAM)
     empty_fd = empty.load_func(b"test_empty", BPF.RAW_TRACEPOINT).fd
     empty_run = Runner(empty_fd)
