@@ -53,8 +53,10 @@ def test_the_estimate_is_what_the_kernel_reports(max_keys):
     p = Program(max_keys=max_keys).load()
     try:
         total = 0
-        for name in (*MAPS, "io") if p.features.io else MAPS:
-            with open(f"/proc/self/fdinfo/{p.map_fd(name)}") as f:
+        fds = p.map_fds()  # `stats`: its array of maps, template and two maps
+        assert set(MAPS) <= set(fds) and {"stats_template", "stats[0]", "stats[1]"} <= set(fds)
+        for fd in fds.values():
+            with open(f"/proc/self/fdinfo/{fd}") as f:
                 total += next(int(ln.split()[1]) for ln in f if ln.startswith("memlock:"))
         estimate = p.sizes.kernel_bytes(False, io=p.features.io)
         assert abs(estimate - total) <= 0.05 * total, (estimate, total)

@@ -13,7 +13,8 @@
  * Events in flight stay in the thread's pairing state, which user space reads each
  * interval ("in userspace for 3.2 s"); so do the thread's request-bit counts (cumulative:
  * user space takes the differences). Nothing is sent to user space per event: kvmtop reads
- * the pairing state and reads and clears the other hash maps once per interval.
+ * the pairing state and reads the other hash maps once per interval (`stats` by swapping it
+ * for an empty map, `lost` by draining the half nothing writes any more).
  *
  * An event that does not fit in a full map is counted in counters[] per kind, and per row
  * in `lost` (itself bounded), so user space can mark exactly the rows that were cut.
@@ -102,7 +103,7 @@ struct stat_key {   /* 20 bytes */
     u8 kind;
     u8 bucket;      /* the latency's histogram bucket (histogram.py) */
     u8 flags;
-    u8 epoch;       /* see `epoch` */
+    u8 pad;
 };
 
 struct stat_val {   /* 32 bytes: the events of one key, and their latencies */
@@ -143,11 +144,16 @@ struct info {       /* written once per thread, read (not cleared) by user space
     char comm[16];  /* the thread's name when first seen: survives the thread */
 };
 
-BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats, HIST_KEYS, BPF_F_NO_PREALLOC);
-/* Which half of `stats` and `lost` new events go to (the keys' `epoch`). User space flips it,
- * lets the programs still running finish, then drains the other half, which nothing writes
- * any more: an update can never land in an element that is being read and deleted (a drain
- * of the map being written loses the increments made between a lookup and the delete). */
+/* `stats` is two hash maps, stats[epoch] the one new events go to. Each poll user space puts a
+ * new empty map in the other slot, flips `epoch`, lets the programs still running finish, then
+ * reads the map it swapped out, which nothing writes any more: an update can never land in an
+ * element being read (a drain of the map being written loses the increments made between a
+ * lookup and the delete), and nothing is deleted element by element: the kernel frees the old
+ * map whole when its slot is replaced at the next poll. `stats_template` only gives the inner
+ * maps' type, sizes and flags (user space makes the maps themselves: bpf/swapped.py). */
+BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats_template, HIST_KEYS, BPF_F_NO_PREALLOC);
+BPF_ARRAY_OF_MAPS(stats, "stats_template", 2);
+/* Which of `stats` and which half of `lost` (the keys' `epoch`) new events go to. */
 BPF_ARRAY(epoch, u32, 1);
 BPF_F_TABLE("hash", struct lost_key, u64, lost, LOST_KEYS, BPF_F_NO_PREALLOC);
 /* Pairing state. A thread's first event claims slot tid % SLOTS if it is free: an array
@@ -229,9 +235,10 @@ static __always_inline void drop(u8 ep, u32 pid, u32 tid, u8 kind, u32 code)
 static __always_inline void record(u8 ep, u32 pid, u32 tid, u8 kind, u32 code, u32 nr, u64 ns, u8 flags)
 {
     struct stat_key k = {.pid = pid, .tid = tid, .code = code, .nr = nr, .kind = kind,
-                         .flags = flags, .bucket = (flags & NO_LATENCY) ? 0 : bucket_index(ns),
-                         .epoch = ep};
-    struct stat_val *v = stats.lookup(&k);
+                         .flags = flags, .bucket = (flags & NO_LATENCY) ? 0 : bucket_index(ns)};
+    u32 slot = ep;
+    void *map = stats.lookup(&slot);    /* inlined by the verifier, as an array lookup */
+    struct stat_val *v = map ? bpf_map_lookup_elem(map, &k) : NULL;
     if (v) {            /* only this thread writes its keys: no atomics needed */
         v->count++;
         v->sum_ns += ns;
@@ -242,7 +249,8 @@ static __always_inline void record(u8 ep, u32 pid, u32 tid, u8 kind, u32 code, u
         return;
     }
     struct stat_val init = {.count = 1, .sum_ns = ns, .min_ns = ns, .max_ns = ns};
-    if (stats.insert(&k, &init) != 0) {
+    /* (no map: never, user space fills both slots before the programs run; it would count as full) */
+    if (!map || bpf_map_update_elem(map, &k, &init, BPF_NOEXIST) != 0) {
         drop(ep, pid, tid, kind, code);
         if (flags & WITH_HYPERCALL)
             drop(ep, pid, tid, KIND_HYPERCALL, nr);
@@ -345,7 +353,7 @@ static __always_inline u32 *epoch_now(void)
     return epoch.lookup(&zero);
 }
 
-/* the half of stats/lost this event goes to: read once per event, at the top of its handler
+/* the `stats` map and half of `lost` this event goes to: read once per event, at the top of its handler
  * (a lookup inside the helpers would double the verifier's paths, up to its limit) */
 #define EPOCH_OR_RETURN(ep)                          \
     u32 *ep##_at = epoch_now();                      \

@@ -1,10 +1,10 @@
 """Fast readers of kvmtop's BPF hash maps.
 
-Each poll drains the maps with BPF_MAP_LOOKUP_AND_DELETE_BATCH straight into numpy
-buffers (structured dtypes laid out like the C structs), so only keys active in the
-interval are read and no Python object is made per key. If the kernel refuses batch
-operations, the reader falls back to get_next_key + lookup + delete per key (slow,
-but correct).
+Each poll reads the maps with BPF_MAP_LOOKUP_BATCH (and, where entries must go, deletes them
+in batches) straight into numpy buffers (structured dtypes laid out like the C structs), so
+no Python object is made per key. `stats` is not deleted from at all: it is swapped for an
+empty map each poll (swapped.py). If the kernel refuses batch operations, the reader falls
+back to get_next_key + lookup + delete per key (slow, but correct).
 
 The dtypes below are the one Python description of the C structs in kvmtop.bpf.c.
 """
@@ -18,7 +18,7 @@ import mmap
 import numpy as np
 
 STAT_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("nr", "<u4"), ("kind", "u1"),
-                     ("bucket", "u1"), ("flags", "u1"), ("epoch", "u1")])
+                     ("bucket", "u1"), ("flags", "u1"), ("pad", "u1")])
 STAT_VAL = np.dtype([("count", "<u8"), ("sum_ns", "<u8"), ("min_ns", "<u8"), ("max_ns", "<u8")])
 LOST_KEY = np.dtype([("pid", "<u4"), ("tid", "<u4"), ("code", "<u4"), ("kind", "u1"), ("epoch", "u1"),
                      ("pad", "u1", (2,))])
@@ -256,7 +256,7 @@ def check_io_layout(program) -> None:
 def check_layout(program) -> None:
     """ValueError unless the dtypes above match the compiled structs (sizes, as BCC sees them)."""
     for name, (key, value) in LAYOUT.items():
-        table = program.table(name)
+        table = program.table("stats_template" if name == "stats" and program.stats is not None else name)
         got = (ct.sizeof(table.Key), ct.sizeof(table.Leaf))
         if got != (key.itemsize, value.itemsize):
             raise ValueError(f"BPF map {name}: key/value sizes {got} do not match the reader's "

@@ -14,6 +14,7 @@ fails, the classic probe is compiled instead. ``Program.probes`` says which was 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from .. import histogram, tracefs
 from ..errors import SourceError
 from . import headers, sizing
 from .sizing import DEFAULT_MAX_KEYS, HIST_FACTOR, MapSizes  # noqa: F401 - re-exported
+from .swapped import SwappedHash
 
 SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmtop.bpf.c")
 
@@ -79,6 +81,7 @@ RAW_ARGS = {
     ("sched", "sched_process_exit"): None,
 }
 RAW, CLASSIC = "raw_tracepoint", "tracepoint"
+BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
 MAPS = ("stats", "lost", "slots", "pending", "info", "counters")
 
 
@@ -269,6 +272,8 @@ class Program:
         self.log = ""          # what the compiler printed (warnings), for --debug
         self.test_fds: dict[str, int] = {}
         self.io = io  # the I/O probes attached (set_io); load() leaves them off unless asked
+        self.stats: SwappedHash | None = None  # `stats`' two maps (None: a source whose `stats` is one hash)
+        self.epoch = 0  # the slot of `stats` and half of `lost` the programs write (the `epoch` array)
 
     # ------------------------------------------------------------------ load
 
@@ -299,6 +304,8 @@ class Program:
             why = str(err).splitlines()[0] if str(err) else type(err).__name__
             self.fallback = f"raw tracepoints unavailable ({why}): classic tracepoints used"
             err = self._build(BPF, text, plan_probes(self.features, raw=False))
+        if err is None:
+            err = self._make_stats()
         if err is not None:
             self.close()
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -332,6 +339,42 @@ class Program:
         if err is None and not self.io:
             self._detach(self.io_probes())  # BCC attached every probe: the I/O ones wait until asked
         return err
+
+    def _make_stats(self) -> Exception | None:
+        """The two maps of `stats` (an array of maps), before any event can come."""
+        if self.table("stats").ttype != BPF_MAP_TYPE_ARRAY_OF_MAPS:
+            return None  # an older source (a benchmark's baseline): `stats` is one hash map
+        template = self.table("stats_template")
+        try:
+            self.stats = SwappedHash(self.table("stats").map_fd, ctypes.sizeof(template.Key),
+                                     ctypes.sizeof(template.Leaf), template.max_entries, template.flags)
+        except OSError as e:
+            return e
+        return None
+
+    def flip_epoch(self) -> int:
+        """Point new events at the other `stats` map (empty) and the other half of `lost`; returns
+        the epoch they went to until now. Once the programs that saw that epoch have finished,
+        its `stats` map (``stats_fd``) is read, then ``release_stats``."""
+        if self.stats is not None:
+            self.stats.ready()  # the new epoch's map: empty, in its slot
+        old, new = self.epoch, self.epoch ^ 1
+        table = self.table("epoch")
+        table[table.Key(0)] = table.Leaf(new)
+        self.epoch = new
+        return old
+
+    def release_stats(self, epoch: int) -> None:
+        """``epoch``'s `stats` map has been read (and nothing writes it): it goes, a new empty
+        map takes its slot, for the flip after next."""
+        if self.stats is not None:
+            self.stats.release(epoch)
+
+    def stats_fd(self, epoch: int | None = None) -> int:
+        """The `stats` map of ``epoch`` (default: the one the programs write now)."""
+        if self.stats is None:
+            return self.table("stats").map_fd
+        return self.stats.fds[self.epoch if epoch is None else epoch]
 
     def detach(self) -> None:
         """Detach every probe; the programs and maps stay loaded (``attach()`` resumes)."""
@@ -378,7 +421,17 @@ class Program:
         return self.bpf[name.encode()]
 
     def map_fd(self, name: str) -> int:
-        return self.table(name).map_fd
+        """The map's fd (`stats`: the map the programs write now)."""
+        return self.stats_fd() if name == "stats" else self.table(name).map_fd
+
+    def map_fds(self) -> dict[str, int]:
+        """The maps that hold kvmtop's data (MAPS, `io` where loaded), with `stats` as its array of
+        maps, its template and its two maps (stats[0], stats[1]): name -> fd."""
+        names = [*MAPS, "stats_template"] + (["io"] if self.features is not None and self.features.io else [])
+        out = {n: self.table(n).map_fd for n in names if n != "stats_template" or self.stats is not None}
+        if self.stats is not None:
+            out.update((f"stats[{i}]", fd) for i, fd in enumerate(self.stats.fds))
+        return out
 
     @property
     def maps(self) -> dict[str, object]:
@@ -400,7 +453,11 @@ class Program:
 
     def close(self) -> None:
         bpf, self.bpf = self.bpf, None
+        stats, self.stats = self.stats, None
         self.test_fds = {}
+        self.epoch = 0
+        if stats is not None:
+            stats.close()
         if bpf is not None:
             with contextlib.suppress(Exception):  # closing must not raise
                 bpf.cleanup()

@@ -1,6 +1,6 @@
 """The live source: kvmtop.bpf.c's maps, read and cleared once per interval, as Intervals.
 
-Each ``next_interval()`` drains the stats, histogram and request maps (numpy, no object
+Each ``next_interval()`` reads the stats (swapped for an empty map), lost and pairing maps (numpy, no object
 per map key until the model is built), groups them per vCPU thread, names the VMs with
 kvmtop.identity (a VM already gone is named from what sources.new_threads read while it
 lived, else by pid and the comm BPF captured, and marked exited: its counts always
@@ -52,7 +52,7 @@ from .pairing_state import PairingState
 
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
 EXITED_KEPT_POLLS = 3  # an exited VM's identity is kept this many polls, for its late counts
-EPOCH_SETTLE_S = 0.002  # from flipping the epoch to draining the old half: programs take microseconds
+EPOCH_SETTLE_S = 0.002  # from flipping the epoch to reading the old stats: programs take microseconds
 PROC = "/proc"
 
 
@@ -241,7 +241,6 @@ class LiveSource:
         # Processes seen gone: what is known of them (their identity as last reported, the names
         # BPF and the namer saw) is kept EXITED_KEPT_POLLS polls, for counts that come late.
         self._fading: dict[int, int] = {}  # pid -> polls left
-        self._epoch = 0  # the half of stats/lost the BPF program writes (its `epoch` array)
         self._flipped_at = 0.0
         self._exited_vms: dict[int, VmIdentity] = {}
         self._scanned: list[int] = []
@@ -268,7 +267,6 @@ class LiveSource:
             program.close()
             raise SourceError(str(e)) from None
         self.program = program
-        self._epoch = 0  # as the program's `epoch` array starts
         self.namer = NewThreadNamer(program, self.pid)
         self.namer.start()
         self._readers = readers(program)
@@ -299,6 +297,7 @@ class LiveSource:
             program = self.program
             if program is None:
                 return
+            self._readers["stats"].fd = program.stats_fd()  # (the one read last is never read again)
             for name in ("stats", "lost"):
                 self._readers[name].clear()
             self._pairing.reset()  # what is in flight stays: it counts when it completes
@@ -309,11 +308,9 @@ class LiveSource:
             self._last_t = time.monotonic()
 
     def _flip_epoch(self, program: Program) -> int:
-        """Point the BPF program's new events at the other half of stats/lost; the half it used."""
-        table = program.table("epoch")
-        old = self._epoch
-        self._epoch ^= 1
-        table[table.Key(0)] = table.Leaf(self._epoch)
+        """Point the BPF program's new events at a new `stats` map and the other half of `lost`;
+        the epoch it used."""
+        old = program.flip_epoch()
         self._flipped_at = time.perf_counter()
         return old
 
@@ -353,14 +350,18 @@ class LiveSource:
             interval_s, self._last_t = now - self._last_t, now
             r = self._readers
             try:
-                old = self._flip_epoch(program)  # new events go to the other half of stats/lost
+                old = self._flip_epoch(program)  # new events go to a new stats map, the other half of lost
                 ik, iv = r["info"].read()
                 self._in_userspace, requests = self._pairing.poll(time.monotonic_ns())
                 totals = program.counters()
                 settle = EPOCH_SETTLE_S - (time.perf_counter() - self._flipped_at)
                 if settle > 0:  # the programs that read the old epoch have finished by now
                     time.sleep(settle)
-                sk, sv = r["stats"].drain_epoch(old)
+                r["stats"].fd = program.stats_fd(old)
+                try:
+                    sk, sv = r["stats"].read()  # nothing writes it any more
+                finally:
+                    program.release_stats(old)  # never written again: its slot gets a new map
                 lk, lv = r["lost"].drain_epoch(old)
                 self.last_io = self._poll_io(program, interval_s)
             except OSError as e:

@@ -43,7 +43,8 @@ class _EnableStatsAttr(ctypes.Structure):
     _fields_ = [("type", ctypes.c_uint32), ("_pad", ctypes.c_uint32 * 3)]
 
 
-def _bpf(cmd: int, attr: ctypes.Structure) -> int:
+def bpf_syscall(cmd: int, attr) -> int:
+    """bpf(cmd, attr) with any ctypes object as attr; its result, or OSError."""
     res = _libc.syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if res < 0:
         err = ctypes.get_errno()
@@ -65,7 +66,7 @@ class Runner:
         ctx = self.ctx
         for i in range(MAX_ARGS):
             ctx[i] = (args[i] if i < len(args) else 0) & 0xFFFFFFFFFFFFFFFF
-        _bpf(BPF_PROG_TEST_RUN, self.attr)
+        bpf_syscall(BPF_PROG_TEST_RUN, self.attr)
         return self.attr.retval
 
 
@@ -82,7 +83,7 @@ def bpf_stats():
     """Count run_time_ns/run_cnt of every BPF program while inside (BPF_ENABLE_STATS;
     falls back to the kernel.bpf_stats_enabled sysctl, restored after)."""
     try:
-        fd = _bpf(BPF_ENABLE_STATS, _EnableStatsAttr(type=BPF_STATS_RUN_TIME))
+        fd = bpf_syscall(BPF_ENABLE_STATS, _EnableStatsAttr(type=BPF_STATS_RUN_TIME))
     except OSError:
         fd = None
     if fd is not None:
