@@ -24,7 +24,7 @@ class PairingState:
         """``slots``: a maps.ArrayView of the `slots` array (or any reader with ``read()`` and
         ``update(keys, values, last)``); ``pending``: a maps.HashReader."""
         self.slots, self.pending = slots, pending
-        self._seen: dict[int, np.ndarray] = {}  # tid -> the request counts at the previous read
+        self._seen = _Counts()                  # each tid's request counts at its last read
         self._gone: set[int] = set()            # tids seen gone at the previous read
 
     def poll(self, now_ns: int) -> tuple[dict[Key, InFlight], dict[Key, dict[int, int]]]:
@@ -45,19 +45,21 @@ class PairingState:
         return in_flight, requests
 
     def _request_deltas(self, rows: np.ndarray) -> dict[Key, dict[int, int]]:
-        out: dict[Key, dict[int, int]] = {}
-        seen = self._seen
         counts = rows["req"]
         active = np.flatnonzero(counts.any(axis=1))
-        for i in active.tolist():
-            tid = int(rows["tid"][i])
-            now = counts[i]
-            before = seen.get(tid)
-            delta = now - before if before is not None else now  # u32: differences wrap as the counts do
-            seen[tid] = now.copy()
-            bits = np.flatnonzero(delta)
-            if len(bits):
-                out[(int(rows["pid"][i]), tid)] = dict(zip(bits.tolist(), delta[bits].tolist()))
+        if not len(active):
+            return {}
+        tids, now = rows["tid"][active].astype(np.uint64), counts[active]
+        delta = now - self._seen.get(tids)  # u32: differences wrap as the counts do
+        self._seen.put(tids, now)
+        row, bit = np.nonzero(delta)  # by row, then bit
+        keys = list(zip(rows["pid"][active].tolist(), tids.tolist()))
+        out: dict[Key, dict[int, int]] = {}
+        for i, b, n in zip(row.tolist(), bit.tolist(), delta[row, bit].tolist()):
+            bits = out.get(keys[i])
+            if bits is None:
+                bits = out[keys[i]] = {}
+            bits[b] = n
         return out
 
     def _free(self, tids: set[int], slot_idx: np.ndarray, slot_rows: np.ndarray) -> None:
@@ -69,8 +71,7 @@ class PairingState:
         if in_slot.any():  # tid last: the BPF program claims a slot whose tid is 0
             self.slots.update(slot_idx[in_slot], np.zeros(int(in_slot.sum()), maps.PENDING_VAL), last="tid")
         self.pending.delete(arr.astype(maps.TID))  # those in a slot are not there: ignored
-        for tid in tids:
-            self._seen.pop(tid, None)
+        self._seen.drop(arr)
 
     def forget(self, tids) -> None:
         """Free the state of these threads now (they are gone and were never marked: e.g. they
@@ -83,13 +84,45 @@ class PairingState:
         if mine.any():
             self.slots.update(idx[mine], np.zeros(int(mine.sum()), maps.PENDING_VAL), last="tid")
         self.pending.delete(arr.astype(maps.TID))
-        for tid in arr.tolist():
-            self._seen.pop(tid, None)
-            self._gone.discard(tid)
+        self._seen.drop(arr)
+        self._gone.difference_update(arr.tolist())
 
     def reset(self) -> None:
         """Counting starts again from the next poll (the state itself stays: it is in flight)."""
         _, slot_rows = self.slots.read()
         _, hash_rows = self.pending.read()
         rows = np.concatenate((slot_rows[slot_rows["tid"] != 0], hash_rows))
-        self._seen = {int(t): r.copy() for t, r in zip(rows["tid"].tolist(), rows["req"])}
+        self._seen = _Counts()
+        self._seen.put(rows["tid"].astype(np.uint64), rows["req"])
+
+
+class _Counts:
+    """Request counts per tid (tids sorted, one row of 64 counts each): looked up, stored and
+    dropped for many tids at once."""
+
+    def __init__(self):
+        self.tids = np.zeros(0, np.uint64)
+        self.req = np.zeros((0, 64), np.uint32)
+
+    def _find(self, tids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = np.searchsorted(self.tids, tids)
+        found = at < len(self.tids)
+        found[found] = self.tids[at[found]] == tids[found]
+        return at, found
+
+    def get(self, tids: np.ndarray) -> np.ndarray:
+        """The counts of ``tids`` (0 for a tid never stored)."""
+        out = np.zeros((len(tids), 64), np.uint32)
+        at, found = self._find(tids)
+        out[found] = self.req[at[found]]
+        return out
+
+    def put(self, tids: np.ndarray, req: np.ndarray) -> None:
+        keep = ~np.isin(self.tids, tids)
+        all_tids = np.concatenate((self.tids[keep], tids))
+        order = np.argsort(all_tids, kind="stable")
+        self.tids, self.req = all_tids[order], np.concatenate((self.req[keep], req))[order]
+
+    def drop(self, tids: np.ndarray) -> None:
+        keep = ~np.isin(self.tids, np.asarray(tids, np.uint64))
+        self.tids, self.req = self.tids[keep], self.req[keep]
