@@ -49,17 +49,15 @@ class HashReader:
     """Read (and optionally clear) one BPF hash map into numpy arrays.
 
     ``drain()`` returns (keys, values) of every entry and deletes them; ``read()`` leaves
-    them. The arrays are fresh copies (the internal buffers are reused).
+    them. The kernel writes straight into the arrays returned: fresh ones each read, as big
+    as the map can hold (memory that is never written is never used) and grown if the map
+    holds more than ``max_entries``.
     """
 
-    def __init__(self, fd: int, key_dtype: np.dtype, value_dtype: np.dtype, max_entries: int,
-                 chunk: int = 65536):
+    def __init__(self, fd: int, key_dtype: np.dtype, value_dtype: np.dtype, max_entries: int):
         self.fd = fd
         self.key_dtype, self.value_dtype = np.dtype(key_dtype), np.dtype(value_dtype)
         self.max_entries = max_entries
-        self.chunk = max(64, min(chunk, max_entries))
-        self._keys = np.zeros(self.chunk, self.key_dtype)
-        self._values = np.zeros(self.chunk, self.value_dtype)
         self.batch_ok: bool | None = None  # None: not tried yet
 
     # ------------------------------------------------------------------ reading
@@ -83,23 +81,24 @@ class HashReader:
         lib = _lib()
         op = lib.bpf_lookup_and_delete_batch if delete else lib.bpf_lookup_batch
         token = ct.c_uint32(0)
-        parts_k: list[np.ndarray] = []
-        parts_v: list[np.ndarray] = []
+        keys = np.empty(max(64, self.max_entries), self.key_dtype)
+        values = np.empty(len(keys), self.value_dtype)
+        total = 0
         first = True
         while True:
-            count = ct.c_uint32(len(self._keys))
+            if total == len(keys):  # more entries than max_entries said
+                keys, values = self._grown(keys, values)
+            count = ct.c_uint32(len(keys) - total)
             res = op(self.fd, None if first else ct.byref(token), ct.byref(token),
-                     ct.c_void_p(self._keys.ctypes.data), ct.c_void_p(self._values.ctypes.data),
+                     ct.c_void_p(keys[total:].ctypes.data), ct.c_void_p(values[total:].ctypes.data),
                      ct.byref(count))
             err = _err(res) if res != 0 else 0
             n = count.value
-            if n:
-                parts_k.append(self._keys[:n].copy())
-                parts_v.append(self._values[:n].copy())
+            total += n
             if err == errno.ENOENT:  # no more entries
                 break
-            if err == errno.ENOSPC and n == 0:  # a hash bucket holds more than the buffer
-                self._grow()
+            if err == errno.ENOSPC and n == 0:  # a hash bucket holds more than the space left
+                keys, values = self._grown(keys, values)
                 continue
             if err:
                 if first and err in _BATCH_REFUSED:
@@ -109,19 +108,12 @@ class HashReader:
             first = False
             if not delete and n == 0:
                 break
-        return self._join(parts_k, parts_v)
+        return keys[:total], values[:total]
 
-    def _grow(self) -> None:
-        size = len(self._keys) * 2
-        self._keys = np.zeros(size, self.key_dtype)
-        self._values = np.zeros(size, self.value_dtype)
-
-    def _join(self, parts_k, parts_v) -> tuple[np.ndarray, np.ndarray]:
-        if not parts_k:
-            return np.zeros(0, self.key_dtype), np.zeros(0, self.value_dtype)
-        if len(parts_k) == 1:
-            return parts_k[0], parts_v[0]
-        return np.concatenate(parts_k), np.concatenate(parts_v)
+    @staticmethod
+    def _grown(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (np.concatenate((keys, np.empty(len(keys), keys.dtype))),
+                np.concatenate((values, np.empty(len(values), values.dtype))))
 
     def _read_slow(self, delete: bool) -> tuple[np.ndarray, np.ndarray]:
         """get_next_key + lookup (+ delete) per key: the fallback when batches are refused."""
