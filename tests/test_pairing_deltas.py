@@ -5,9 +5,13 @@ order and bits ascending, forgotten with their thread and re-based by reset."""
 from __future__ import annotations
 
 import numpy as np
+from test_collector_live import _drained
 
 from kvmtop.bpf import maps
-from kvmtop.sources.pairing_state import PairingState
+from kvmtop.bpf.program import KIND_REQUEST
+from kvmtop.model import InFlight
+from kvmtop.sources.collector import columns_from_drained
+from kvmtop.sources.pairing_state import PairingState, Requests
 
 
 class Rows:
@@ -84,3 +88,35 @@ def test_many_threads_deltas_match_one_thread_at_a_time_across_wraps_forgets_and
         assert list(got) == list(want) and all(list(got[k]) == list(want[k]) for k in got)  # same order
         assert got or step == 0
     assert wrapped  # counts wrapped on the way
+
+
+def test_columns_are_the_same_from_request_rows_as_from_dicts():
+    """The poll hands the request bits to columns_from_drained as rows (Requests), not dicts:
+    the same columns, in the same order, with and without request bits a full map lost."""
+    sk, sv, lk, lv, _ = _drained()
+    requests = {(2, 21): {3: 5, 9: 2}, (3, 31): {40: 1}, (1, 11): {0: 4, 63: 2**32 - 1}}
+    rows = Requests.of(requests)
+    assert rows.as_dict() == requests and list(rows.as_dict()) == list(requests)
+    flying = {(1, 11): InFlight(6, 2 * 10**9), (5, 51): InFlight(2, 10**9)}
+    for lost in (slice(None), slice(0, 2)):  # with lost request bits (of 2:21 and of 3:31), without
+        by_dict = columns_from_drained(sk, sv, lk[lost], lv[lost], requests, flying)
+        by_rows = columns_from_drained(sk, sv, lk[lost], lv[lost], rows, flying)
+        assert by_dict.equals(by_rows)
+        threads = list(zip(by_rows.tpid.tolist(), by_rows.ttid.tolist()))
+        got = [(*threads[t], b, n, m) for t, b, n, m in zip(by_rows.qthread.tolist(), by_rows.qbit.tolist(),
+                                                              by_rows.qcount.tolist(), by_rows.qlost.tolist())]
+        assert got == one_thread_at_a_time(requests, lk[lost], lv[lost])
+
+
+def one_thread_at_a_time(requests, lost_keys, lost_counts) -> list[tuple[int, int, int, int, int]]:
+    """The request rows as columns_from_drained built them from dicts: (pid, tid, bit, count, lost)."""
+    req_lost: dict = {}
+    for p, t, k, c, n in zip(lost_keys["pid"].tolist(), lost_keys["tid"].tolist(), lost_keys["kind"].tolist(),
+                             lost_keys["code"].tolist(), lost_counts.tolist()):
+        if k == KIND_REQUEST:
+            req_lost.setdefault((p, t), {})[c] = req_lost.get((p, t), {}).get(c, 0) + n
+    q = []
+    for (p, t) in dict.fromkeys([*requests, *req_lost]):
+        bits, lost = requests.get((p, t), {}), req_lost.get((p, t), {})
+        q += [(p, t, bit, bits.get(bit, 0), lost.get(bit, 0)) for bit in {**dict.fromkeys(lost, 0), **bits}]
+    return q

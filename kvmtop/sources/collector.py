@@ -48,7 +48,7 @@ from ..model import (
     threads_of,
 )
 from .new_threads import NewThreadNamer
-from .pairing_state import PairingState
+from .pairing_state import Key, PairingState, Requests
 
 SCAN_EVERY_S = 5.0     # scan /proc for idle VMs and prune gone threads this often
 EXITED_KEPT_POLLS = 3  # an exited VM's identity is kept this many polls, for its late counts
@@ -82,15 +82,16 @@ def _pair(pid, tid) -> np.ndarray:
 
 
 def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys: np.ndarray,
-                         lost_counts: np.ndarray, requests: dict[tuple[int, int], dict[int, int]] | None = None,
+                         lost_counts: np.ndarray, requests: dict[Key, dict[int, int]] | Requests | None = None,
                          in_userspace: dict[tuple[int, int], InFlight] | None = None) -> StatColumns:
     """The drained maps as an interval's columns: the one place that knows their layout.
 
     A `stats` row is one (pid, tid, kind, code, latency bucket) or a count without latency
     (NO_LATENCY); the rows of one (pid, tid, kind, code) make one stat row, whose latency
     buckets are its histogram (sorted and reduced in numpy). ``lost_keys``: events a full map
-    could not take, per (pid, tid, kind, code) or request bit. ``requests`` (bit counts) and
-    ``in_userspace`` (exits in flight) per thread come from the pairing state. Threads are
+    could not take, per (pid, tid, kind, code) or request bit. ``requests`` (bit counts, as
+    pairing_state.Requests or per-thread dicts) and ``in_userspace`` (exits in flight) per
+    thread come from the pairing state. Threads are
     sorted by (pid, tid); a thread's rows by (kind, code), then rows with only lost events."""
     keys, vals = _with_hypercall_rows(stat_keys, stat_vals)
     nolat = (keys["flags"] & NO_LATENCY).astype(bool)
@@ -156,11 +157,12 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
         hist = np.r_[hist, np.full(len(e), -1)]
 
     # threads: every (pid, tid) with a row, a request bit or an exit in flight
-    requests, in_userspace = requests or {}, in_userspace or {}
-    others = list(requests) + list(req_lost) + list(in_userspace)
+    reqs = requests if isinstance(requests, Requests) else Requests.of(requests or {})
+    in_userspace = in_userspace or {}
+    others = list(req_lost) + list(in_userspace) + (list(requests) if isinstance(requests, dict) else [])
     o_pid = np.array([k[0] for k in others], np.uint64)
     o_tid = np.array([k[1] for k in others], np.uint64)
-    threads = np.unique(np.concatenate([_pair(rows_pid, rows_tid), _pair(o_pid, o_tid)]))
+    threads = np.unique(np.concatenate([_pair(rows_pid, rows_tid), _pair(o_pid, o_tid), _pair(reqs.pid, reqs.tid)]))
     tpid = (threads >> np.uint64(32)).astype(np.uint32)
     ttid = (threads & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     thread = np.searchsorted(threads, _pair(rows_pid, rows_tid))
@@ -170,11 +172,15 @@ def columns_from_drained(stat_keys: np.ndarray, stat_vals: np.ndarray, lost_keys
         flying = np.searchsorted(threads, _pair([k[0] for k in in_userspace], [k[1] for k in in_userspace]))
         tiu_code[flying] = [f.code for f in in_userspace.values()]
         tiu_ns[flying] = [f.ns for f in in_userspace.values()]
-    q: list[tuple[int, int, int, int, int]] = []  # (pid, tid, bit, count, lost)
-    for (p, t) in dict.fromkeys([*requests, *req_lost]):
-        bits, lost = requests.get((p, t), {}), req_lost.get((p, t), {})
-        q += [(p, t, bit, bits.get(bit, 0), lost.get(bit, 0)) for bit in {**dict.fromkeys(lost, 0), **bits}]
-    qa = np.array(q, np.uint64).reshape(-1, 5)
+    if req_lost:  # (rare) a thread's lost bits first, then the others; threads with lost bits only last
+        by_thread = reqs.as_dict()
+        q: list[tuple[int, int, int, int, int]] = []  # (pid, tid, bit, count, lost)
+        for (p, t) in dict.fromkeys([*by_thread, *req_lost]):
+            bits, lost = by_thread.get((p, t), {}), req_lost.get((p, t), {})
+            q += [(p, t, bit, bits.get(bit, 0), lost.get(bit, 0)) for bit in {**dict.fromkeys(lost, 0), **bits}]
+        qa = np.array(q, np.uint64).reshape(-1, 5)
+    else:
+        qa = np.column_stack((reqs.pid, reqs.tid, reqs.bit, reqs.count, np.zeros(len(reqs.pid), np.uint64)))
     qthread = np.searchsorted(threads, _pair(qa[:, 0], qa[:, 1])).astype(np.int32)
 
     rows_kind = rows_kind.astype(np.int64)
@@ -352,7 +358,7 @@ class LiveSource:
             try:
                 old = self._flip_epoch(program)  # new events go to a new stats map, the other half of lost
                 ik, iv = r["info"].read()
-                self._in_userspace, requests = self._pairing.poll(time.monotonic_ns())
+                self._in_userspace, requests = self._pairing.poll_columns(time.monotonic_ns())
                 totals = program.counters()
                 settle = EPOCH_SETTLE_S - (time.perf_counter() - self._flipped_at)
                 if settle > 0:  # the programs that read the old epoch have finished by now

@@ -11,12 +11,41 @@ freed here: a slot is zeroed (free for the next thread), a hash entry deleted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..bpf import maps
 from ..model import InFlight
 
 Key = tuple[int, int]  # (pid, tid)
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The request bits of an interval, one row per (thread, bit) that counted exits: a thread's
+    rows together, threads in the order the pairing state holds them, bits ascending."""
+
+    pid: np.ndarray
+    tid: np.ndarray
+    bit: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def of(cls, requests: dict[Key, dict[int, int]]) -> Requests:
+        """From per-thread dicts (in their order)."""
+        rows = [(p, t, b, n) for (p, t), bits in requests.items() for b, n in bits.items()]
+        a = np.array(rows, np.uint64).reshape(-1, 4)
+        return cls(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
+
+    def as_dict(self) -> dict[Key, dict[int, int]]:
+        out: dict[Key, dict[int, int]] = {}
+        for p, t, b, n in zip(self.pid.tolist(), self.tid.tolist(), self.bit.tolist(), self.count.tolist()):
+            bits = out.get((p, t))
+            if bits is None:
+                bits = out[(p, t)] = {}
+            bits[b] = n
+        return out
 
 
 class PairingState:
@@ -28,6 +57,11 @@ class PairingState:
         self._gone: set[int] = set()            # tids seen gone at the previous read
 
     def poll(self, now_ns: int) -> tuple[dict[Key, InFlight], dict[Key, dict[int, int]]]:
+        """``poll_columns`` with the request bits as dicts, per thread."""
+        in_flight, requests = self.poll_columns(now_ns)
+        return in_flight, requests.as_dict()
+
+    def poll_columns(self, now_ns: int) -> tuple[dict[Key, InFlight], Requests]:
         """(what each thread has in flight at ``now_ns``, request bits per thread since the last poll).
         ``now_ns`` is CLOCK_MONOTONIC, as the BPF program's timestamps."""
         idx, slot_rows = self.slots.read()
@@ -44,23 +78,15 @@ class PairingState:
         self._gone = gone - self._gone
         return in_flight, requests
 
-    def _request_deltas(self, rows: np.ndarray) -> dict[Key, dict[int, int]]:
+    def _request_deltas(self, rows: np.ndarray) -> Requests:
         counts = rows["req"]
         active = np.flatnonzero(counts.any(axis=1))
-        if not len(active):
-            return {}
         tids, now = rows["tid"][active].astype(np.uint64), counts[active]
         delta = now - self._seen.get(tids)  # u32: differences wrap as the counts do
         self._seen.put(tids, now)
         row, bit = np.nonzero(delta)  # by row, then bit
-        keys = list(zip(rows["pid"][active].tolist(), tids.tolist()))
-        out: dict[Key, dict[int, int]] = {}
-        for i, b, n in zip(row.tolist(), bit.tolist(), delta[row, bit].tolist()):
-            bits = out.get(keys[i])
-            if bits is None:
-                bits = out[keys[i]] = {}
-            bits[b] = n
-        return out
+        return Requests(rows["pid"][active][row].astype(np.uint64), tids[row], bit.astype(np.uint64),
+                        delta[row, bit].astype(np.uint64))
 
     def _free(self, tids: set[int], slot_idx: np.ndarray, slot_rows: np.ndarray) -> None:
         """Free the state of threads gone on two reads in a row."""
