@@ -150,8 +150,9 @@ struct info {       /* written once per thread, read (not cleared) by user space
  * element being read (a drain of the map being written loses the increments made between a
  * lookup and the delete), and nothing is deleted element by element: the kernel frees the old
  * map whole when its slot is replaced at the next poll. `stats_template` only gives the inner
- * maps' type, sizes and flags (user space makes the maps themselves: bpf/swapped.py). */
-BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats_template, HIST_KEYS, BPF_F_NO_PREALLOC);
+ * maps' type, sizes and flags (user space makes the maps themselves, of HIST_KEYS entries:
+ * bpf/swapped.py); a hash map's inner maps may differ from it in size, so it holds one entry. */
+BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats_template, 1, BPF_F_NO_PREALLOC);
 BPF_ARRAY_OF_MAPS(stats, "stats_template", 2);
 /* Which of `stats` and which half of `lost` (the keys' `epoch`) new events go to. */
 BPF_ARRAY(epoch, u32, 1);

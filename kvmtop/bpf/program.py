@@ -347,7 +347,7 @@ class Program:
         template = self.table("stats_template")
         try:
             self.stats = SwappedHash(self.table("stats").map_fd, ctypes.sizeof(template.Key),
-                                     ctypes.sizeof(template.Leaf), template.max_entries, template.flags)
+                                     ctypes.sizeof(template.Leaf), self.sizes.hist_keys, template.flags)
         except OSError as e:
             return e
         return None

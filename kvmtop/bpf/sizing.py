@@ -8,8 +8,8 @@ amount at once and more as the maps fill. A size whose maps would not fit comfor
 MemAvailable when full is refused before anything is loaded (a bigger map only gets
 "could not open bpf map" from the kernel after pushing other processes out of memory).
 
-`stats` is two hash maps in an array of maps (swapped.py) and a template that only gives their
-shape: three bucket arrays when loaded. Full: the map being written, the empty one in the other
+`stats` is two hash maps in an array of maps (swapped.py) and a one-entry template that only
+gives their shape: two bucket arrays when loaded. Full: the map being written, the empty one in the other
 slot, and, from each poll's read until the kernel has freed it, the map the poll read.
 
 The estimates follow the kernel's own layout (struct htab_elem, its bucket array and the
@@ -102,8 +102,9 @@ class MapSizes:
     def kernel_bytes(self, full: bool, io: bool = True) -> int:
         """Kernel memory of all the maps: when loaded (``full`` False) or with every map full
         (``io``: with the I/O panel's map, which hosts with kvm_pio and kvm_mmio have)."""
-        empty = hash_bytes(self.hist_keys, STAT_KEY, STAT_VAL, False)  # the template; a slot's map when loaded
-        stats = (2 * empty + 2 * hash_bytes(self.hist_keys, STAT_KEY, STAT_VAL, True)) if full else 3 * empty
+        empty = hash_bytes(self.hist_keys, STAT_KEY, STAT_VAL, False)  # a slot's map when loaded
+        template = hash_bytes(1, STAT_KEY, STAT_VAL, False)
+        stats = template + (empty + 2 * hash_bytes(self.hist_keys, STAT_KEY, STAT_VAL, True) if full else 2 * empty)
         return ((hash_bytes(self.io_keys or self.max_keys, IO_KEY, COUNT, full) if io else 0)
                 + stats
                 + hash_bytes(self.lost_keys, LOST_KEY, COUNT, full)
