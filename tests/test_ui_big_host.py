@@ -96,6 +96,39 @@ def test_the_fast_cells_are_what_rich_renders():
         assert chars(fast) == chars(rich), (cell.plain, width, padding, cell.justify, cell.overflow)
 
 
+async def test_the_fast_lines_are_what_datatable_draws():
+    """The table's rows drawn straight into one Strip each (DiffTable.render_line) have the
+    characters and styles (mouse metadata included) DataTable's own drawing gives them, with
+    the cursor on a row in view and on a scrolled table."""
+    app = make_app(demo_feed(vms=60, vcpus=2))
+    async with app.run_test(size=(150, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+
+        def lines(fast: bool):
+            table._pseudo_class_state = table.get_pseudo_class_state()
+            table._paint = table._paint_state() if fast else None
+            assert (table._paint is not None) == fast
+            try:
+                return [[(ch, seg.style) for seg in table.render_line(y) for ch in seg.text]
+                        for y in range(table.size.height)]
+            finally:
+                table._paint = None
+
+        for move in ("down", "down", "pagedown", "down"):
+            await pilot.press(move)
+            await pilot.pause()
+            fast, slow = lines(True), lines(False)
+            assert any(ch == "█" or ch.isdigit() for ch, _ in fast[5])  # rows with figures, not blanks
+            assert fast == slow, move
+        assert table.scroll_y > 0 and table.cursor_row > 2
+        lines(True)  # the labels' line is kept while they stay as they are...
+        table.set_labels({"exits": "NEWLAB"})
+        fast = lines(True)
+        assert "NEWLAB" in "".join(ch for ch, _ in fast[0])  # ...and drawn again when one changes
+        assert fast == lines(False)
+
+
 def test_demo_of_any_size(capsys):
     assert cli.main(["--demo", "--vms", "30", "--vcpus", "3", "--json", "-n", "1"]) == 0
     snap = json.loads(capsys.readouterr().out)

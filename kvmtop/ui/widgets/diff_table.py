@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.actions import SkipAction
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -93,6 +96,10 @@ class DiffTable(DataTable):
         self._make: Callable[[Sequence[str]], Mapping[str, Cells]] | None = None  # cells of rows, on demand
         self._fresh: set[str] = set()  # rows whose cells come from the latest ``make``
         self._style_cache: dict[tuple, list[Style]] = {}  # cells' styles before their own, by row style and row
+        self._paint: _Paint | None = None  # while a repaint renders lines
+        self._strips: dict = {}  # rows' lines drawn for ``_strips_key`` (content, width, look)
+        self._strips_key: tuple | None = None
+        self._header_line: tuple[tuple, Strip] | None = None  # (what it was drawn for, the labels' line)
 
     def on_mount(self) -> None:
         self._refit()
@@ -328,41 +335,79 @@ class DiffTable(DataTable):
 
     # ------------------------------------------------------------------ rendering
 
-    def _render_line_in_row(self, row_key, line_no, base_style, cursor_location, hover_location):
-        """DataTable's row line, for rows of simple cells (fast_cells) made without Rich's
-        layout and with the per-cell styles cached; anything else goes to DataTable."""
-        cache_key = (row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
-                     self.show_cursor, self._show_hover_cursor, self._update_count, self._pseudo_class_state)
-        cached = self._row_render_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        fast = self._fast_row(row_key, line_no, base_style, cursor_location, hover_location)
-        if fast is None:
-            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
-        self._row_render_cache[cache_key] = fast
-        return fast
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """DataTable's, with what every line of this repaint shares read once (``_paint``)."""
+        self._paint = None
+        self._pseudo_class_state = self.get_pseudo_class_state()
+        self._paint = self._paint_state()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint = None
 
-    def _fast_row(self, row_key, line_no, base_style, cursor_location, hover_location):
-        cursor_type = self.cursor_type
-        if (line_no or cursor_type != "row" or self.fixed_rows or self.fixed_columns or self._labelled_row_exists
-                or row_key not in self._row_locations):
+    def render_line(self, y: int) -> Strip:
+        """A row of simple cells (fast_cells) straight into one Strip, cached until the table's
+        content, the cursor on it or the style changes; anything else goes to DataTable."""
+        paint = self._paint
+        if paint is None:
+            return super().render_line(y)
+        if y < paint.header:  # the labels: drawn again only when they or their look change
+            key = (y, paint.look, paint.cursor_row, paint.hover_row, self.hover_coordinate.column,
+                   tuple((c.label.plain, c.label.style, c.label.justify) for c in paint.columns),
+                   self.get_component_styles("datatable--header").rich_style)
+            if self._header_line is None or self._header_line[0] != key:
+                self._header_line = (key, super().render_line(y))
+            return self._header_line[1]
+        index = y - paint.header + paint.scroll_y
+        if index >= len(paint.offsets):
+            return super().render_line(y)
+        row_key = paint.offsets[index][0]
+        cursor, hover = index == paint.cursor_row, index == paint.hover_row
+        cache_key = (row_key, index, cursor, hover)
+        strip = paint.strips.get(cache_key)
+        if strip is None:
+            strip = self._row_strip(row_key, index, cursor, hover, paint)
+            if strip is None:
+                return super().render_line(y)
+            paint.strips[cache_key] = strip
+        return strip
+
+    def _paint_state(self) -> _Paint | None:
+        """What the lines of one repaint share, or None where DataTable must draw (cursor not
+        by row, fixed rows or columns, labels, rows taller than one line, scrolled sideways,
+        columns wider than the table)."""
+        width = self.size.width
+        scroll_x, scroll_y = self.scroll_offset
+        if (self.cursor_type != "row" or self.fixed_rows or self.fixed_columns or self._labelled_row_exists
+                or self.zebra_stripes or scroll_x):
             return None
-        row = self._data.get(row_key)
-        if row is None or self.rows[row_key].height != 1:
+        offsets = self._y_offsets
+        if len(offsets) != self.row_count:
             return None
-        row_index = self._row_locations.get(row_key)
-        if row_index is None:
-            return None
-        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
-        cursor = row_index == cursor_location.row
-        hover = row_index == hover_location.row
-        row_style = self._get_row_style(row_index, base_style)
-        component, post = self._get_styles_to_render_cell(
-            False, False, False, hover, cursor, show_cursor, show_hover,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
         columns = self.ordered_columns
-        widths = [column.get_render_width(self) for column in columns]
+        widths = tuple(column.get_render_width(self) for column in columns)
+        if sum(widths) > width:
+            return None
+        base_style = self.rich_style
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        look = (width, widths, base_style, show_cursor, show_hover, self._pseudo_class_state)
+        if self._strips_key != (self._update_count, look):  # rows drawn for another content or look
+            self._strips_key = (self._update_count, look)
+            self._strips = {}
+        return _Paint(self.header_height if self.show_header else 0, scroll_y, offsets, self.cursor_coordinate.row,
+                      self.hover_coordinate.row, base_style, width, columns, widths, show_cursor, show_hover,
+                      self._strips, look)
+
+    def _row_strip(self, row_key: RowKey, row_index: int, cursor: bool, hover: bool, paint: _Paint) -> Strip | None:
+        row = self._data.get(row_key)
+        if row is None:
+            return None
+        row_style = paint.base_style
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, paint.show_cursor, paint.show_hover,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
         styles = self._style_cache
+        columns = paint.columns
         pres = styles.get((row_style, component, row_index))
         if pres is None:  # each cell's style before its own: the row's, its position (mouse), the cursor's
             if len(styles) > 1024:
@@ -371,19 +416,38 @@ class DiffTable(DataTable):
                 row_style + Style.from_meta({"row": row_index, "column": column_index}) + component
                 for column_index in range(len(columns))]
         padding = self.cell_padding
-        line: list = []
-        for column, width, pre in zip(columns, widths, pres):
+        line: list[Segment] = []
+        for column, width, pre in zip(columns, paint.widths, pres):
             cell = row.get(column.key)
             if cell is None:
                 return None
             segments = cell_segments(cell, width, padding, pre, post)
             if segments is None:
                 return None
-            line.append(segments)
+            line += segments
         # the table's background carried on to the right edge, as DataTable does
-        table_width = sum(widths)
-        extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor, show_hover,
-                                                    False, False)
-        extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
-        line.append([Segment(" " * max(0, self.size.width - table_width), extend)])
-        return [], line
+        rest = paint.width - sum(paint.widths)
+        if rest > 0:
+            extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, paint.show_cursor,
+                                                        paint.show_hover, False, False)
+            extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+            line.append(Segment(" " * rest, extend))
+        return Strip(line, paint.width)
+
+
+class _Paint(NamedTuple):
+    """What the lines of one repaint of a DiffTable share (read once, not once a line)."""
+
+    header: int  # lines above the rows
+    scroll_y: int
+    offsets: list  # (row key, line in row) of each line
+    cursor_row: int
+    hover_row: int
+    base_style: Style
+    width: int
+    columns: list
+    widths: tuple[int, ...]
+    show_cursor: bool
+    show_hover: bool
+    strips: dict  # (row key, row index, cursor, hover) -> Strip, while content and look hold
+    look: tuple  # what the lines' look depends on besides the content

@@ -36,12 +36,15 @@ def _style(style: str | Style) -> Style | None:
     return got
 
 
-_COMBINED: dict[tuple[int, int, object], tuple[Style, Style, Style, Style]] = {}
+_COMBINED: dict[tuple[int, int, object], tuple[Style, Style, Style, Style, Segment]] = {}
+_new_segment = tuple.__new__  # Segment(text, style) without its Python-level __new__
 
 
-def _combined(pre: Style, post: Style, style: str | Style) -> tuple[Style, Style] | None:
-    """(text style, fill style) of a cell: ``pre + style + post`` and ``pre + post``, cached by the
-    identity of ``pre`` and ``post`` (the caller keeps those objects) and the cell's style."""
+def _combined(pre: Style, post: Style, style: str | Style) -> tuple[Style, Style, Segment] | None:
+    """(text style, fill style, one-space padding segment) of a cell: ``pre + style + post`` and
+    ``pre + post``, cached by the identity of ``pre`` and ``post`` (the caller keeps those
+    objects) and the cell's style. A cell without a style of its own gets the fill style
+    itself, so its text and padding can be one segment."""
     key = (id(pre), id(post), style)
     got = _COMBINED.get(key)
     if got is None or got[0] is not pre or got[1] is not post:
@@ -50,9 +53,10 @@ def _combined(pre: Style, post: Style, style: str | Style) -> tuple[Style, Style
             return None
         if len(_COMBINED) > 8192:
             _COMBINED.clear()
-        got = _COMBINED[key] = (pre, post, pre + parsed + post if post else pre + parsed,
-                                pre + post if post else pre)
-    return got[2], got[3]
+        fill = pre + post if post else pre
+        text = fill if not parsed else (pre + parsed + post if post else pre + parsed)
+        got = _COMBINED[key] = (pre, post, text, fill, _new_segment(Segment, (" ", fill, None)))
+    return got[2], got[3], got[4]
 
 
 def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Style) -> list[Segment] | None:
@@ -69,15 +73,23 @@ def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Styl
     styles = _combined(pre, post, cell.style)
     if styles is None:
         return None
-    text_style, fill_style = styles
+    text_style, fill_style, space = styles
     if len(plain) > inner:
         plain = plain[: inner - 1] + "…" if cell.overflow == "ellipsis" else plain[:inner]
-    pad = Segment(" " * padding, fill_style)
     gap = inner - len(plain)
-    if cell.justify == "right":
-        return [pad, Segment(" " * gap + plain, text_style), pad]
-    if cell.justify == "left":  # Rich pads a left-justified text in its own style
-        return [pad, Segment(plain + " " * gap, text_style), pad]
+    justify = cell.justify
+    if text_style is fill_style:  # one style from edge to edge
+        if justify == "right":
+            line = " " * (padding + gap) + plain + " " * padding
+        else:
+            line = " " * padding + plain + " " * (gap + padding)
+        return [_new_segment(Segment, (line, text_style, None))]
+    pad = space if padding == 1 else _new_segment(Segment, (" " * padding, fill_style, None))
+    if justify == "right":
+        return [pad, _new_segment(Segment, (" " * gap + plain, text_style, None)), pad]
+    if justify == "left":  # Rich pads a left-justified text in its own style
+        return [pad, _new_segment(Segment, (plain + " " * gap, text_style, None)), pad]
     if gap:
-        return [pad, Segment(plain, text_style), Segment(" " * gap, fill_style), pad]
-    return [pad, Segment(plain, text_style), pad]
+        return [pad, _new_segment(Segment, (plain, text_style, None)),
+                _new_segment(Segment, (" " * gap, fill_style, None)), pad]
+    return [pad, _new_segment(Segment, (plain, text_style, None)), pad]
