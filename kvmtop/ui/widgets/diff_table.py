@@ -352,15 +352,20 @@ class DiffTable(DataTable):
         if paint is None:
             return super().render_line(y)
         if y < paint.header:  # the labels: drawn again only when they or their look change
-            key = (y, paint.look, paint.cursor_row, paint.hover_row, self.hover_coordinate.column,
+            # (a row cursor highlights a label only when on the labels' row, -1: never, in fact)
+            on_labels = paint.hover_row == -1
+            key = (y, paint.look, paint.cursor_row == -1, on_labels, on_labels and self.hover_coordinate.column,
                    tuple((c.label.plain, c.label.style, c.label.justify) for c in paint.columns),
                    self.get_component_styles("datatable--header").rich_style)
             if self._header_line is None or self._header_line[0] != key:
                 self._header_line = (key, super().render_line(y))
             return self._header_line[1]
         index = y - paint.header + paint.scroll_y
-        if index >= len(paint.offsets):
-            return super().render_line(y)
+        if index >= len(paint.offsets):  # below the last row: DataTable's blank line, kept
+            blank = paint.strips.get(None)
+            if blank is None:
+                blank = paint.strips[None] = Strip.blank(paint.width, paint.base_style)
+            return blank
         row_key = paint.offsets[index][0]
         cursor, hover = index == paint.cursor_row, index == paint.hover_row
         cache_key = (row_key, index, cursor, hover)
