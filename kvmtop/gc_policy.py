@@ -12,10 +12,10 @@ a million), freed by reference counting. The cyclic collector only costs time on
   snapshot, close to a second with the UI stalled. After each big snapshot the heap is
   frozen (``gc.freeze``: the collector stops walking it; reference counting still frees
   it) and every ``every`` snapshots unfrozen for one full collection of any cyclic garbage
-  frozen meanwhile. Hosts under ``min_vcpus`` are left to the default collector; the
-  dashboard freezes at every size (``min_vcpus=0``): its own long-lived objects (widgets,
-  styles, caches) made each full collection walk ~80,000 objects every few seconds, a
-  quarter of its CPU at 50 VMs.
+  frozen meanwhile. Hosts under ``min_vcpus`` are left to the default collector, but with
+  ``settle`` the heap is frozen once after that many snapshots: the dashboard's own
+  long-lived objects (modules, widgets, styles, ~80,000) made each full collection walk them
+  every few seconds, a quarter of its CPU at 50 VMs; later garbage is collected as usual.
   Freeing a snapshot would stall a UI frame, so what the UI lets go of is ``retire``d and
   freed on the feed thread by ``drain``.
 """
@@ -51,9 +51,11 @@ def paused() -> Iterator[None]:
 
 
 class GcPolicy:
-    def __init__(self, min_vcpus: int = 512, every: int = 120) -> None:
+    def __init__(self, min_vcpus: int = 512, every: int = 120, settle: int = 0) -> None:
         self.min_vcpus = min_vcpus
         self.every = every
+        self.settle = settle  # small hosts: freeze once after this many snapshots (0: never)
+        self._small = 0  # small hosts' snapshots so far, up to ``settle``
         self.frozen = 0  # snapshots since the last full collection, while freezing
         self._retired: deque[object] = deque()
 
@@ -70,6 +72,10 @@ class GcPolicy:
     def after_snapshot(self, vcpus: int) -> None:
         """The feed thread, once a snapshot of ``vcpus`` vCPUs is built and prepared."""
         if vcpus < self.min_vcpus and not self.frozen:
+            if self._small < self.settle:
+                self._small += 1
+                if self._small == self.settle:
+                    gc.freeze()
             return
         self.frozen += 1
         if self.frozen >= self.every:
@@ -81,6 +87,6 @@ class GcPolicy:
 
     def close(self) -> None:
         self.drain()
-        if self.frozen:
+        if self.frozen or self._small >= self.settle > 0:
             gc.unfreeze()
             self.frozen = 0

@@ -76,6 +76,28 @@ def test_small_hosts_are_left_to_the_default_collector():
     assert gc.get_freeze_count() == 0 and policy.frozen == 0
 
 
+def test_small_hosts_settle_once_then_collect_as_usual():
+    """``settle``: what exists after the first snapshots is frozen once; garbage made later
+    is still collected by the default collector, and close() unfreezes."""
+    policy = GcPolicy(min_vcpus=100, every=3, settle=2)
+    try:
+        early = cyclic_garbage()
+        policy.after_snapshot(10)
+        assert gc.get_freeze_count() == 0
+        policy.after_snapshot(10)
+        frozen = gc.get_freeze_count()
+        assert frozen > 0 and policy.frozen == 0
+        late = cyclic_garbage()
+        for _ in range(5):
+            policy.after_snapshot(10)
+        assert gc.get_freeze_count() == frozen  # once, not every snapshot
+        gc.collect()
+        assert late() is None and early() is not None  # only what came after is walked
+    finally:
+        policy.close()
+    assert gc.get_freeze_count() == 0
+
+
 def test_big_hosts_freeze_and_collect_every_n_snapshots():
     policy = GcPolicy(min_vcpus=100, every=3)
     try:
