@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from fake_maps import FakeReader
 
 from kvmtop import histogram
 from kvmtop.aggregate import SnapshotBuilder
@@ -361,24 +362,6 @@ def test_build_threads_empty():
     empty = build_threads(np.zeros(0, maps.STAT_KEY), np.zeros(0, maps.STAT_VAL), np.zeros(0, maps.LOST_KEY),
                           np.zeros(0, maps.COUNT))
     assert empty == {}
-
-
-class FakeReader:
-    """A maps.HashReader stand-in over a numpy array (the `slots` array, or a `pending` hash by tid)."""
-
-    def __init__(self, rows: np.ndarray, keyed_by_tid: bool = False):
-        self.rows, self.keyed = rows, keyed_by_tid
-
-    def read(self):
-        keys = self.rows["tid"].astype(maps.TID) if self.keyed else np.arange(len(self.rows), dtype=maps.INDEX)
-        return keys, self.rows.copy()
-
-    def update(self, keys, values, last=None):
-        self.rows[keys] = values
-        return len(keys)
-
-    def delete(self, keys):
-        self.rows = self.rows[~np.isin(self.rows["tid"], keys.astype(np.uint64))]
 
 
 def _state(tid, pid=1, **fields):

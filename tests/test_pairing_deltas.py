@@ -5,6 +5,7 @@ order and bits ascending, forgotten with their thread and re-based by reset."""
 from __future__ import annotations
 
 import numpy as np
+from fake_maps import FakeReader
 from test_collector_live import _drained
 
 from kvmtop.bpf import maps
@@ -12,24 +13,6 @@ from kvmtop.bpf.program import KIND_REQUEST
 from kvmtop.model import InFlight
 from kvmtop.sources.collector import columns_from_drained
 from kvmtop.sources.pairing_state import PairingState, Requests
-
-
-class Rows:
-    """A `slots` array or `pending` hash stand-in over a numpy array."""
-
-    def __init__(self, rows: np.ndarray, keyed_by_tid: bool = False):
-        self.rows, self.keyed = rows, keyed_by_tid
-
-    def read(self):
-        keys = self.rows["tid"].astype(maps.TID) if self.keyed else np.arange(len(self.rows), dtype=maps.INDEX)
-        return keys, self.rows.copy()
-
-    def update(self, keys, values, last=None):
-        self.rows[keys] = values
-        return len(keys)
-
-    def delete(self, keys):
-        self.rows = self.rows[~np.isin(self.rows["tid"], keys.astype(np.uint64))]
 
 
 class OneByOne:
@@ -61,7 +44,7 @@ def test_many_threads_deltas_match_one_thread_at_a_time_across_wraps_forgets_and
     slots["pid"][:40] = 1 + slots["tid"][:40] % 3
     pending = np.zeros(20, maps.PENDING_VAL)
     pending["tid"], pending["pid"] = np.arange(5000, 5020), 9
-    ps = PairingState(Rows(slots), Rows(pending, keyed_by_tid=True))
+    ps = PairingState(FakeReader(slots), FakeReader(pending, keyed_by_tid=True))
     ref = OneByOne()
     wrapped = False
     for step in range(40):
