@@ -144,14 +144,15 @@ struct info {       /* written once per thread, read (not cleared) by user space
     char comm[16];  /* the thread's name when first seen: survives the thread */
 };
 
-/* `stats` is two hash maps, stats[epoch] the one new events go to. Each poll user space puts a
- * new empty map in the other slot, flips `epoch`, lets the programs still running finish, then
+/* `stats` is two hash maps, stats[epoch] the one new events go to; the other slot holds an
+ * empty map. Each poll user space flips `epoch`, lets the programs still running finish, then
  * reads the map it swapped out, which nothing writes any more: an update can never land in an
  * element being read (a drain of the map being written loses the increments made between a
- * lookup and the delete), and nothing is deleted element by element: the kernel frees the old
- * map whole when its slot is replaced at the next poll. `stats_template` only gives the inner
- * maps' type, sizes and flags (user space makes the maps themselves, of HIST_KEYS entries:
- * bpf/swapped.py); a hash map's inner maps may differ from it in size, so it holds one entry. */
+ * lookup and the delete), and nothing is deleted element by element: right after the read a
+ * new empty map takes that slot and the kernel frees the read one whole. `stats_template` only
+ * gives the inner maps' type, sizes and flags (user space makes the maps themselves, of
+ * HIST_KEYS entries: bpf/swapped.py); a hash map's inner maps may differ from it in size, so
+ * it holds one entry. */
 BPF_F_TABLE("hash", struct stat_key, struct stat_val, stats_template, 1, BPF_F_NO_PREALLOC);
 BPF_ARRAY_OF_MAPS(stats, "stats_template", 2);
 /* Which of `stats` and which half of `lost` (the keys' `epoch`) new events go to. */
