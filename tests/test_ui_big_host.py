@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.renderables.styled import Styled
+from textual.widget import Widget
 from ui_helpers import first_snapshot, wait_for
 
 from kvmtop import cli
@@ -96,25 +98,38 @@ def test_the_fast_cells_are_what_rich_renders():
         assert chars(fast) == chars(rich), (cell.plain, width, padding, cell.justify, cell.overflow)
 
 
+def looks(strips) -> list[list[tuple]]:
+    """Each cell of these lines: its character and its style (mouse metadata included)."""
+    return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips]
+
+
 @pytest.mark.parametrize("vms", [60, 3])
 async def test_the_fast_lines_are_what_datatable_draws(vms):
-    """The table's rows drawn straight into one Strip each (DiffTable.render_line) have the
-    characters and styles (mouse metadata included) DataTable's own drawing gives them, with
-    the cursor on a row in view, on a scrolled table and below the last row."""
+    """The table's rows drawn straight into one Strip each (DiffTable.render_line), and the
+    widget's lines sent without StylesCache (DiffTable.render_lines), have the characters and
+    styles (mouse metadata included) of DataTable's own drawing through StylesCache, with the
+    cursor on a row in view, on a scrolled table and below the last row."""
     app = make_app(demo_feed(vms=vms, vcpus=2))
     async with app.run_test(size=(150, 30)) as pilot:
         await first_snapshot(pilot)
         table = app.screen.query_one(VmTable)
+        whole = Region(0, 0, *table.size)
+        assert table._plain_box()  # the dashboard's table goes out without StylesCache
 
         def lines(fast: bool):
             table._pseudo_class_state = table.get_pseudo_class_state()
             table._paint = table._paint_state() if fast else None
             assert (table._paint is not None) == fast
             try:
-                return [[(ch, seg.style) for seg in table.render_line(y) for ch in seg.text]
-                        for y in range(table.size.height)]
+                return looks(table.render_line(y) for y in range(table.size.height))
             finally:
                 table._paint = None
+
+        def widget_lines(fast: bool):
+            table._styles_cache.clear()
+            if fast:
+                return looks(table.render_lines(whole))
+            return looks(Widget.render_lines(table, whole))  # StylesCache over DataTable's lines
 
         for move in ("down", "down", "pagedown", "down"):
             await pilot.press(move)
@@ -122,6 +137,7 @@ async def test_the_fast_lines_are_what_datatable_draws(vms):
             fast, slow = lines(True), lines(False)
             assert any(ch == "█" or ch.isdigit() for ch, _ in fast[1])  # rows with figures, not blanks
             assert fast == slow, move
+            assert widget_lines(True) == widget_lines(False), move
         assert (table.scroll_y > 0 and table.cursor_row > 2) if vms == 60 else table.cursor_row == 2
         lines(True)  # the labels' line is kept while they stay as they are...
         table.set_labels({"exits": "NEWLAB"})

@@ -336,14 +336,41 @@ class DiffTable(DataTable):
     # ------------------------------------------------------------------ rendering
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """DataTable's, with what every line of this repaint shares read once (``_paint``)."""
+        """DataTable's, with what every line of this repaint shares read once (``_paint``); on a
+        table without border, padding, outline, tint or opacity, the lines go out as drawn,
+        without StylesCache's pass that would only copy them."""
         self._paint = None
         self._pseudo_class_state = self.get_pseudo_class_state()
         self._paint = self._paint_state()
         try:
-            return super().render_lines(crop)
+            if self._paint is None or not self._plain_box():
+                return super().render_lines(crop)
+            _, background = self.background_colors
+            filters = self.get_line_filters()
+            width = self.size.width
+            render_line = self.render_line
+            strips = []
+            for y in crop.line_range:
+                strip = render_line(y)
+                if strip.cell_length != width:
+                    strip = strip.adjust_cell_length(width, self._paint.base_style)
+                for line_filter in filters:
+                    strip = strip.apply_filter(line_filter, background)
+                strips.append(strip)
+            if crop.column_span != (0, width):
+                x1, x2 = crop.column_span
+                strips = [strip.crop(x1, x2) for strip in strips]
+            return strips
         finally:
             self._paint = None
+
+    def _plain_box(self) -> bool:
+        """Whether StylesCache would add nothing to this table's lines (they go out as drawn)."""
+        styles = self.styles
+        return (not any(edge for edge, _ in styles.border) and not any(edge for edge, _ in styles.outline)
+                and not any(styles.padding) and not styles.tint.a and self.opacity == 1.0
+                and styles.text_opacity == 1.0 and (not styles.has_rule("hatch") or styles.hatch == "none")
+                and not self.hover_style._link_id)
 
     def render_line(self, y: int) -> Strip:
         """A row of simple cells (fast_cells) straight into one Strip, cached until the table's
