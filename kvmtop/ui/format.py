@@ -18,14 +18,30 @@ SPARKS = "▁▂▃▄▅▆▇█"
 NA = "n/a"
 
 
+_CELLS: dict[tuple[str, str, bool], Text] = {}
+
+
 def cell_right(text: str, style: str = "") -> Text:
     """A right-aligned table cell (numbers)."""
-    return Text(text, style=style, justify="right", no_wrap=True)
+    got = _CELLS.get((text, style, True))
+    return got if got is not None else _keep((text, style, True), Text(text, style=style, justify="right",
+                                                                        no_wrap=True))
 
 
 def cell_left(text: str, style: str = "") -> Text:
     """A left-aligned table cell, cut with an ellipsis (names)."""
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+    got = _CELLS.get((text, style, False))
+    return got if got is not None else _keep((text, style, False), Text(text, style=style, no_wrap=True,
+                                                                         overflow="ellipsis"))
+
+
+def _keep(key: tuple[str, str, bool], cell: Text) -> Text:
+    """Cells are shared, not made anew each second (tables never change a cell in place): a
+    table of figures repeats a few thousand texts, and making them was a good part of its cost."""
+    if len(_CELLS) >= 8192:
+        _CELLS.clear()
+    _CELLS[key] = cell
+    return cell
 
 
 NA_CELL = Text(NA, style="dim", justify="right")  # a number column without a source here
