@@ -655,6 +655,10 @@ class VmStat(Breakdown):
     def vcpu(self, tid: int) -> VcpuStat | None:
         return next((v for v in self.vcpus if v.tid == tid), None)
 
+    @property
+    def vcpu_count(self) -> int:
+        return len(self.vcpus)
+
     @cached_property
     def longest_in_userspace(self) -> VcpuStat | None:
         """The vCPU whose userspace exit has been in flight longest, if any is."""

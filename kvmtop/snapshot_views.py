@@ -140,6 +140,12 @@ class ColumnVm(LazyBreakdown, VmStat):
             v.__dict__["_batch"] = group
         return views
 
+    @property
+    def vcpu_count(self) -> int:
+        """Without making the vCPUs' views (the guests table shows only how many)."""
+        t = self._frame.t
+        return int(t.vm_hi[self._vm]) - int(t.vm_lo[self._vm])
+
     @cached_property
     def latency(self):
         return self._frame.vm_latency(self._vm)

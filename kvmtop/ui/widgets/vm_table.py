@@ -79,7 +79,7 @@ SORTS: dict[str, SortKey] = {
     # vCPU rows (the tree view) sort by vCPU number and thread id under NAME and PID
     "name": lambda v: v.name.lower() if isinstance(v, VmStat) else (v.index is None, v.index or 0),
     "pid": lambda v: v.pid if isinstance(v, VmStat) else v.tid,
-    "vcpus": lambda v: len(v.vcpus) if isinstance(v, VmStat) else 0,
+    "vcpus": lambda v: v.vcpu_count if isinstance(v, VmStat) else 0,
     "exits": lambda v: v.exits_per_s,
     "top": lambda v: v.top_reason.name if v.top_reason else "",
     "share": lambda v: v.top_reason_share,
@@ -186,7 +186,7 @@ def vm_cells(vm: VmStat, status: CollectorStatus, scale: float | None = None) ->
     name = KeyedText(safe_name(vm.name, 40) + (EXITED if vm.exited else ""), vm_key(vm),
                      style="dim bold" if vm.exited else "bold")
     figures = exit_cells(vm, status, scale) if status.has("exits") else user_cells(vm, scale)
-    return (name, fmt.cell_right(str(vm.pid), "dim"), fmt.cell_right(str(len(vm.vcpus))), *figures)
+    return (name, fmt.cell_right(str(vm.pid), "dim"), fmt.cell_right(str(vm.vcpu_count)), *figures)
 
 
 def vcpu_row_key(vm: VmStat, vcpu: VcpuStat) -> str:
