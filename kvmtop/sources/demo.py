@@ -228,18 +228,27 @@ def _quantize(n: int) -> int:
     return int(round(n / step) * step)
 
 
+@cache
+def _shape_arrays(median_ns: float, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shape as arrays: bucket indices, probabilities, and each bucket's midpoint."""
+    shape = _shape(median_ns, sigma)
+    index = np.array([i for i, _ in shape], np.int64)
+    return index, np.array([p for _, p in shape]), np.array([histogram.bucket_mid(i) for i, _ in shape], np.int64)
+
+
 def _latency(median_ns: float, sigma: float, n: int) -> tuple[int, int, int, int, tuple[tuple[int, int], ...]]:
     """(count, sum, min, max, buckets) of ``n`` events spread like the log-normal (deterministic rounding)."""
-    shape = _shape(median_ns, sigma)
-    whole = {i: int(n * p) for i, p in shape}
-    # the rounding remainder goes to the buckets with the largest fractions
-    by_fraction = sorted(shape, key=lambda ip: -(n * ip[1] - whole[ip[0]]))
-    for i, _p in by_fraction[: n - sum(whole.values())]:
-        whole[i] += 1
-    buckets = tuple((i, c) for i, c in whole.items() if c > 0)
-    total = 0
-    for i, c in buckets:
-        total += histogram.bucket_mid(i) * c
+    index, p, mid = _shape_arrays(median_ns, sigma)
+    exact = n * p
+    whole = exact.astype(np.int64)  # int(): the products are positive
+    # the rounding remainder goes to the buckets with the largest fractions (the first of equals)
+    rest = n - int(whole.sum())
+    if rest > 0:
+        whole[np.argsort(-(exact - whole), kind="stable")[:rest]] += 1
+    nz = np.flatnonzero(whole)
+    counts = whole[nz].tolist()
+    buckets = tuple(zip(index[nz].tolist(), counts))
+    total = sum(m * c for m, c in zip(mid[nz].tolist(), counts))
     lo = histogram.bucket_bounds(buckets[0][0])[0]
     hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
     return n, total, lo, hi, buckets
