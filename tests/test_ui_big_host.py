@@ -114,16 +114,22 @@ async def test_the_fast_lines_are_what_datatable_draws(vms):
         await first_snapshot(pilot)
         table = app.screen.query_one(VmTable)
         whole = Region(0, 0, *table.size)
-        assert table._plain_box()  # the dashboard's table goes out without StylesCache
+        assert table._plain_box()  # the dashboard's table goes out without StylesCache...
+        assert table._paint_state().restyle is not None  # ...its rows with their styles filtered
 
         def lines(fast: bool):
             table._pseudo_class_state = table.get_pseudo_class_state()
             table._paint = table._paint_state() if fast else None
             assert (table._paint is not None) == fast
             try:
-                return looks(table.render_line(y) for y in range(table.size.height))
+                return looks(filtered(table.render_line(y)) for y in range(table.size.height))
             finally:
                 table._paint = None
+
+        def filtered(strip):  # as the terminal gets it (the fast rows come with their styles filtered)
+            for line_filter in table.get_line_filters():
+                strip = strip.apply_filter(line_filter, table.background_colors[1])
+            return strip
 
         def widget_lines(fast: bool):
             table._styles_cache.clear()

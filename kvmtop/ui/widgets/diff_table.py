@@ -23,12 +23,14 @@ from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.actions import SkipAction
+from textual.color import Color
+from textual.filter import ANSIToTruecolor, LineFilter
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from .fast_cells import cell_segments
+from .fast_cells import Restyle, cell_segments
 
 Cells = tuple[Text, ...]
 
@@ -100,6 +102,7 @@ class DiffTable(DataTable):
         self._strips: dict = {}  # rows' lines drawn for ``_strips_key`` (content, width, look)
         self._strips_key: tuple | None = None
         self._header_line: tuple[tuple, Strip] | None = None  # (what it was drawn for, the labels' line)
+        self._restyle: Restyle | None = None
 
     def on_mount(self) -> None:
         self._refit()
@@ -343,19 +346,21 @@ class DiffTable(DataTable):
         self._pseudo_class_state = self.get_pseudo_class_state()
         self._paint = self._paint_state()
         try:
-            if self._paint is None or not self._plain_box():
+            paint = self._paint
+            if paint is None or not paint.plain:
                 return super().render_lines(crop)
-            _, background = self.background_colors
-            filters = self.get_line_filters()
+            filters = paint.filters
+            background = paint.background
             width = self.size.width
-            render_line = self.render_line
+            line = self._line
             strips = []
             for y in crop.line_range:
-                strip = render_line(y)
+                strip, restyled = line(y)
                 if strip.cell_length != width:
-                    strip = strip.adjust_cell_length(width, self._paint.base_style)
-                for line_filter in filters:
-                    strip = strip.apply_filter(line_filter, background)
+                    strip = strip.adjust_cell_length(width, paint.base_style)
+                if not restyled:
+                    for line_filter in filters:
+                        strip = strip.apply_filter(line_filter, background)
                 strips.append(strip)
             if crop.column_span != (0, width):
                 x1, x2 = crop.column_span
@@ -375,9 +380,14 @@ class DiffTable(DataTable):
     def render_line(self, y: int) -> Strip:
         """A row of simple cells (fast_cells) straight into one Strip, cached until the table's
         content, the cursor on it or the style changes; anything else goes to DataTable."""
+        return self._line(y)[0]
+
+    def _line(self, y: int) -> tuple[Strip, bool]:
+        """``render_line``'s line, and whether its styles already went through the line
+        filters (the rows drawn here on a plain table: see ``_paint_state``)."""
         paint = self._paint
         if paint is None:
-            return super().render_line(y)
+            return super().render_line(y), False
         if y < paint.header:  # the labels: drawn again only when they or their look change
             # (a row cursor highlights a label only when on the labels' row, -1: never, in fact)
             on_labels = paint.hover_row == -1
@@ -386,13 +396,13 @@ class DiffTable(DataTable):
                    self.get_component_styles("datatable--header").rich_style)
             if self._header_line is None or self._header_line[0] != key:
                 self._header_line = (key, super().render_line(y))
-            return self._header_line[1]
+            return self._header_line[1], False
         index = y - paint.header + paint.scroll_y
         if index >= len(paint.offsets):  # below the last row: DataTable's blank line, kept
             blank = paint.strips.get(None)
             if blank is None:
                 blank = paint.strips[None] = Strip.blank(paint.width, paint.base_style)
-            return blank
+            return blank, False
         row_key = paint.offsets[index][0]
         cursor, hover = index == paint.cursor_row, index == paint.hover_row
         cache_key = (row_key, index, cursor, hover)
@@ -400,9 +410,9 @@ class DiffTable(DataTable):
         if strip is None:
             strip = self._row_strip(row_key, index, cursor, hover, paint)
             if strip is None:
-                return super().render_line(y)
+                return super().render_line(y), False
             paint.strips[cache_key] = strip
-        return strip
+        return strip, paint.restyle is not None
 
     def _paint_state(self) -> _Paint | None:
         """What the lines of one repaint share, or None where DataTable must draw (cursor not
@@ -422,13 +432,27 @@ class DiffTable(DataTable):
             return None
         base_style = self.rich_style
         show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
-        look = (width, widths, base_style, show_cursor, show_hover, self._pseudo_class_state)
+        plain = self._plain_box()
+        filters = tuple(self.get_line_filters())
+        background = self.background_colors[1]
+        restyle = self._restyler(filters, background) if plain else None
+        look = (width, widths, base_style, show_cursor, show_hover, self._pseudo_class_state, plain, restyle)
         if self._strips_key != (self._update_count, look):  # rows drawn for another content or look
             self._strips_key = (self._update_count, look)
             self._strips = {}
         return _Paint(self.header_height if self.show_header else 0, scroll_y, offsets, self.cursor_coordinate.row,
                       self.hover_coordinate.row, base_style, width, columns, widths, show_cursor, show_hover,
-                      self._strips, look)
+                      self._strips, look, plain, filters, background, restyle)
+
+    def _restyler(self, filters: tuple[LineFilter, ...], background: Color) -> Restyle | None:
+        """The line filters as a map of styles, where each of them is one (the rows drawn here
+        then carry filtered styles, made once per cell style, not once per segment and line)."""
+        if not all(type(f) is ANSIToTruecolor for f in filters):
+            return None
+        key = (filters, background)
+        if self._restyle is None or self._restyle.key != key:
+            self._restyle = Restyle(key, [f.truecolor_style for f in filters], background.rich_color)  # type: ignore[attr-defined]
+        return self._restyle
 
     def _row_strip(self, row_key: RowKey, row_index: int, cursor: bool, hover: bool, paint: _Paint) -> Strip | None:
         row = self._data.get(row_key)
@@ -453,7 +477,7 @@ class DiffTable(DataTable):
             cell = row.get(column.key)
             if cell is None:
                 return None
-            segments = cell_segments(cell, width, padding, pre, post)
+            segments = cell_segments(cell, width, padding, pre, post, paint.restyle)
             if segments is None:
                 return None
             line += segments
@@ -463,6 +487,8 @@ class DiffTable(DataTable):
             extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, paint.show_cursor,
                                                         paint.show_hover, False, False)
             extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+            if paint.restyle is not None:
+                extend = paint.restyle(extend)
             line.append(Segment(" " * rest, extend))
         return Strip(line, paint.width)
 
@@ -483,3 +509,7 @@ class _Paint(NamedTuple):
     show_hover: bool
     strips: dict  # (row key, row index, cursor, hover) -> Strip, while content and look hold
     look: tuple  # what the lines' look depends on besides the content
+    plain: bool  # no border, padding, outline, tint or opacity: lines go out without StylesCache
+    filters: tuple  # the app's line filters
+    background: Color
+    restyle: Restyle | None  # the filters as a map of styles, applied as rows are drawn
