@@ -82,39 +82,54 @@ def _combined(pre: Style, post: Style, style: str | Style, restyle: Restyle | No
     return got[2], got[3], got[4]
 
 
-def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Style,
-                  restyle: Restyle | None = None) -> list[Segment] | None:
-    """One line of ``cell`` in ``width`` columns with ``padding`` on each side, as
-    ``Styled(Padding(cell, (0, padding)), pre, post)`` renders it (its styles through
-    ``restyle``), or None if not simple."""
-    if type(cell) is not Text and not (isinstance(cell, Text) and type(cell).__rich_console__ is Text.__rich_console__):
-        return None
+_SHAPES: dict[tuple[int, int, int], tuple[Text, tuple[str, tuple[tuple[str, bool], ...]] | None]] = {}
+
+
+def _shape(cell: Text, width: int, padding: int) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
+    """What a cell's line is made of, whatever its styles: the whole line (padding included),
+    and between the two pads its pieces (text, whether in the text's own style); None if the
+    cell is not simple."""
     if cell._spans or cell.justify not in (None, "default", "left", "right"):
         return None
     plain = cell.plain
     inner = width - 2 * padding
     if inner < 1 or not plain.isprintable() or cell_len(plain) != len(plain):
         return None
+    if len(plain) > inner:
+        plain = plain[: inner - 1] + "…" if cell.overflow == "ellipsis" else plain[:inner]
+    gap = inner - len(plain)
+    pad = " " * padding
+    if cell.justify == "right":
+        return pad + " " * gap + plain + pad, ((" " * gap + plain, True),)
+    if cell.justify == "left":  # Rich pads a left-justified text in its own style
+        return pad + plain + " " * gap + pad, ((plain + " " * gap, True),)
+    return pad + plain + " " * gap + pad, ((plain, True), (" " * gap, False)) if gap else ((plain, True),)
+
+
+def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Style,
+                  restyle: Restyle | None = None) -> list[Segment] | None:
+    """One line of ``cell`` in ``width`` columns with ``padding`` on each side, as
+    ``Styled(Padding(cell, (0, padding)), pre, post)`` renders it (its styles through
+    ``restyle``), or None if not simple. Cells are shared (kvmtop.ui.format), so what a cell's
+    line is made of is worked out once per cell and width."""
+    key = (id(cell), width, padding)
+    got = _SHAPES.get(key)
+    if got is None or got[0] is not cell:
+        if type(cell) is not Text and not (isinstance(cell, Text)
+                                           and type(cell).__rich_console__ is Text.__rich_console__):
+            return None
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        got = _SHAPES[key] = (cell, _shape(cell, width, padding))  # the cell kept: its id stays its own
+    shape = got[1]
+    if shape is None:
+        return None
     styles = _combined(pre, post, cell.style, restyle)
     if styles is None:
         return None
     text_style, fill_style, space = styles
-    if len(plain) > inner:
-        plain = plain[: inner - 1] + "…" if cell.overflow == "ellipsis" else plain[:inner]
-    gap = inner - len(plain)
-    justify = cell.justify
     if text_style is fill_style:  # one style from edge to edge
-        if justify == "right":
-            line = " " * (padding + gap) + plain + " " * padding
-        else:
-            line = " " * padding + plain + " " * (gap + padding)
-        return [_new_segment(Segment, (line, text_style, None))]
+        return [_new_segment(Segment, (shape[0], text_style, None))]
     pad = space if padding == 1 else _new_segment(Segment, (" " * padding, fill_style, None))
-    if justify == "right":
-        return [pad, _new_segment(Segment, (" " * gap + plain, text_style, None)), pad]
-    if justify == "left":  # Rich pads a left-justified text in its own style
-        return [pad, _new_segment(Segment, (plain + " " * gap, text_style, None)), pad]
-    if gap:
-        return [pad, _new_segment(Segment, (plain, text_style, None)),
-                _new_segment(Segment, (" " * gap, fill_style, None)), pad]
-    return [pad, _new_segment(Segment, (plain, text_style, None)), pad]
+    return [pad, *[_new_segment(Segment, (piece, text_style if own else fill_style, None))
+                   for piece, own in shape[1]], pad]
