@@ -248,7 +248,10 @@ def _latency(median_ns: float, sigma: float, n: int) -> tuple[int, int, int, int
     nz = np.flatnonzero(whole)
     counts = whole[nz].tolist()
     buckets = tuple(zip(index[nz].tolist(), counts))
-    total = sum(m * c for m, c in zip(mid[nz].tolist(), counts))
+    if n * int(mid[-1]) < 1 << 62:  # no int64 overflow possible
+        total = int(np.dot(mid[nz], whole[nz]))
+    else:
+        total = sum(m * c for m, c in zip(mid[nz].tolist(), counts))
     lo = histogram.bucket_bounds(buckets[0][0])[0]
     hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
     return n, total, lo, hi, buckets
