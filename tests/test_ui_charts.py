@@ -7,18 +7,22 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 from ui_helpers import column, first_snapshot, open_guest, region_text, wait_for
 
+from kvmtop.aggregate import SnapshotBuilder
 from kvmtop.histogram import bucket_bounds
 from kvmtop.model import Latency
+from kvmtop.sources.demo import DemoSource
 from kvmtop.stepped_feed import demo_feed
 from kvmtop.ui import format as fmt
 from kvmtop.ui.app import make_app
+from kvmtop.ui.prepare import VmView, prepare
 from kvmtop.ui.screens.guest import GuestScreen
 from kvmtop.ui.widgets.charts import LatencyChart, RateChart, density, share_ticks, time_ticks
 from kvmtop.ui.widgets.vcpu_table import VcpuTable
-from kvmtop.ui.widgets.vm_table import VmTable, vm_key
+from kvmtop.ui.widgets.vm_table import VmTable, cells_of, trend_top_of, trend_window, vm_key
 
 LARGE = (200, 50)
 
@@ -57,6 +61,33 @@ def test_a_shared_sparkline_scale_keeps_small_rows_low():
     assert fmt.spark(small, 8, top=top) == "▁" * 8
     assert fmt.spark(small, 8) == "█" * 8  # on its own, a steady row looks maxed out
     assert fmt.spark(big, 8, top=top) == "█" * 8
+
+
+def test_the_rows_sparklines_drawn_at_once_are_each_rows_own():
+    """fmt.sparks (every row of the guests table in one pass) gives each row the characters
+    fmt.spark gives it alone: float32 history values, rounding edges, zeros and a short window."""
+    rng = np.random.default_rng(7)
+    top = 1000.0
+    window = rng.uniform(0, top, (40, 16)).astype(np.float32)
+    window[0] = np.float32(top) * (np.arange(16) + 0.5) / 7  # values on the .5 rounding edges
+    window[1] = 0.0
+    window[2, :5] = np.float32(top) * 2  # above the scale
+    for width, cols, scale in ((16, 16, top), (16, 5, top), (8, 16, top), (16, 16, 0.0), (16, 0, top)):
+        part = window[:, :cols]
+        assert fmt.sparks(part, width, scale) == [fmt.spark(row.tolist(), width, top=scale) for row in part]
+
+
+def test_the_prepared_rows_trends_are_the_rows_own():
+    """The rows the feed worker prepares (their TRENDs drawn at once) are the rows made one by one,
+    with a history shorter than the TREND column and a full one."""
+    builder, source = SnapshotBuilder(), DemoSource(vms=12)
+    for steps in (10, 20):
+        for _ in range(steps):
+            snap = builder.build(source.next_interval())
+        assert trend_window(snap, snap.collector) is not None  # drawn at once, not row by row
+        prepared = prepare(snap, None, True, VmView())[1]
+        one_by_one = cells_of(snap, list(range(len(snap.vms))), trend_top_of(snap, snap.collector))
+        assert prepared.sigs == one_by_one.sigs and len(prepared) == 12
 
 
 # --------------------------------------------------------------------------- on screen

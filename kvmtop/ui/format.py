@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from rich.text import Text
 
 from ..units import count, duration, rate, share
 
 __all__ = ["NA", "NA_CELL", "SPARKS", "bar", "cell_left", "cell_right", "count", "duration", "interval", "rate",
-           "share", "spark", "spark_top"]
+           "share", "spark", "spark_top", "sparks"]
 
 SPARKS = "▁▂▃▄▅▆▇█"
 NA = "n/a"
@@ -74,6 +75,25 @@ def spark(values: Sequence[float], width: int, relative: bool = True, top: float
     span = hi - lo or 1.0
     out = "".join(SPARKS[min(n, max(0, int((v - lo) / span * n + 0.5)))] for v in vals)
     return out.rjust(width)
+
+
+def sparks(window: np.ndarray, width: int, top: float) -> list[str]:
+    """``spark(row, width, top=top)`` of each row of a matrix of values, at once (the same
+    characters: the same arithmetic, element by element)."""
+    vals = np.asarray(window[:, -width:] if width > 0 else window[:, :0], np.float64)
+    if not vals.shape[1]:
+        return [""] * len(vals)
+    n = len(SPARKS) - 1
+    if top <= 0:
+        index = np.zeros(vals.shape, np.int64)
+    else:
+        span = top or 1.0
+        index = np.clip(np.trunc((vals - 0.0) / span * n + 0.5), 0, n).astype(np.int64)
+    chars = _SPARK_CHARS[index].tolist()
+    return ["".join(row).rjust(width) for row in chars]
+
+
+_SPARK_CHARS = np.array(list(SPARKS))
 
 
 def spark_top(series: Iterable[Sequence[float]], width: int) -> float:

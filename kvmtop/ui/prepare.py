@@ -13,7 +13,16 @@ from typing import NamedTuple
 from ..filtering import ReasonFilter
 from ..gc_policy import paused as gc_paused
 from ..model import Snapshot
-from .widgets.vm_table import ASCENDING, RowCells, all_cells, cells_of, column_order, trend_top_of, vm_keys
+from .widgets.vm_table import (
+    ASCENDING,
+    RowCells,
+    all_cells,
+    cells_of,
+    column_order,
+    trend_top_of,
+    trend_window,
+    vm_keys,
+)
 
 
 class VmView(NamedTuple):
@@ -57,5 +66,6 @@ def prepare(raw: Snapshot, reason_filter: ReasonFilter | None, trends_shared: bo
         keys = vm_keys(shown)
         order = [keys[i] for i in column_order(shown, view.column, view.descending, view.rows)]
         index = {k: i for i, k in enumerate(keys)}
-        scale = trend_top_of(shown, shown.collector) if trends_shared else None
-        return shown, cells_of(shown, [index[k] for k in rows_in_view(order, view)], scale)
+        trends = trend_window(shown, shown.collector) if trends_shared else None
+        scale = trend_top_of(shown, shown.collector, window=trends) if trends_shared else None
+        return shown, cells_of(shown, [index[k] for k in rows_in_view(order, view)], scale, trends)

@@ -146,8 +146,9 @@ def trend_top(items, status: CollectorStatus, width: int = TREND_WIDTH) -> float
     return fmt.spark_top((trend_series(b, status) for b in items), width)
 
 
-def exit_cells(b: Breakdown, status: CollectorStatus, scale: float | None = None) -> Cells:
-    """EXITS/s … HCALL/s, TREND of the exit layout (``scale``: the shared trend scale)."""
+def exit_cells(b: Breakdown, status: CollectorStatus, scale: float | None = None, spark: str | None = None) -> Cells:
+    """EXITS/s … HCALL/s, TREND of the exit layout (``scale``: the shared trend scale; ``spark``:
+    the TREND already drawn)."""
     lat = b.latency
     top = b.top_reason
     user = user_cell(b, _longest(b)) if status.has("userspace") else fmt.NA_CELL
@@ -161,11 +162,11 @@ def exit_cells(b: Breakdown, status: CollectorStatus, scale: float | None = None
         _dur(lat.max, lat.count),
         user,
         hcall,
-        fmt.cell_left(fmt.spark(b.history, TREND_WIDTH, top=scale), "green"),
+        fmt.cell_left(fmt.spark(b.history, TREND_WIDTH, top=scale) if spark is None else spark, "green"),
     )
 
 
-def user_cells(b: Breakdown, scale: float | None = None) -> Cells:
+def user_cells(b: Breakdown, scale: float | None = None, spark: str | None = None) -> Cells:
     """USER/s … TREND of the userspace layout."""
     lat = b.userspace_latency
     top = _top_user(b)
@@ -176,16 +177,16 @@ def user_cells(b: Breakdown, scale: float | None = None) -> Cells:
         _dur(lat.p50, lat.count),
         _dur(lat.p99, lat.count, "yellow"),
         _dur(lat.max, lat.count),
-        fmt.cell_left(fmt.spark(b.userspace_history, TREND_WIDTH, top=scale), "green"),
+        fmt.cell_left(fmt.spark(b.userspace_history, TREND_WIDTH, top=scale) if spark is None else spark, "green"),
     )
 
 
-def vm_cells(vm: VmStat, status: CollectorStatus, scale: float | None = None) -> Cells:
+def vm_cells(vm: VmStat, status: CollectorStatus, scale: float | None = None, spark: str | None = None) -> Cells:
     """One row, as Text (never markup: the name is untrusted), in the status's layout;
     ``scale``: the trend scale shared by the rows (None: the row's own)."""
     name = KeyedText(safe_name(vm.name, 40) + (EXITED if vm.exited else ""), vm_key(vm),
                      style="dim bold" if vm.exited else "bold")
-    figures = exit_cells(vm, status, scale) if status.has("exits") else user_cells(vm, scale)
+    figures = exit_cells(vm, status, scale, spark) if status.has("exits") else user_cells(vm, scale, spark)
     return (name, fmt.cell_right(str(vm.pid), "dim"), fmt.cell_right(str(vm.vcpu_count)), *figures)
 
 
@@ -236,13 +237,18 @@ def vm_names(snapshot: Snapshot) -> list[str]:
     return frame.t.memo("vm names", lambda: [i.name for i in frame.t.idents])
 
 
-def cells_of(snapshot: Snapshot, indices: Sequence[int], scale: float | None = None) -> RowCells:
+def cells_of(snapshot: Snapshot, indices: Sequence[int], scale: float | None = None,
+             trends: np.ndarray | None = None) -> RowCells:
     """Cells and signatures of the rows of ``snapshot.vms[i]`` for these i (the feed worker makes
     the rows in view; the UI thread those that scroll in). From the columns, the figures of
-    all these guests are made in one pass first."""
+    all these guests are made in one pass first; ``trends``: every guest's TREND window (see
+    ``trend_window``), drawn on ``scale`` for all these rows at once."""
     status = snapshot.collector
     vms = batch_views(snapshot, indices) if hasattr(snapshot, "frame") else [snapshot.vms[i] for i in indices]
-    out = RowCells((vm_key(vm), vm_cells(vm, status, scale)) for vm in vms)
+    sparks: list[str | None] = [None] * len(vms)
+    if trends is not None and scale is not None:
+        sparks = list(fmt.sparks(trends[np.asarray(indices, np.int64)], TREND_WIDTH, scale))
+    out = RowCells((vm_key(vm), vm_cells(vm, status, scale, spark)) for vm, spark in zip(vms, sparks))
     out.sigs = {key: signature(cells) for key, cells in out.items()}
     out.scale = scale
     return out
@@ -303,12 +309,23 @@ def _trend_window(snapshot: Any, status: CollectorStatus, width: int) -> np.ndar
     return out
 
 
-def trend_top_of(snapshot: Snapshot, status: CollectorStatus, width: int = TREND_WIDTH) -> float:
-    """``trend_top`` of every guest of ``snapshot`` (from the history rings at once when it has columns)."""
+def trend_top_of(snapshot: Snapshot, status: CollectorStatus, width: int = TREND_WIDTH,
+                 window: np.ndarray | None = None) -> float:
+    """``trend_top`` of every guest of ``snapshot`` (from the history rings at once when it has
+    columns; ``window``: their ``trend_window``, where the caller has it)."""
     if not hasattr(snapshot, "frame"):
         return trend_top(snapshot.vms, status, width)
-    w = _trend_window(snapshot, status, width)
+    w = _trend_window(snapshot, status, width) if window is None else window
     return float(w.max()) if w.size else 0.0
+
+
+def trend_window(snapshot: Snapshot, status: CollectorStatus) -> np.ndarray | None:
+    """Every guest's TREND values, one row per guest, where they are exactly what each row's
+    own history holds: columns and no reason filter (a filter's sums are made differently)."""
+    frame = getattr(snapshot, "frame", None)
+    if frame is None or (frame.admit_reason if status.has("exits") else frame.admit_userspace) is not None:
+        return None
+    return _trend_window(snapshot, status, TREND_WIDTH)
 
 
 def _trend_sums(snapshot: Any, status: CollectorStatus) -> np.ndarray:
