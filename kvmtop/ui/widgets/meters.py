@@ -224,6 +224,10 @@ class Meters(Vertical):
 
     _behind = False
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, tuple] = {}  # what each line shows
+
     def on_mount(self) -> None:
         self.watch(self.app, "header", self.show, init=True)
 
@@ -242,13 +246,26 @@ class Meters(Vertical):
         self._behind = False
         rate, values = rate_text(state.snapshot)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
-        self.query_one("#meter-rate", Line).set_text(rate)
+        self._put("#meter-rate", rate)
         self.query_one("#meter-spark", SparkText).set_values(values[-keep:])
         right, line2, line3, notice = summary_lines(state)
-        self.query_one("#meter-lat", Line).set_text(right)
-        self.query_one("#meter-line2", Static).update(line2, layout=False)
-        self.query_one("#meter-line3", Static).update(line3, layout=False)
+        self._put("#meter-lat", right)
+        self._put("#meter-line2", line2)
+        self._put("#meter-line3", line3)
         box = self.query_one("#meter-notice", Static)
         box.display = notice is not None
         if notice is not None:
-            box.update(notice, layout=False)
+            self._put("#meter-notice", notice)
+
+    def _put(self, selector: str, text: Text) -> None:
+        """Show ``text`` in a line, which is drawn again only if it changed (most seconds, a
+        header line shows what it showed)."""
+        look = (text.plain, tuple(text.spans), text.style)
+        if self._shown.get(selector) == look:
+            return
+        self._shown[selector] = look
+        line = self.query_one(selector, Static)
+        if isinstance(line, Line):
+            line.set_text(text)
+        else:
+            line.update(text, layout=False)
