@@ -113,8 +113,9 @@ class KvmtopApp(App[int]):
         self.raw: Snapshot | None = None  # newest unfiltered snapshot (kept while paused)
         self.reasons_seen: set[str] = set()
         self.error: str | None = None
-        # Snapshots the UI lets go of are freed on the feed thread (see kvmtop.gc_policy).
-        self.gc_policy = GcPolicy(settle=3)
+        # Snapshots the UI lets go of are freed on the feed thread, and the heap is frozen after
+        # every snapshot whatever the host's size (see kvmtop.gc_policy).
+        self.gc_policy = GcPolicy(min_vcpus=0)
         # The filter the feed thread prepares snapshots with: a plain attribute the UI
         # thread sets, so the worker never reads a reactive.
         self._feed_filter = reason_filter
