@@ -134,3 +134,17 @@ def test_retired_objects_are_freed_by_drain():
     assert ref() is not None  # held until the feed thread drains
     policy.drain()
     assert ref() is None
+
+
+def test_young_collections_made_rarer_while_the_policy_runs():
+    """``young``: from the first snapshot the young generation is collected that seldom; closing
+    the policy gives the collector its own thresholds back."""
+    before = gc.get_threshold()
+    policy = GcPolicy(young=before[0] * 7 + 1)
+    try:
+        assert gc.get_threshold() == before  # nothing before a snapshot
+        policy.after_snapshot(4)
+        assert gc.get_threshold() == (before[0] * 7 + 1, *before[1:])
+    finally:
+        policy.close()
+    assert gc.get_threshold() == before

@@ -115,7 +115,7 @@ class KvmtopApp(App[int]):
         self.error: str | None = None
         # Snapshots the UI lets go of are freed on the feed thread, and the heap is frozen after
         # every snapshot whatever the host's size (see kvmtop.gc_policy).
-        self.gc_policy = GcPolicy(min_vcpus=0)
+        self.gc_policy = GcPolicy(min_vcpus=0, young=5000)
         # The filter the feed thread prepares snapshots with: a plain attribute the UI
         # thread sets, so the worker never reads a reactive.
         self._feed_filter = reason_filter
