@@ -77,7 +77,9 @@ def _combined(pre: Style, post: Style, style: str | Style, restyle: Restyle | No
         fill = pre + post if post else pre
         text = fill if not parsed else (pre + parsed + post if post else pre + parsed)
         if restyle is not None:
-            text, fill = (restyle(fill),) * 2 if text is fill else (restyle(text), restyle(fill))
+            # (filtered styles can come out equal, even the same object: the cell keeps its three
+            # segments, as Rich would give, so a screenshot's runs stay where they were)
+            text, fill = (restyle(fill),) * 2 if text is fill else (restyle(text), restyle(fill).copy())
         got = _COMBINED[key] = (pre, post, text, fill, _new_segment(Segment, (" ", fill, None)), restyle)
     return got[2], got[3], got[4]
 
