@@ -46,7 +46,7 @@ class SnapshotBuilder:
     def _build(self, interval: Interval) -> Snapshot:
         dt = interval.interval_s
         self.seq += 1
-        self.store.advance()
+        self.store.advance(dt)
         cols = interval.columns
         identities = dict(interval.vms)
         for pid in np.unique(cols.tpid).tolist():
@@ -77,11 +77,9 @@ class SnapshotBuilder:
         return eids
 
     def _record(self, frame: Frame) -> None:
-        """Rates of this interval into the history: totals and each reason and KVM_EXIT_*
-        code, for every vCPU, every VM and the host."""
+        """Counts of this interval into the history (which reads them as rates): totals and
+        each reason and KVM_EXIT_* code, for every vCPU, every VM and the host."""
         t, r, store = frame.t, frame.rows, self.store
-        dt = t.dt
-        rate = (lambda n: np.asarray(n, np.float64) / dt) if dt > 0 else (lambda n: np.zeros(len(n)))
         vm_pid, vm_start = t.vm_pid.tolist(), t.vm_start.tolist()
         vm_eid = self._eids("vm", (t.vm_pid, t.vm_start),
                             lambda: (vm_entity(p, s) for p, s in zip(vm_pid, vm_start)))
@@ -101,16 +99,16 @@ class SnapshotBuilder:
         def totals(eids, exits, user):
             e = eids.astype(np.uint64) << np.uint64(40)
             keys.extend((e | np.uint64(history.KB_TOTAL << 32), e | np.uint64(history.KB_USERSPACE_TOTAL << 32)))
-            values.extend((rate(exits), rate(user)))
+            values.extend((exits, user))
 
         def series(owner_eids, kid, counts, entity_of):
             ok = packable[kid]
             keys.append((owner_eids[ok].astype(np.uint64) << np.uint64(40)) | kpart[kid[ok]])
-            values.append(rate(counts[ok]))
+            values.append(counts[ok])
             for i in np.flatnonzero(~ok & recorded[kid]).tolist():  # keys that do not pack: one by one
                 cat, isa, code = t.keys.tuples()[int(kid[i])]
                 kind, key = (history.REASON, (isa, code)) if cat == CAT_REASON else (history.USERSPACE, code)
-                store.add(entity_of(i), kind, key, float(rate(counts[i:i + 1])[0]))
+                store.add(entity_of(i), kind, key, int(counts[i]))
 
         totals(vc_eid, r.vc_exits, r.vc_user)
         sel = np.flatnonzero(recorded[r.kid]) if len(r.kid) else np.zeros(0, np.int64)
@@ -140,4 +138,4 @@ class SnapshotBuilder:
         hk = np.flatnonzero(present & recorded)
         series(np.repeat(host_eid, len(hk)), hk, host_count[hk], lambda i: HOST)
 
-        store.add_packed(np.concatenate(keys), np.concatenate(values).astype(np.float32))
+        store.add_packed(np.concatenate(keys), np.concatenate(values))
