@@ -401,26 +401,32 @@ class HistoryStore:
             krows = self._krows.copy()  # views hold the old one
             krows[np.searchsorted(self._keys, keys[changed])] = moved[changed]
             self._krows = krows
-            self._last_add = None
+            self._last_add = (keys, moved)
 
     def _add(self, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Add counts to the current column of these (distinct) rows. Returns the rows, a new
         one for each series whose counts no longer fit in 16 bits (moved to the rates)."""
-        counts = np.asarray(counts, np.float64)
+        counts = np.asarray(counts)
+        if counts.dtype.kind not in "ui":
+            counts = counts.astype(np.float64)
         pos = self._pos
         narrow = rows < WIDE
-        at = rows[narrow]
-        total = self._counts.data[at, pos] + counts[narrow]
-        fits = (total <= NARROW_MAX) & (total >= 0) & (total == np.rint(total))
+        everyone = bool(narrow.all())
+        at = rows if everyone else rows[narrow]
+        total = self._counts.data[at, pos] + (counts if everyone else counts[narrow])
+        fits = total <= NARROW_MAX
+        if total.dtype.kind != "u":  # (a count is a whole number of events)
+            fits &= (total >= 0) & (total == np.rint(total))
         if not fits.all():
             outgrown = np.flatnonzero(narrow)[~fits]
             rows = rows.copy()
             rows[outgrown] = self._widen(rows[outgrown])
             narrow[outgrown] = False
+            everyone = False
             at, total = at[fits], total[fits]
         self._counts.data[at, pos] = total
-        wide = ~narrow
-        if wide.any():
+        if not everyone:
+            wide = ~narrow
             self._rates.data[rows[wide] - WIDE, pos] += (counts[wide] / self._seconds[pos]).astype(np.float32)
         return rows
 
