@@ -22,7 +22,9 @@ a million), freed by reference counting. The cyclic collector only costs time on
   allocations instead of 700 (each second's short-lived objects are freed by reference
   counting before a collection would walk them).
   Freeing a snapshot would stall a UI frame, so what the UI lets go of is ``retire``d and
-  freed on the feed thread by ``drain``.
+  freed on the feed thread by ``drain``. Right after posting a snapshot the feed thread
+  waits (briefly) until the UI has taken it (``handed_over``) and frees the one it
+  replaced then: otherwise two snapshots would be held through every interval's wait.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class GcPolicy:
         self._small = 0  # small hosts' snapshots so far, up to ``settle``
         self.frozen = 0  # snapshots since the last full collection, while freezing
         self._retired: deque[object] = deque()
+        self._taken = threading.Event()  # the UI has taken the snapshot last posted
 
     def retire(self, obj: object) -> None:
         """Hand over something the UI no longer shows (any thread); ``drain`` frees it."""
@@ -75,6 +78,20 @@ class GcPolicy:
         retired = self._retired
         while retired:
             retired.popleft()
+
+    def posting(self) -> None:
+        """The feed thread, just before it posts a snapshot to the UI."""
+        self._taken.clear()
+
+    def handed_over(self) -> None:
+        """The UI thread, once it has taken a posted snapshot and retired what it replaced."""
+        self._taken.set()
+
+    def drain_when_taken(self, timeout: float) -> None:
+        """The feed thread, after posting: free what the UI let go of as soon as it has taken
+        the new snapshot (waiting at most ``timeout`` seconds for that)."""
+        self._taken.wait(timeout)
+        self.drain()
 
     def after_snapshot(self, vcpus: int) -> None:
         """The feed thread, once a snapshot of ``vcpus`` vCPUs is built and prepared."""

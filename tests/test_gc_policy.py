@@ -148,3 +148,41 @@ def test_young_collections_made_rarer_while_the_policy_runs():
     finally:
         policy.close()
     assert gc.get_threshold() == before
+
+
+def test_what_the_ui_let_go_of_is_freed_once_it_has_taken_the_new_snapshot():
+    class Big:
+        pass
+
+    policy = GcPolicy()
+    old = Big()
+    ref = weakref.ref(old)
+    policy.posting()  # the feed thread posts a new snapshot...
+    done = threading.Event()
+
+    def feed_thread():
+        policy.drain_when_taken(30)  # ...and waits for the UI to take it
+        done.set()
+
+    t = threading.Thread(target=feed_thread)
+    t.start()
+    try:
+        policy.retire(old)  # the UI replaces the old one
+        del old
+        assert not done.is_set() and ref() is not None  # not taken yet: still held
+        policy.handed_over()
+        assert done.wait(10)
+        assert ref() is None
+    finally:
+        policy.handed_over()
+        t.join(10)
+
+
+def test_the_feed_thread_goes_on_when_the_ui_does_not_take_a_snapshot():
+    policy = GcPolicy()
+    policy.handed_over()  # an earlier snapshot was taken...
+    policy.posting()  # ...this one is not
+    obj = object()
+    policy.retire(obj)
+    policy.drain_when_taken(0.01)  # returns after the timeout, and drains anyway
+    assert not policy._retired

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 
 import pytest
 from rich.text import Text
@@ -15,6 +16,7 @@ from kvmtop.errors import SourceError
 from kvmtop.feed import Feed
 from kvmtop.filtering import ReasonFilter
 from kvmtop.model import Interval, ThreadInterval, VmIdentity
+from kvmtop.pacing import MAX_INTERVAL
 from kvmtop.sources.demo import DemoSource
 from kvmtop.stepped_feed import SteppedFeed, demo_feed
 from kvmtop.ui import format as fmt
@@ -283,6 +285,25 @@ async def test_pause_freezes_display_and_reset_restarts_counts():
         await pilot.press("r")
         await wait_for(pilot, lambda: app.snapshot.seq < seq)
         assert len(app.snapshot.host.history) < seq
+
+
+async def test_the_snapshot_replaced_on_screen_is_freed_while_the_feed_waits():
+    """Once the UI shows a new snapshot, the one it replaced is freed before the next interval
+    (not held through the wait)."""
+    feed = Feed(DemoSource(vms=3), interval_s=0.1)
+    app = make_app(feed)
+    frames = []
+    take = app._take
+
+    def spy(message):
+        frames.append(weakref.ref(message.raw.frame))
+        take(message)
+
+    app._take = spy
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(frames) >= 3)
+        feed.interval_s = MAX_INTERVAL  # the next one is a minute away
+        await wait_for(pilot, lambda: frames[-1]() is app.raw.frame and all(f() is None for f in frames[:-1]))
 
 
 async def test_interval_keys_change_the_feed():

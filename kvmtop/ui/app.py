@@ -45,6 +45,7 @@ from .widgets.diff_table import Cells
 from .widgets.meters import HeaderState, Replay
 from .widgets.sortable import SortableTable
 
+HANDOVER_WAIT_S = 0.25  # how long the feed thread waits for the UI to take a snapshot before it goes on
 INTERVALS = (MIN_INTERVAL, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, MAX_INTERVAL)  # the +/- ladder
 INTERVAL = Binding.Group("Interval", compact=True)
 STEP = Binding.Group("Step", compact=True)
@@ -141,6 +142,7 @@ class KvmtopApp(App[int]):
 
     def exit(self, result=None, return_code: int = 0, message=None) -> None:
         self.feed.stop()  # wakes the worker so the process can end promptly
+        self.gc_policy.handed_over()  # (and if it waits for the UI to take a snapshot)
         super().exit(result, return_code, message)
 
     def on_unmount(self) -> None:
@@ -161,10 +163,13 @@ class KvmtopApp(App[int]):
                     break
                 flt, shared = self._feed_filter, self._feed_trends_shared
                 shown, cells = prepare(raw, flt, shared, self.vm_view)
+                vcpus = raw.host.vcpu_count
+                self.gc_policy.posting()
                 self.post_message(SnapshotReady(raw, shown, flt, cells, shared, feed.io_sample()))
-                self.gc_policy.after_snapshot(raw.host.vcpu_count)
-                self.trimmer.tick()
                 del raw, shown, cells  # hold nothing while waiting for the next one
+                self.gc_policy.drain_when_taken(min(HANDOVER_WAIT_S, feed.interval_s / 2))
+                self.gc_policy.after_snapshot(vcpus)
+                self.trimmer.tick()
         except SourceError as exc:
             self.post_message(FeedFailed(str(exc) or type(exc).__name__))
         except Exception as exc:
@@ -175,6 +180,12 @@ class KvmtopApp(App[int]):
     # ------------------------------------------------------------------ feed messages
     @on(SnapshotReady)
     def _on_snapshot(self, message: SnapshotReady) -> None:
+        try:
+            self._take(message)
+        finally:
+            self.gc_policy.handed_over()  # the feed thread frees the snapshot this one replaced
+
+    def _take(self, message: SnapshotReady) -> None:
         self.gc_policy.retire(self.raw)
         self.raw = message.raw
         self.io = message.io
