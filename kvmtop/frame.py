@@ -15,6 +15,8 @@ front end asks for: ``stats`` of one vCPU, one VM or the host, ``vm_latency`` of
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,6 +74,64 @@ def percentiles(hists: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: float) -> 
         return _Z
     cum = np.cumsum(hists, axis=1)
     return clamp_mid(percentile_buckets(cum, q), cum[:, -1], lo, hi)
+
+
+def from_dense(dense: np.ndarray, count: np.ndarray, total: np.ndarray, lo: np.ndarray, hi: np.ndarray
+               ) -> list[Latency]:
+    """A Latency per row of summed buckets (and its count, sum, min, max), with the
+    percentiles that tables and JSON read computed for all rows at once."""
+    cum = np.cumsum(dense, axis=1)
+    pct = [clamp_mid(percentile_buckets(cum, q), cum[:, -1], lo, hi).tolist() for q in QUANTILES.values()]
+    nz_row, nz_col = np.nonzero(dense)
+    nz_at = np.searchsorted(nz_row, np.arange(len(dense) + 1)).tolist()
+    nz_idx = nz_col.astype(np.uint8).tobytes()
+    nz_cnt = dense[nz_row, nz_col].astype(np.uint64).tobytes()
+    out = []
+    for j, (n, s, a, b) in enumerate(zip(count.tolist(), total.tolist(), lo.tolist(), hi.tolist())):
+        if not n:
+            out.append(EMPTY_LATENCY)
+            continue
+        s_, e_ = nz_at[j], nz_at[j + 1]
+        lat = Latency.from_packed(n, s, a, b, nz_idx[s_:e_], nz_cnt[8 * s_:8 * e_])
+        d = lat.__dict__
+        for name, v in zip(QUANTILES, pct):
+            d[name] = v[j]
+        out.append(lat)
+    return out
+
+
+class _VmLatencies(NamedTuple):
+    """Every VM's summed latency buckets of one category, with their count, sum, min and max."""
+
+    dense: np.ndarray  # (VMs, NBUCKETS)
+    count: np.ndarray
+    total: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def latencies(self, vms: list[int]) -> list[Latency]:
+        return from_dense(self.dense[vms], self.count[vms], self.total[vms], self.lo[vms], self.hi[vms])
+
+    def total_latency(self) -> Latency:
+        """The host's: every VM's merged."""
+        some = self.count > 0
+        if not some.any():
+            return EMPTY_LATENCY
+        one = np.ones(1, np.uint64)
+        return from_dense(self.dense.sum(axis=0, keepdims=True), one * self.count.sum(), one * self.total.sum(),
+                          one * self.lo[some].min(), one * self.hi[some].max())[0]
+
+
+def _seg_reduce(op: np.ufunc, values: np.ndarray, bounds: np.ndarray) -> list[int]:
+    """``op.reduce`` of ``values[bounds[i]:bounds[i+1]]`` (0 for an empty range)."""
+    out = np.zeros(len(bounds) - 1, values.dtype)
+    full = np.flatnonzero(bounds[1:] > bounds[:-1])
+    if len(full):
+        out[full] = op.reduceat(values, bounds[:-1][full])
+    return out.tolist()
+
+
+WHOLE_PASS_VMS = 128  # up to this many VMs, every VM's latency is summed at once (the host's from theirs)
 
 
 CHUNK_ENTRIES = 1 << 18  # bucket entries summed at once when many latencies are made together
@@ -413,6 +473,7 @@ class Frame:
         self.admit_userspace = admit_userspace
         self.unfiltered = unfiltered if unfiltered is not None else rows  # request shares use its exits
         self._top: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tables: dict[int, _VmLatencies] = {}
 
     @classmethod
     def build(cls, cols: StatColumns, identities: Mapping[int, VmIdentity], dt: float,
@@ -462,35 +523,56 @@ class Frame:
 
     def vm_latencies(self, vms: list[int]) -> list[Latency]:
         """Exit latency of each of these VMs (all reasons merged), made in one pass."""
+        if self.t.vm_count <= WHOLE_PASS_VMS:
+            return self._vm_table(CAT_REASON).latencies(vms)
         r = self.rows
-        lo, hi = r.vm_lo[vms], r.vm_hi[vms]
-        n = hi - lo
-        idx = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-        group = np.repeat(np.arange(len(vms)), n)
+        idx, group = self._rows_of(vms)
         keep = r.cat[idx] == CAT_REASON
         return self._latencies(idx[keep], group[keep], len(vms))
 
-    def top_stats(self, vms: list[int]) -> list[ReasonStat | None]:
-        """Each of these VMs' most frequent exit reason (``reasons[0]``), made alone."""
-        r, t = self.rows, self.t
-        top, top_n = self.top_keys(CAT_REASON)
+    def _rows_of(self, vms: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of these VMs, and which of them (0..len(vms)-1) each belongs to."""
+        r = self.rows
         lo, hi = r.vm_lo[vms], r.vm_hi[vms]
         n = hi - lo
-        idx = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-        group = np.repeat(np.arange(len(vms)), n)
-        keep = r.kid[idx] == top[vms][group]
-        idx, group = idx[keep], group[keep]
-        lats = self._latencies(idx, group, len(vms))
+        return np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum())), np.repeat(np.arange(len(vms)), n)
+
+    def _vm_table(self, cat: int) -> _VmLatencies:
+        """Every VM's latency of category ``cat``, summed in one pass (made once per frame)."""
+        got = self._tables.get(cat)
+        if got is None:
+            r, t = self.rows, self.t
+            idx = np.flatnonzero((r.cat == cat) & (r.lcount > 0))
+            got = self._tables[cat] = _VmLatencies(t.dense(r.hist[idx], r.vm[idx], t.vm_count),
+                                                   *r.vm_lat_of(t, cat))
+        return got
+
+    def top_stats(self, vms: list[int]) -> list[ReasonStat | None]:
+        """Each of these VMs' most frequent exit reason (``reasons[0]``), made alone; its latency's
+        buckets are summed only when read (the guests table shows only its name and share)."""
+        r, t = self.rows, self.t
+        top, top_n = self.top_keys(CAT_REASON)
+        idx, group = self._rows_of(vms)
+        sel = r.kid[idx] == top[vms][group]
+        idx, group = idx[sel], group[sel]
         lost = np.zeros(len(vms), np.uint64)
         np.add.at(lost, group, r.lost[idx])
+        has = r.lcount[idx] > 0
+        idx, group = idx[has], group[has]
+        starts = np.searchsorted(group, np.arange(len(vms) + 1))
+        count = seg_sum(r.lcount[idx], starts[:-1], starts[1:]).tolist()
+        total = seg_sum(r.lsum[idx], starts[:-1], starts[1:]).tolist()
+        lo, hi = _seg_reduce(np.minimum, r.lmin[idx], starts), _seg_reduce(np.maximum, r.lmax[idx], starts)
         names = t.names()
         out: list[ReasonStat | None] = []
-        for i, (k, count) in enumerate(zip(top[vms].tolist(), top_n[vms].tolist())):
+        for i, (k, n) in enumerate(zip(top[vms].tolist(), top_n[vms].tolist())):
             if k < 0:
                 out.append(None)
                 continue
-            out.append(ReasonStat(int(t.key_isa[k]), int(t.key_code[k]), names[k], count,
-                                  per_second(count, t.dt), lats[i], int(lost[i])))
+            rows = idx[starts[i]:starts[i + 1]]
+            lat = Latency.deferred(count[i], total[i], lo[i], hi[i], partial(self._merged_rows, rows))
+            out.append(ReasonStat(int(t.key_isa[k]), int(t.key_code[k]), names[k], n,
+                                  per_second(n, t.dt), lat, int(lost[i])))
         return out
 
     def longest_in_userspace(self) -> np.ndarray:
@@ -499,6 +581,8 @@ class Frame:
         return t.memo("longest in userspace", lambda: _longest(t))
 
     def host_latency(self, cat: int) -> Latency:
+        if self.t.vm_count <= WHOLE_PASS_VMS:  # the VMs' sums, which the guests table reads too
+            return self._vm_table(cat).total_latency()
         return self._merged(np.arange(len(self.rows.kid)), cat)
 
     def vcpu_latency(self, vc: int, cat: int) -> Latency:
@@ -507,9 +591,10 @@ class Frame:
 
     def _merged(self, idx: np.ndarray, cat: int) -> Latency:
         r = self.rows
-        idx = idx[(r.cat[idx] == cat) & (r.lcount[idx] > 0)]
-        lats = self._latencies(idx, np.zeros(len(idx), np.int64), 1)
-        return lats[0]
+        return self._merged_rows(idx[(r.cat[idx] == cat) & (r.lcount[idx] > 0)])
+
+    def _merged_rows(self, idx: np.ndarray) -> Latency:
+        return self._latencies(idx, np.zeros(len(idx), np.int64), 1)[0]
 
     def _latencies(self, idx: np.ndarray, group: np.ndarray, ngroups: int) -> list[Latency]:
         """Latency.merge of the rows ``idx`` per group (rows without durations ignored), with
@@ -526,11 +611,10 @@ class Frame:
         starts = runs(group)
         ends = np.r_[starts[1:], len(group)]
         gids = group[starts].tolist()
-        count = seg_sum(r.lcount[idx], starts, ends).tolist()
-        total = seg_sum(r.lsum[idx], starts, ends).tolist()
-        lo_a = np.minimum.reduceat(r.lmin[idx], starts)
-        hi_a = np.maximum.reduceat(r.lmax[idx], starts)
-        lo, hi = lo_a.tolist(), hi_a.tolist()
+        count = seg_sum(r.lcount[idx], starts, ends)
+        total = seg_sum(r.lsum[idx], starts, ends)
+        lo = np.minimum.reduceat(r.lmin[idx], starts)
+        hi = np.maximum.reduceat(r.lmax[idx], starts)
         hist = r.hist[idx]
         # chunks of groups, so that the summed buckets of a chunk stay a few MB whatever the size
         entries = seg_sum(t.hoff[hist + 1] - t.hoff[hist], starts, ends)
@@ -541,22 +625,8 @@ class Frame:
             r0, r1 = int(starts[c0]), int(ends[c1 - 1])
             local = np.repeat(np.arange(c1 - c0), ends[c0:c1] - starts[c0:c1])
             dense = t.dense(hist[r0:r1], local, c1 - c0)  # summed buckets of each group of the chunk
-            cum = np.cumsum(dense, axis=1)
-            pct = [clamp_mid(percentile_buckets(cum, q), cum[:, -1], lo_a[c0:c1], hi_a[c0:c1]).tolist()
-                   for q in QUANTILES.values()]
-            nz_row, nz_col = np.nonzero(dense)
-            nz_at = np.searchsorted(nz_row, np.arange(c1 - c0 + 1)).tolist()
-            nz_idx = nz_col.astype(np.uint8).tobytes()
-            nz_cnt = dense[nz_row, nz_col].astype(np.uint64).tobytes()
-            for j in range(c1 - c0):
-                i = c0 + j
-                s_, e_ = nz_at[j], nz_at[j + 1]
-                lat = Latency.from_packed(count[i], total[i], lo[i], hi[i], nz_idx[s_:e_], nz_cnt[8 * s_:8 * e_])
-                if count[i]:
-                    d = lat.__dict__
-                    for name, v in zip(QUANTILES, pct):
-                        d[name] = v[j]
-                out[gids[i]] = lat
+            for g, lat in zip(gids[c0:c1], from_dense(dense, count[c0:c1], total[c0:c1], lo[c0:c1], hi[c0:c1])):
+                out[g] = lat
         return out
 
     def stats(self, lo: int, hi: int, first: np.ndarray | None = None

@@ -56,7 +56,8 @@ class Latency:
     ~9 bytes a bucket rather than a tuple of two ints), since a big host has tens of
     thousands of them per interval. A merged Latency keeps its parts and sums their
     buckets only when a percentile or the buckets are asked for: roll-ups are built every
-    interval, but only the few on screen are ever read.
+    interval, but only the few on screen are ever read. A ``deferred`` one makes its
+    buckets only then, the same way.
     """
 
     __slots__ = ("count", "sum", "min", "max", "_idx", "_cnt", "_parts", "__dict__")
@@ -66,7 +67,7 @@ class Latency:
     max: int
     _idx: bytes  # u8 bucket indices
     _cnt: bytes  # native u64 counts
-    _parts: tuple[Latency, ...] | None  # a lazy merge's parts
+    _parts: tuple[Latency, ...] | Callable[[], Latency] | None  # a lazy merge's parts, or what makes them
 
     def __init__(self, count: int = 0, sum: int = 0, min: int = 0, max: int = 0,  # noqa: A002
                  buckets: Iterable[tuple[int, int]] = ()):
@@ -88,6 +89,16 @@ class Latency:
         obj._set(count, total, lo, hi, idx, cnt, None)
         return obj
 
+    @classmethod
+    def deferred(cls, count: int, total: int, lo: int, hi: int, make: Callable[[], Latency]) -> Latency:
+        """Exact count, sum, min and max now; the buckets from ``make()`` (a Latency of the same
+        figures) when first asked for."""
+        if not count:
+            return EMPTY_LATENCY
+        obj = object.__new__(cls)
+        obj._set(count, total, lo, hi, b"", b"", make)
+        return obj
+
     def __setattr__(self, name, value):
         raise AttributeError(f"Latency is immutable ({name})")
 
@@ -96,6 +107,8 @@ class Latency:
         parts = self._parts  # read once: another thread may materialise this meanwhile
         if parts is None:
             out.append(self)
+        elif callable(parts):
+            parts()._leaves(out)
         else:
             for p in parts:
                 p._leaves(out)
