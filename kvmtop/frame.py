@@ -104,22 +104,22 @@ class _VmLatencies(NamedTuple):
     """Every VM's summed latency buckets of one category, with their count, sum, min and max."""
 
     dense: np.ndarray  # (VMs, NBUCKETS)
-    count: np.ndarray
-    total: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
+    counts: np.ndarray
+    sums: np.ndarray
+    lows: np.ndarray
+    highs: np.ndarray
 
     def latencies(self, vms: list[int]) -> list[Latency]:
-        return from_dense(self.dense[vms], self.count[vms], self.total[vms], self.lo[vms], self.hi[vms])
+        return from_dense(self.dense[vms], self.counts[vms], self.sums[vms], self.lows[vms], self.highs[vms])
 
     def total_latency(self) -> Latency:
         """The host's: every VM's merged."""
-        some = self.count > 0
+        some = self.counts > 0
         if not some.any():
             return EMPTY_LATENCY
         one = np.ones(1, np.uint64)
-        return from_dense(self.dense.sum(axis=0, keepdims=True), one * self.count.sum(), one * self.total.sum(),
-                          one * self.lo[some].min(), one * self.hi[some].max())[0]
+        return from_dense(self.dense.sum(axis=0, keepdims=True), one * self.counts.sum(), one * self.sums.sum(),
+                          one * self.lows[some].min(), one * self.highs[some].max())[0]
 
 
 def _seg_reduce(op: np.ufunc, values: np.ndarray, bounds: np.ndarray) -> list[int]:
