@@ -16,6 +16,8 @@ MAX_NAME = 64
 
 
 def printable(text: str) -> str:
+    if text.isprintable():  # (no character of the categories below: the usual name, at C speed)
+        return text
     out = []
     for ch in text:
         cat = unicodedata.category(ch)
