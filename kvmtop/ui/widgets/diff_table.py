@@ -30,7 +30,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from .fast_cells import Restyle, cell_segments
+from .fast_cells import ColumnCells, Restyle, RowStyles, row_segments
 
 Cells = tuple[Text, ...]
 
@@ -97,12 +97,12 @@ class DiffTable(DataTable):
         self._cursor_hint: str | None = None  # the cursor's row across a rebuild
         self._make: Callable[[Sequence[str]], Mapping[str, Cells]] | None = None  # cells of rows, on demand
         self._fresh: set[str] = set()  # rows whose cells come from the latest ``make``
-        self._style_cache: dict[tuple, list[Style]] = {}  # cells' styles before their own, by row style and row
         self._paint: _Paint | None = None  # while a repaint renders lines
         self._strips: dict = {}  # rows' lines drawn for ``_strips_key`` (content, width, look)
         self._strips_key: tuple | None = None
-        self._header_line: tuple[tuple, Strip] | None = None  # (what it was drawn for, the labels' line)
+        self._header_line: tuple[_Look, tuple, Strip] | None = None  # (what it was drawn for, the labels' line)
         self._restyle: Restyle | None = None
+        self._look: _Look | None = None  # what the rows look like besides their content
 
     def on_mount(self) -> None:
         self._refit()
@@ -338,6 +338,10 @@ class DiffTable(DataTable):
 
     # ------------------------------------------------------------------ rendering
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._look = None  # CSS, theme or pseudo classes changed: read the look again
+
     def render_lines(self, crop: Region) -> list[Strip]:
         """DataTable's, with what every line of this repaint shares read once (``_paint``); on a
         table without border, padding, outline, tint or opacity, the lines go out as drawn,
@@ -347,17 +351,18 @@ class DiffTable(DataTable):
         self._paint = self._paint_state()
         try:
             paint = self._paint
-            if paint is None or not paint.plain:
+            if paint is None or not paint.look.plain:
                 return super().render_lines(crop)
-            filters = paint.filters
-            background = paint.background
-            width = self.size.width
+            look = paint.look
+            filters = look.filters
+            background = look.background
+            width = look.width
             line = self._line
             strips = []
             for y in crop.line_range:
                 strip, restyled = line(y)
                 if strip.cell_length != width:
-                    strip = strip.adjust_cell_length(width, paint.base_style)
+                    strip = strip.adjust_cell_length(width, look.base_style)
                 if not restyled:
                     for line_filter in filters:
                         strip = strip.apply_filter(line_filter, background)
@@ -388,20 +393,21 @@ class DiffTable(DataTable):
         paint = self._paint
         if paint is None:
             return super().render_line(y), False
+        look = paint.look
         if y < paint.header:  # the labels: drawn again only when they or their look change
             # (a row cursor highlights a label only when on the labels' row, -1: never, in fact)
             on_labels = paint.hover_row == -1
-            key = (y, paint.look, paint.cursor_row == -1, on_labels, on_labels and self.hover_coordinate.column,
-                   tuple((c.label.plain, c.label.style, c.label.justify) for c in paint.columns),
-                   self.get_component_styles("datatable--header").rich_style)
-            if self._header_line is None or self._header_line[0] != key:
-                self._header_line = (key, super().render_line(y))
-            return self._header_line[1], False
+            key = (y, paint.cursor_row == -1, on_labels, on_labels and self.hover_coordinate.column,
+                   tuple((c.label.plain, c.label.style, c.label.justify) for c in look.columns))
+            drawn = self._header_line
+            if drawn is None or drawn[0] is not look or drawn[1] != key:
+                drawn = self._header_line = (look, key, super().render_line(y))
+            return drawn[2], False
         index = y - paint.header + paint.scroll_y
         if index >= len(paint.offsets):  # below the last row: DataTable's blank line, kept
             blank = paint.strips.get(None)
             if blank is None:
-                blank = paint.strips[None] = Strip.blank(paint.width, paint.base_style)
+                blank = paint.strips[None] = Strip.blank(look.width, look.base_style)
             return blank, False
         row_key = paint.offsets[index][0]
         cursor, hover = index == paint.cursor_row, index == paint.hover_row
@@ -412,13 +418,12 @@ class DiffTable(DataTable):
             if strip is None:
                 return super().render_line(y), False
             paint.strips[cache_key] = strip
-        return strip, paint.restyle is not None
+        return strip, look.restyle is not None
 
     def _paint_state(self) -> _Paint | None:
         """What the lines of one repaint share, or None where DataTable must draw (cursor not
         by row, fixed rows or columns, labels, rows taller than one line, scrolled sideways,
         columns wider than the table)."""
-        width = self.size.width
         scroll_x, scroll_y = self.scroll_offset
         if (self.cursor_type != "row" or self.fixed_rows or self.fixed_columns or self._labelled_row_exists
                 or self.zebra_stripes or scroll_x):
@@ -426,23 +431,40 @@ class DiffTable(DataTable):
         offsets = self._y_offsets
         if len(offsets) != self.row_count:
             return None
-        columns = self.ordered_columns
-        widths = tuple(column.get_render_width(self) for column in columns)
-        if sum(widths) > width:
+        look = self._current_look()
+        if look is None:
             return None
-        base_style = self.rich_style
-        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
-        plain = self._plain_box()
-        filters = tuple(self.get_line_filters())
-        background = self.background_colors[1]
-        restyle = self._restyler(filters, background) if plain else None
-        look = (width, widths, base_style, show_cursor, show_hover, self._pseudo_class_state, plain, restyle)
-        if self._strips_key != (self._update_count, look):  # rows drawn for another content or look
+        drawn = self._strips_key
+        if drawn is None or drawn[0] != self._update_count or drawn[1] is not look:  # another content or look
             self._strips_key = (self._update_count, look)
             self._strips = {}
-        return _Paint(self.header_height if self.show_header else 0, scroll_y, offsets, self.cursor_coordinate.row,
-                      self.hover_coordinate.row, base_style, width, columns, widths, show_cursor, show_hover,
-                      self._strips, look, plain, filters, background, restyle)
+        bar = self.scrollbar_size_vertical if self.show_vertical_scrollbar else 0
+        return _Paint(look, self.header_height if self.show_header else 0, scroll_y, offsets,
+                      self.cursor_coordinate.row, self.hover_coordinate.row, self._strips,
+                      look.width - bar if 0 < bar < look.width else 0)
+
+    def _current_look(self) -> _Look | None:
+        """The look of the rows (``_Look``), read again only when what it is made of changed:
+        the table's own styles (as Textual's ``visual_style`` does), a style update (CSS, theme,
+        pseudo classes), the line filters, the size, the columns and their widths, the cursor's
+        settings. None where the columns are wider than the table."""
+        columns = self.ordered_columns
+        widths = tuple(column.get_render_width(self) for column in columns)
+        key = (self.size.width, widths, tuple(columns), self.styles._cache_key, tuple(self.get_line_filters()),
+               self._pseudo_class_state, self.show_cursor, self._show_hover_cursor, self.cell_padding,
+               self.cursor_foreground_priority, self.cursor_background_priority, self.show_header)
+        look = self._look
+        if look is not None and look.key == key:
+            return look
+        width, _, _, _, filters = key[:5]
+        if sum(widths) > width:
+            return None
+        plain = self._plain_box()
+        background = self.background_colors[1]
+        restyle = self._restyler(filters, background) if plain else None
+        look = self._look = _Look(key, self.rich_style, width, columns, widths, plain, filters, background, restyle,
+                                  ColumnCells([c.key for c in columns], widths, self.cell_padding), {})
+        return look
 
     def _restyler(self, filters: tuple[LineFilter, ...], background: Color) -> Restyle | None:
         """The line filters as a map of styles, where each of them is one (the rows drawn here
@@ -454,62 +476,88 @@ class DiffTable(DataTable):
             self._restyle = Restyle(key, [f.truecolor_style for f in filters], background.rich_color)  # type: ignore[attr-defined]
         return self._restyle
 
+    def _row_styles(self, look: _Look, row_index: int, cursor: bool, hover: bool) -> tuple[RowStyles, Segment | None]:
+        """How a row at ``row_index`` is drawn in this look: its cells' styles, and the segment
+        that carries the table's background on to the right edge (as DataTable does)."""
+        got = look.rows.get((row_index, cursor, hover))
+        if got is not None:
+            return got
+        if len(look.rows) > 512:
+            look.rows.clear()
+        row_style = look.base_style
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        pres = [row_style + Style.from_meta({"row": row_index, "column": column_index}) + component
+                for column_index in range(len(look.widths))]
+        tail = None
+        rest = look.width - sum(look.widths)
+        if rest > 0:
+            extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, self.show_cursor,
+                                                        self._show_hover_cursor, False, False)
+            extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+            if look.restyle is not None:
+                extend = look.restyle(extend)
+            tail = Segment(" " * rest, extend)
+        got = look.rows[(row_index, cursor, hover)] = (RowStyles(pres, post, look.restyle), tail)
+        return got
+
     def _row_strip(self, row_key: RowKey, row_index: int, cursor: bool, hover: bool, paint: _Paint) -> Strip | None:
         row = self._data.get(row_key)
         if row is None:
             return None
-        row_style = paint.base_style
-        component, post = self._get_styles_to_render_cell(
-            False, False, False, hover, cursor, paint.show_cursor, paint.show_hover,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        styles = self._style_cache
-        columns = paint.columns
-        pres = styles.get((row_style, component, row_index))
-        if pres is None:  # each cell's style before its own: the row's, its position (mouse), the cursor's
-            if len(styles) > 1024:
-                styles.clear()
-            pres = styles[(row_style, component, row_index)] = [
-                row_style + Style.from_meta({"row": row_index, "column": column_index}) + component
-                for column_index in range(len(columns))]
-        padding = self.cell_padding
-        line: list[Segment] = []
-        for column, width, pre in zip(columns, paint.widths, pres):
-            cell = row.get(column.key)
-            if cell is None:
-                return None
-            segments = cell_segments(cell, width, padding, pre, post, paint.restyle)
-            if segments is None:
-                return None
-            line += segments
-        # the table's background carried on to the right edge, as DataTable does
-        rest = paint.width - sum(paint.widths)
-        if rest > 0:
-            extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, paint.show_cursor,
-                                                        paint.show_hover, False, False)
-            extend = row_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
-            if paint.restyle is not None:
-                extend = paint.restyle(extend)
-            line.append(Segment(" " * rest, extend))
-        return Strip(line, paint.width)
+        look = paint.look
+        styles, tail = self._row_styles(look, row_index, cursor, hover)
+        line = row_segments(row, look.cells, styles)
+        if line is None:
+            return None
+        width = look.width
+        if tail is None:
+            return Strip(line, width)
+        strip = Strip([*line, tail], width)
+        cut = paint.cut
+        if cut:
+            # The compositor divides each line where the scrollbar covers it: the pieces made
+            # here, where the cut falls in the tail, spare it a pass over every segment.
+            covered = width - cut
+            left = len(tail.text) - covered
+            if left >= 0:
+                if left:
+                    line.append(Segment(tail.text[:left], tail.style))
+                covered_tail = Segment(" " * covered, tail.style)
+                strip._divide_cache[(cut, width)] = [Strip(line, cut), Strip([covered_tail], covered)]
+        return strip
+
+
+class _Look(NamedTuple):
+    """What a DiffTable's rows look like besides their content, read again only when it changes
+    (see ``DiffTable._current_look``)."""
+
+    key: tuple
+    base_style: Style
+    width: int
+    columns: list
+    widths: tuple[int, ...]
+    plain: bool  # no border, padding, outline, tint or opacity: lines go out without StylesCache
+    filters: tuple  # the app's line filters
+    background: Color
+    restyle: Restyle | None  # the filters as a map of styles, applied as rows are drawn
+    cells: ColumnCells  # each column's cells' shapes
+    rows: dict  # (row index, cursor, hover) -> DiffTable._row_styles
 
 
 class _Paint(NamedTuple):
     """What the lines of one repaint of a DiffTable share (read once, not once a line)."""
 
+    look: _Look
     header: int  # lines above the rows
     scroll_y: int
     offsets: list  # (row key, line in row) of each line
     cursor_row: int
     hover_row: int
-    base_style: Style
-    width: int
-    columns: list
-    widths: tuple[int, ...]
-    show_cursor: bool
-    show_hover: bool
     strips: dict  # (row key, row index, cursor, hover) -> Strip, while content and look hold
-    look: tuple  # what the lines' look depends on besides the content
-    plain: bool  # no border, padding, outline, tint or opacity: lines go out without StylesCache
-    filters: tuple  # the app's line filters
-    background: Color
-    restyle: Restyle | None  # the filters as a map of styles, applied as rows are drawn
+    cut: int  # where the vertical scrollbar starts covering the lines (0: none)
+
+    @property
+    def restyle(self) -> Restyle | None:
+        return self.look.restyle

@@ -7,14 +7,17 @@ single-width characters on one line, whose rendering is simple enough to do dire
 
     pad | text (cropped, or cut with "…"; justified with spaces in its own style) | fill | pad
 
-``cell_segments`` returns the same characters with the same styles as Rich would (checked
-by tests/test_fast_cells.py against Rich itself), or None for any other cell (the caller
-falls back to Rich).
+``row_segments`` draws a table row of such cells with the same characters and styles as Rich
+would (``cell_segments``, one cell, is checked against Rich itself by tests/test_ui_big_host.py),
+or gives None for any other cell (the caller falls back to Rich). What a cell's line is made
+of is kept by cell identity (cells are shared, kvmtop.ui.format), the combined styles by row,
+column and cell style.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.cells import cell_len
 from rich.color import Color
@@ -56,38 +59,31 @@ class Restyle:
         return style
 
 
-_COMBINED: dict[tuple[int, int, object, int], tuple[Style, Style, Style, Style, Segment, Restyle | None]] = {}
+CellStyles = tuple[Style, Style, Segment]  # (text style, fill style, one-space padding segment)
 _new_segment = tuple.__new__  # Segment(text, style) without its Python-level __new__
 
 
-def _combined(pre: Style, post: Style, style: str | Style, restyle: Restyle | None = None
-              ) -> tuple[Style, Style, Segment] | None:
-    """(text style, fill style, one-space padding segment) of a cell: ``pre + style + post`` and
-    ``pre + post`` (through ``restyle``), cached by the identity of ``pre``, ``post`` and
-    ``restyle`` (the caller keeps those objects) and the cell's style. A cell without a style of
-    its own gets the fill style itself, so its text and padding can be one segment."""
-    key = (id(pre), id(post), style, id(restyle))
-    got = _COMBINED.get(key)
-    if got is None or got[0] is not pre or got[1] is not post or got[5] is not restyle:
-        parsed = _style(style)
-        if parsed is None:
-            return None
-        if len(_COMBINED) > 8192:
-            _COMBINED.clear()
-        fill = pre + post if post else pre
-        text = fill if not parsed else (pre + parsed + post if post else pre + parsed)
-        if restyle is not None:
-            # (filtered styles can come out equal, even the same object: the cell keeps its three
-            # segments, as Rich would give, so a screenshot's runs stay where they were)
-            text, fill = (restyle(fill),) * 2 if text is fill else (restyle(text), restyle(fill).copy())
-        got = _COMBINED[key] = (pre, post, text, fill, _new_segment(Segment, (" ", fill, None)), restyle)
-    return got[2], got[3], got[4]
+def cell_styles(pre: Style, post: Style, style: str | Style, restyle: Restyle | None = None) -> CellStyles | None:
+    """(text style, fill style, one-space padding segment) of a cell of style ``style``: ``pre +
+    style + post`` and ``pre + post`` (through ``restyle``); None if ``style`` does not parse. A
+    cell without a style of its own gets the fill style itself, so its text and padding can be
+    one segment."""
+    parsed = _style(style)
+    if parsed is None:
+        return None
+    fill = pre + post if post else pre
+    text = fill if not parsed else (pre + parsed + post if post else pre + parsed)
+    if restyle is not None:
+        # (filtered styles can come out equal, even the same object: the cell keeps its three
+        # segments, as Rich would give, so a screenshot's runs stay where they were)
+        text, fill = (restyle(fill),) * 2 if text is fill else (restyle(text), restyle(fill).copy())
+    return text, fill, _new_segment(Segment, (" ", fill, None))
 
 
-_SHAPES: dict[tuple[int, int, int], tuple[Text, tuple[str, tuple[tuple[str, bool], ...]] | None]] = {}
+Shape = tuple[str, tuple[tuple[str, bool], ...]]  # the whole line; between the pads, (piece, in the text's style)
 
 
-def _shape(cell: Text, width: int, padding: int) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
+def _shape(cell: Text, width: int, padding: int) -> Shape | None:
     """What a cell's line is made of, whatever its styles: the whole line (padding included),
     and between the two pads its pieces (text, whether in the text's own style); None if the
     cell is not simple."""
@@ -108,30 +104,90 @@ def _shape(cell: Text, width: int, padding: int) -> tuple[str, tuple[tuple[str, 
     return pad + plain + " " * gap + pad, ((plain, True), (" " * gap, False)) if gap else ((plain, True),)
 
 
+def cell_shape(cell: object, width: int, padding: int) -> Shape | None:
+    """``_shape`` of a plain Text (or a subclass that renders as one), None for anything else."""
+    if type(cell) is not Text and not (isinstance(cell, Text)
+                                       and type(cell).__rich_console__ is Text.__rich_console__):
+        return None
+    return _shape(cell, width, padding)
+
+
 def cell_segments(cell: object, width: int, padding: int, pre: Style, post: Style,
                   restyle: Restyle | None = None) -> list[Segment] | None:
     """One line of ``cell`` in ``width`` columns with ``padding`` on each side, as
     ``Styled(Padding(cell, (0, padding)), pre, post)`` renders it (its styles through
-    ``restyle``), or None if not simple. Cells are shared (kvmtop.ui.format), so what a cell's
-    line is made of is worked out once per cell and width."""
-    key = (id(cell), width, padding)
-    got = _SHAPES.get(key)
-    if got is None or got[0] is not cell:
-        if type(cell) is not Text and not (isinstance(cell, Text)
-                                           and type(cell).__rich_console__ is Text.__rich_console__):
+    ``restyle``), or None if not simple: a row of one cell (``row_segments``)."""
+    return row_segments({0: cell}, ColumnCells((0,), (width,), padding), RowStyles((pre,), post, restyle))
+
+
+class ColumnCells:
+    """A table's columns as drawn in one look: each one's cell key and width, and the shapes of
+    the cells it showed, by cell identity (a cell keeps its shape as long as it lives)."""
+
+    __slots__ = ("keys", "padding", "shapes", "widths")
+
+    LIMIT = 2048  # cells remembered per column (the rows in view hold a few each)
+
+    def __init__(self, keys: Sequence[object], widths: Sequence[int], padding: int) -> None:
+        self.keys = tuple(keys)
+        self.widths = tuple(widths)
+        self.padding = padding
+        self.shapes: list[dict[int, tuple[object, Shape | None]]] = [{} for _ in self.keys]
+
+
+class RowStyles:
+    """The styles of one row's cells in one look: before each column's cell style (``pres``:
+    the row's, its position for the mouse, the cursor's), after it (``post``), through
+    ``restyle``; and, made as cells ask for them, each column's ``cell_styles`` by cell style."""
+
+    __slots__ = ("post", "pres", "restyle", "styles")
+
+    LIMIT = 256  # cell styles remembered per column
+
+    def __init__(self, pres: Sequence[Style], post: Style, restyle: Restyle | None) -> None:
+        self.pres = tuple(pres)
+        self.post = post
+        self.restyle = restyle
+        self.styles: list[dict[object, CellStyles]] = [{} for _ in self.pres]
+
+
+def row_segments(row: Mapping[Any, object], columns: ColumnCells, look: RowStyles) -> list[Segment] | None:
+    """The segments of one table row (``row``: its cells by column key), each cell as
+    ``cell_segments`` draws it; None if a cell is missing or not simple."""
+    keys = columns.keys
+    # (a table's rows keep their cells in the columns' order: their values then need no lookups)
+    cells = row.values() if tuple(row) == keys else [row.get(key) for key in keys]
+    line: list[Segment] = []
+    append = line.append
+    padding = columns.padding
+    post, restyle = look.post, look.restyle
+    for cell, width, shapes, pre, styles in zip(cells, columns.widths, columns.shapes, look.pres, look.styles):
+        got = shapes.get(id(cell))
+        if got is None or got[0] is not cell:
+            if cell is None:
+                return None
+            if len(shapes) > ColumnCells.LIMIT:
+                shapes.clear()
+            got = shapes[id(cell)] = (cell, cell_shape(cell, width, padding))  # the cell kept: its id stays its own
+        shape = got[1]
+        if shape is None:
             return None
-        if len(_SHAPES) > 4096:
-            _SHAPES.clear()
-        got = _SHAPES[key] = (cell, _shape(cell, width, padding))  # the cell kept: its id stays its own
-    shape = got[1]
-    if shape is None:
-        return None
-    styles = _combined(pre, post, cell.style, restyle)
-    if styles is None:
-        return None
-    text_style, fill_style, space = styles
-    if text_style is fill_style:  # one style from edge to edge
-        return [_new_segment(Segment, (shape[0], text_style, None))]
-    pad = space if padding == 1 else _new_segment(Segment, (" " * padding, fill_style, None))
-    return [pad, *[_new_segment(Segment, (piece, text_style if own else fill_style, None))
-                   for piece, own in shape[1]], pad]
+        style = cell.style  # type: ignore[attr-defined]
+        combined = styles.get(style)
+        if combined is None:
+            combined = cell_styles(pre, post, style, restyle)
+            if combined is None:
+                return None
+            if len(styles) > RowStyles.LIMIT:
+                styles.clear()
+            styles[style] = combined
+        text_style, fill_style, space = combined
+        if text_style is fill_style:  # one style from edge to edge
+            append(_new_segment(Segment, (shape[0], text_style, None)))
+            continue
+        pad = space if padding == 1 else _new_segment(Segment, (" " * padding, fill_style, None))
+        append(pad)
+        for piece, own in shape[1]:
+            append(_new_segment(Segment, (piece, text_style if own else fill_style, None)))
+        append(pad)
+    return line

@@ -1,0 +1,97 @@
+"""The guests table keeps what its rows look like (styles, widths, cell shapes) between repaints:
+whatever changes that look must draw the rows again, as DataTable itself would draw them."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
+from ui_helpers import first_snapshot
+
+from kvmtop.stepped_feed import demo_feed
+from kvmtop.ui.app import make_app
+from kvmtop.ui.widgets.vm_table import VmTable
+
+
+def looks(strips) -> list[list[tuple]]:
+    """Each cell of these lines: its character and its style (mouse metadata included)."""
+    return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips]
+
+
+def fast_lines(table: VmTable) -> list[list[tuple]]:
+    """The lines the table sends (its own drawing, with the look it kept)."""
+    return looks(table.render_lines(Region(0, 0, *table.size)))
+
+
+def datatable_lines(table: VmTable) -> list[list[tuple]]:
+    """DataTable's own drawing of the same lines, through StylesCache, read afresh."""
+    table._styles_cache.clear()
+    return looks(Widget.render_lines(table, Region(0, 0, *table.size)))
+
+
+async def test_a_change_of_look_draws_the_rows_again():
+    app = make_app(demo_feed(vms=60, vcpus=2))
+    async with app.run_test(size=(150, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        assert table.has_focus
+        before = fast_lines(table)
+        assert before == datatable_lines(table)
+        assert fast_lines(table) == before  # nothing changed: the same lines
+
+        table.styles.background = "darkred"  # the table's own (inline) style
+        await pilot.pause()
+        after = fast_lines(table)
+        assert after != before and after == datatable_lines(table)
+
+        table.styles.color = "yellow"
+        await pilot.pause()
+        assert fast_lines(table) == datatable_lines(table)
+
+        # the cursor's colours alone (a component style: the table's own rules stay as they are)
+        app.stylesheet.add_source("VmTable > .datatable--cursor { background: red; }", read_from=("test", ""))
+        app.refresh_css()
+        await pilot.pause()
+        red = fast_lines(table)
+        assert red == datatable_lines(table)
+        assert any(style.bgcolor and style.bgcolor.triplet == (255, 0, 0) for line in red for _, style in line)
+
+        app.screen.set_focus(None)  # the cursor loses its focused colours (a pseudo class)
+        await pilot.pause()
+        unfocused = fast_lines(table)
+        assert unfocused == datatable_lines(table)
+
+        app.theme = "textual-light"  # every style of the app: the stylesheet updates every widget
+        await pilot.pause()
+        light = fast_lines(table)
+        assert light != unfocused and light == datatable_lines(table)
+
+        await pilot.resize_terminal(110, 30)  # narrower: fewer columns, other widths
+        await pilot.pause()
+        narrow = fast_lines(table)
+        assert len(narrow[1]) == 110 and narrow == datatable_lines(table)
+
+
+async def test_the_lines_come_divided_where_the_scrollbar_covers_them():
+    """Each row's line carries its pieces either side of the scrollbar, as the compositor would
+    cut them (the screen then shows the rows as DataTable's lines would)."""
+    app = make_app(demo_feed(vms=60, vcpus=2))
+    async with app.run_test(size=(150, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        assert table.show_vertical_scrollbar
+        width = table.size.width
+        cut = width - table.scrollbar_size_vertical
+        rows = table.render_lines(Region(0, 0, *table.size))[1:]
+        for strip in rows:
+            pieces = strip._divide_cache.get((cut, width))
+            assert pieces is not None
+            fresh = Strip(list(strip), strip.cell_length).divide([cut, width])
+            assert [list(p) for p in pieces] == [list(p) for p in fresh]
+            assert [p.cell_length for p in pieces] == [cut, width - cut]
+            assert all(isinstance(s, Segment) and s.text for p in pieces for s in p)
+        table._styles_cache.clear()
+        datatable_row = Widget.render_lines(table, Region(0, 1, width, 1))[0]
+        screen_row = app.screen._compositor.render_strips()[table.region.y + 1]
+        assert looks([screen_row.crop(0, cut)]) == looks([datatable_row.crop(0, cut)])
