@@ -95,3 +95,33 @@ async def test_the_lines_come_divided_where_the_scrollbar_covers_them():
         datatable_row = Widget.render_lines(table, Region(0, 1, width, 1))[0]
         screen_row = app.screen._compositor.render_strips()[table.region.y + 1]
         assert looks([screen_row.crop(0, cut)]) == looks([datatable_row.crop(0, cut)])
+
+
+def test_lean_strips_behave_as_strips():
+    """A row's line made without Strip's caches (fast_cells.LeanStrip) gives what a Strip of the
+    same segments gives, for everything Textual does with a line."""
+    from rich.console import Console
+    from rich.style import Style
+    from textual.color import Color
+    from textual.filter import Monochrome
+    from textual.strip import Strip
+
+    from kvmtop.ui.widgets import fast_cells
+
+    assert fast_cells._LEAN  # this Textual's Strip has the slots LeanStrip fills in
+    bold, cyan = Style(bold=True, meta={"column": 0}), Style(color="cyan", bgcolor="black", meta={"column": 1})
+    segments = [Segment(" ab ", bold), Segment("cdef", cyan), Segment("   ", Style(bgcolor="black"))]
+    console = Console(color_system="truecolor", force_terminal=True)
+    for _ in range(2):  # (asked twice: what a Strip caches, a lean one works out again)
+        lean, plain = fast_cells.lean_strip(list(segments), 11), Strip(list(segments), 11)
+        assert isinstance(lean, fast_cells.LeanStrip)
+        for op in (lambda s: s.divide([5, 11]), lambda s: [s.crop(2, 9)], lambda s: [s.adjust_cell_length(14)],
+                   lambda s: [s.apply_style(Style(italic=True))], lambda s: [s.simplify()],
+                   lambda s: [s.discard_meta()], lambda s: [s.apply_filter(Monochrome(), Color(0, 0, 0))],
+                   lambda s: [s.crop_extend(1, 13, None)], lambda s: [s.apply_offsets(3, 4)],
+                   lambda s: [Strip.join([s, s])]):
+            assert [list(x) for x in op(lean)] == [list(x) for x in op(plain)]
+        assert lean.render(console) == plain.render(console) and lean.text == plain.text
+        assert lean.cell_length == plain.cell_length == 11
+    divided = fast_cells.lean_strip(list(segments), 11, {(5, 11): ["pieces"]})
+    assert divided.divide([5, 11]) == ["pieces"]  # the pieces made beforehand

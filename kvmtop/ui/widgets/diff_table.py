@@ -30,7 +30,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from .fast_cells import ColumnCells, Restyle, RowStyles, row_segments
+from .fast_cells import ColumnCells, Restyle, RowStyles, lean_strip, row_segments
 
 Cells = tuple[Text, ...]
 
@@ -513,20 +513,19 @@ class DiffTable(DataTable):
             return None
         width = look.width
         if tail is None:
-            return Strip(line, width)
-        strip = Strip([*line, tail], width)
+            return lean_strip(line, width)
+        whole = [*line, tail]
         cut = paint.cut
-        if cut:
-            # The compositor divides each line where the scrollbar covers it: the pieces made
-            # here, where the cut falls in the tail, spare it a pass over every segment.
-            covered = width - cut
-            left = len(tail.text) - covered
-            if left >= 0:
-                if left:
-                    line.append(Segment(tail.text[:left], tail.style))
-                covered_tail = Segment(" " * covered, tail.style)
-                strip._divide_cache[(cut, width)] = [Strip(line, cut), Strip([covered_tail], covered)]
-        return strip
+        covered = width - cut
+        left = len(tail.text) - covered
+        if not cut or left < 0:
+            return lean_strip(whole, width)
+        # The compositor divides each line where the scrollbar covers it: the pieces made here,
+        # where the cut falls in the tail, spare it a pass over every segment.
+        if left:
+            line.append(Segment(tail.text[:left], tail.style))
+        pieces = [lean_strip(line, cut), lean_strip([Segment(" " * covered, tail.style)], covered)]
+        return lean_strip(whole, width, {(cut, width): pieces})
 
 
 class _Look(NamedTuple):

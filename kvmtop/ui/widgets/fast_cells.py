@@ -24,6 +24,7 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 
 _STYLES: dict[str, Style] = {}
 
@@ -191,3 +192,52 @@ def row_segments(row: Mapping[Any, object], columns: ColumnCells, look: RowStyle
             append(_new_segment(Segment, (piece, text_style if own else fill_style, None)))
         append(pad)
     return line
+
+
+class _NoCache:
+    """A Strip cache that keeps nothing (what it would keep is worked out again if asked)."""
+
+    __slots__ = ()
+
+    def get(self, key: object) -> None:
+        return None
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+
+_NO_CACHE = _NoCache()
+_LEAN = set(Strip.__slots__) == {
+    "_segments", "_cell_length", "_divide_cache", "_crop_cache", "_style_cache", "_filter_cache", "_render_cache",
+    "_line_length_cache", "_crop_extend_cache", "_offsets_cache", "_link_ids", "_cell_count"}
+
+
+class LeanStrip(Strip):
+    """A Strip of a table's row, made without the seven caches each Strip carries: a row's line
+    lives for one update, is divided once by the compositor (``divided``: those pieces made
+    beforehand, where known) and its pieces rendered once. Making and freeing those caches cost
+    more than the line itself. (Where Textual's Strip has other slots than those known here,
+    ``lean_strip`` makes plain Strips.)"""
+
+    __slots__ = ()
+
+    def __init__(self, segments: list[Segment], cell_length: int, divided: dict | None = None) -> None:
+        self._segments = segments  # (taken over, not copied)
+        self._cell_length = cell_length
+        self._divide_cache = _NO_CACHE if divided is None else divided  # type: ignore[assignment]
+        self._crop_cache = self._style_cache = self._filter_cache = _NO_CACHE  # type: ignore[assignment]
+        self._line_length_cache = self._crop_extend_cache = self._offsets_cache = _NO_CACHE  # type: ignore[assignment]
+        self._render_cache = None
+        self._link_ids = None
+        self._cell_count = None
+
+
+def lean_strip(segments: list[Segment], cell_length: int, divided: dict | None = None) -> Strip:
+    """A ``LeanStrip`` (``segments`` taken over), or a plain Strip where Textual's differs."""
+    if not _LEAN:
+        strip = Strip(segments, cell_length)
+        if divided:
+            for cuts, pieces in divided.items():
+                strip._divide_cache[cuts] = pieces
+        return strip
+    return LeanStrip(segments, cell_length, divided)
