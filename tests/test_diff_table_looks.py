@@ -125,3 +125,29 @@ def test_lean_strips_behave_as_strips():
         assert lean.cell_length == plain.cell_length == 11
     divided = fast_cells.lean_strip(list(segments), 11, {(5, 11): ["pieces"]})
     assert divided.divide([5, 11]) == ["pieces"]  # the pieces made beforehand
+
+
+async def test_the_cursor_follows_its_guest_out_of_view():
+    """Rows re-sort under the cursor: it stays on its guest, and the view scrolls to it only
+    when that row went out of view."""
+    app = make_app(demo_feed(vms=60, vcpus=2))
+    async with app.run_test(size=(150, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        await pilot.press("down", "down")
+        key = table.cursor_key
+        assert table.cursor_row == 2 and table.scroll_y == 0
+        await pilot.press("I")  # inverted: the guest goes near the end, far below the view
+        await pilot.pause()
+        top, height = table.view_rows()
+        assert table.cursor_key == key and table.cursor_row == len(table.order) - 3
+        assert top > 0 and top <= table.cursor_row < top + height
+        assert fast_lines(table) == datatable_lines(table)  # the cursor drawn where it now is
+        await pilot.press("up", "up", "up")  # another guest, still in view: no scrolling
+        key, row = table.cursor_key, table.cursor_row
+        await pilot.press("I")  # back: that guest comes near the top, out of view again
+        await pilot.pause()
+        top, height = table.view_rows()
+        assert table.cursor_key == key and table.cursor_row == len(table.order) - 1 - row
+        assert top <= table.cursor_row < top + height
+        assert fast_lines(table) == datatable_lines(table)

@@ -24,6 +24,7 @@ from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.actions import SkipAction
 from textual.color import Color
+from textual.coordinate import Coordinate
 from textual.filter import ANSIToTruecolor, LineFilter
 from textual.geometry import Region
 from textual.strip import Strip
@@ -166,8 +167,21 @@ class DiffTable(DataTable):
         if cursor is not None and cursor in self._sigs:
             row = self.get_row_index(RowKey(cursor))
             if row != self.cursor_row:
-                self.move_cursor(row=row, animate=False, scroll=True)
+                self._follow(row)
             self._cursor_hint = None
+
+    def _follow(self, row: int) -> None:
+        """Put the cursor on ``row``, where the row it was on went. The highlighted row is the
+        same, so none of what ``move_cursor`` does for a new one (RowHighlighted, scrolling to
+        where the cursor was, then to where it goes): the view scrolls only when the row is out
+        of it."""
+        self.set_reactive(DataTable.cursor_coordinate, Coordinate(row, self.cursor_coordinate.column))
+        self.refresh()
+        top, height = self.view_rows()
+        if self._require_update_dimensions:
+            self.call_after_refresh(self._scroll_cursor_into_view)
+        elif not top <= row < top + height:
+            self._scroll_cursor_into_view()
 
     # ------------------------------------------------------------------ Home/End
     def action_scroll_home(self) -> None:
@@ -189,6 +203,8 @@ class DiffTable(DataTable):
 
     def set_labels(self, labels: dict[str, str]) -> None:
         """Change column labels (sort marks, "no source" marks); only repaints on change."""
+        if labels == self._labels:
+            return  # (the columns were labelled from these: ``_refit`` labels them as it makes them)
         self._labels = dict(labels)
         changed = False
         for col in self.layout_columns:
@@ -306,28 +322,38 @@ class DiffTable(DataTable):
         col_keys = [columns[i].key for i in shown]
         project = len(shown) != len(columns)
         data = getattr(self, "_data", None)
+        # the keys of the rows' cells as the rows hold them: a row holding just these, in this
+        # order, is updated in place by them (a lookup by string costs a comparison in Python)
+        held = tuple(column.key for column in self.ordered_columns)
+        in_place = held == tuple(col_keys)
+        fresh, old_sigs, own_cells = self._fresh, self._sigs, self._cells
         changed = 0
         for key, cells in make(want).items():
-            self._fresh.add(key)
+            fresh.add(key)
             sig = sigs.get(key) if sigs is not None else None
             if sig is None:
                 sig = signature(cells)
-            old = self._sigs.get(key)
+            old = old_sigs.get(key)
             if old is not None and old != sig:
-                row = data.get(RowKey(key)) if data is not None else None
+                row = data.get(key) if data is not None else None  # (a row key matches its string)
                 cells_: Sequence = [cells[i] for i in shown] if project else cells
                 sig_: Sequence = [sig[i] for i in shown] if project else sig
                 old_: Sequence = [old[i] for i in shown] if project else old
-                for ck, new, now, was in zip(col_keys, cells_, sig_, old_):
-                    if now != was:
-                        if row is not None and ck in row:
-                            # update_cell() without its per-call refresh: one refresh below
-                            row[ck] = new
+                if in_place and row is not None and tuple(row) == held:
+                    for held_key, new, now, was in zip(held, cells_, sig_, old_):
+                        if now != was:  # update_cell() without its per-call refresh: one refresh below
+                            row[held_key] = new
                             changed += 1
-                        else:
-                            self.update_cell(key, ck, new)
-            self._cells[key] = cells
-            self._sigs[key] = sig
+                else:
+                    for ck, new, now, was in zip(col_keys, cells_, sig_, old_):
+                        if now != was:
+                            if row is not None and ck in row:
+                                row[ck] = new
+                                changed += 1
+                            else:
+                                self.update_cell(key, ck, new)
+            own_cells[key] = cells
+            old_sigs[key] = sig
         if changed:
             self._new_content()
 
