@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
 from ...model import NOTE_NO_EXITS, CollectorStatus, Snapshot
 from .. import format as fmt
+from .text_content import content_of
 
 SPARK_SECONDS = 120.0
 
@@ -182,8 +184,11 @@ class SparkText(Widget):
         self.values = values
         self.refresh()
 
-    def render(self) -> Text:
+    def render(self) -> Content:
         """Scaled between the window's min and max, which are printed after it."""
+        return content_of(self.spark_text(), self.app.console, self.app.ansi_theme)
+
+    def spark_text(self) -> Text:
         values = self.values
         text = Text(no_wrap=True)
         if not values:
@@ -207,7 +212,7 @@ class Line(Static):
 
     def set_text(self, text: Text) -> None:
         previous, self.cells = self.cells, text.cell_len
-        self.update(text, layout=previous != self.cells)
+        self.update(content_of(text, self.app.console, self.app.ansi_theme), layout=previous != self.cells)
 
 
 class Meters(Vertical):
@@ -227,8 +232,19 @@ class Meters(Vertical):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._shown: dict[str, tuple] = {}  # what each line shows
+        self._lines: dict[str, Widget] = {}  # each line's widget, by selector
+
+    def _line(self, selector: str) -> Widget:
+        line = self._lines.get(selector)
+        if line is None:
+            line = self._lines[selector] = self.query_one(selector)
+        return line
 
     def on_mount(self) -> None:
+        for line in self.walk_children(Widget):
+            # no links in the header: its lines are not searched for them, segment by segment,
+            # every second (Textual's auto_links)
+            line.auto_links = False
         self.watch(self.app, "header", self.show, init=True)
 
     def catch_up(self) -> None:
@@ -247,12 +263,14 @@ class Meters(Vertical):
         rate, values = rate_text(state.snapshot)
         keep = max(1, int(SPARK_SECONDS / max(state.interval_s, 0.1)))
         self._put("#meter-rate", rate)
-        self.query_one("#meter-spark", SparkText).set_values(values[-keep:])
+        spark = self._line("#meter-spark")
+        assert isinstance(spark, SparkText)
+        spark.set_values(values[-keep:])
         right, line2, line3, notice = summary_lines(state)
         self._put("#meter-lat", right)
         self._put("#meter-line2", line2)
         self._put("#meter-line3", line3)
-        box = self.query_one("#meter-notice", Static)
+        box = self._line("#meter-notice")
         box.display = notice is not None
         if notice is not None:
             self._put("#meter-notice", notice)
@@ -264,8 +282,8 @@ class Meters(Vertical):
         if self._shown.get(selector) == look:
             return
         self._shown[selector] = look
-        line = self.query_one(selector, Static)
+        line = self._line(selector)
         if isinstance(line, Line):
             line.set_text(text)
-        else:
-            line.update(text, layout=False)
+        elif isinstance(line, Static):
+            line.update(content_of(text, self.app.console, self.app.ansi_theme), layout=False)
