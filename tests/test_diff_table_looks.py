@@ -73,6 +73,18 @@ async def test_a_change_of_look_draws_the_rows_again():
         assert len(narrow[1]) == 110 and narrow == datatable_lines(table)
 
 
+async def test_a_short_table_without_scrollbar():
+    app = make_app(demo_feed(vms=3, vcpus=2))
+    async with app.run_test(size=(150, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(VmTable)
+        assert not table.show_vertical_scrollbar
+        assert fast_lines(table) == datatable_lines(table)
+        await pilot.press("down")
+        await pilot.pause()
+        assert fast_lines(table) == datatable_lines(table)
+
+
 async def test_the_lines_come_divided_where_the_scrollbar_covers_them():
     """Each row's line carries its pieces either side of the scrollbar, as the compositor would
     cut them (the screen then shows the rows as DataTable's lines would)."""
