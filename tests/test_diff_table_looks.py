@@ -163,3 +163,23 @@ async def test_the_cursor_follows_its_guest_out_of_view():
         assert table.cursor_key == key and table.cursor_row == len(table.order) - 1 - row
         assert top <= table.cursor_row < top + height
         assert fast_lines(table) == datatable_lines(table)
+
+
+def test_the_cells_kept_per_column_are_bounded_and_never_stale():
+    from rich.style import Style
+    from rich.text import Text
+
+    from kvmtop.ui.widgets.fast_cells import ColumnCells, RowStyles, row_segments
+
+    columns = ColumnCells(("a",), (8,), 1)
+    styles = RowStyles((Style(bgcolor="black"),), Style.null(), None)
+    for n in range(3 * ColumnCells.LIMIT):
+        cell = Text(str(n), justify="right")  # a new cell each time (the last one freed)
+        line = row_segments({"a": cell}, columns, styles)
+        assert line is not None and "".join(s.text for s in line) == f" {n:>6} "
+        assert len(columns.shapes[0]) <= ColumnCells.LIMIT + 1
+    shared = Text("x", style="bold")
+    for n in range(3 * RowStyles.LIMIT):  # cells of ever new styles
+        row_segments({"a": Text("y", style=f"color({n % 256}) on color({n // 256})")}, columns, styles)
+        assert len(styles.styles[0]) <= RowStyles.LIMIT + 1
+    assert "".join(s.text for s in row_segments({"a": shared}, columns, styles) or []) == " x      "

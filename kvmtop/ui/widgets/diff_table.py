@@ -508,7 +508,7 @@ class DiffTable(DataTable):
         got = look.rows.get((row_index, cursor, hover))
         if got is not None:
             return got
-        if len(look.rows) > 512:
+        if len(look.rows) > 256:  # (rows at as many places: one scroll through a long table)
             look.rows.clear()
         row_style = look.base_style
         component, post = self._get_styles_to_render_cell(

@@ -127,7 +127,7 @@ class ColumnCells:
 
     __slots__ = ("keys", "padding", "shapes", "widths")
 
-    LIMIT = 2048  # cells remembered per column (the rows in view hold a few each)
+    LIMIT = 512  # cells remembered per column (the rows in view hold one each, most kept from update to update)
 
     def __init__(self, keys: Sequence[object], widths: Sequence[int], padding: int) -> None:
         self.keys = tuple(keys)
