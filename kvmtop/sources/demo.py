@@ -341,7 +341,7 @@ class DemoSource:
             vms={vm.identity.pid: vm.identity for vm in vms},
             status=status,
             kernel=self.kernel,
-            columns=templates.columns(blocks, tpid, ttid, tvcpu),
+            columns=templates.columns(np.array(blocks, np.int64), tpid, ttid, tvcpu),
         )
 
     # ------------------------------------------------------------------ generation

@@ -30,15 +30,25 @@ class _Grow:
         self.a = np.zeros(capacity, dtype)
         self.n = 0
 
-    def extend(self, values) -> int:
-        values = np.asarray(values, self.a.dtype)
-        start, end = self.n, self.n + len(values)
+    def _room(self, end: int) -> None:
         if end > len(self.a):
             grown = np.zeros(max(end, len(self.a) * 3 // 2), self.a.dtype)
-            grown[:start] = self.a[:start]
+            grown[: self.n] = self.a[: self.n]
             self.a = grown  # views handed out keep the old buffer
+
+    def extend(self, values: Sequence[int]) -> int:
+        """Append ``values``; returns the index of the first."""
+        start, end = self.n, self.n + len(values)
+        self._room(end)
         self.a[start:end] = values
         self.n = end
+        return start
+
+    def append(self, value: int) -> int:
+        start = self.n
+        self._room(start + 1)
+        self.a[start] = value
+        self.n = start + 1
         return start
 
     def view(self) -> np.ndarray:
@@ -56,26 +66,25 @@ class Templates:
         self.keys = KeyTable(np.array([k[0] for k in uniq], np.uint8), np.array([k[1] for k in uniq], np.uint8),
                              np.array([k[2] for k in uniq], np.uint64))
         self.kid = {k: i for i, k in enumerate(uniq)}
-        # a row: its key, its count and its latency (a pool histogram: -1 for none)
-        self._kid, self._count, self._hist = _Grow(np.int32), _Grow(np.uint32), _Grow(np.int32)
+        # a row: its key, its count and its latency (a pool histogram + 1: 0 for none)
+        self._kid, self._count, self._hist1 = _Grow(np.int32), _Grow(np.uint32), _Grow(np.int32)
         self._qbit = _Grow(np.uint64)
         self._qcount = _Grow(np.uint64)
         self._hoff = _Grow(np.int64)
-        self._hoff.extend([0])
+        self._hoff.append(0)
         self._bidx = _Grow(np.uint8, 65536)
         self._bcnt = _Grow(np.uint64, 65536)
-        # per pool histogram: its latency's count, sum, min and max, plus a last slot of zeros (no latency)
-        self._lstats = _Grow(np.dtype([("count", "<u8"), ("sum", "<u8"), ("min", "<u8"), ("max", "<u8")]))
+        # per pool histogram + 1: its latency's count, sum, min and max (slot 0: zeros, rows without durations)
+        self._lstats = tuple(_Grow(np.uint64) for _ in range(4))
+        for column in self._lstats:
+            column.append(0)
         self._lat: dict[object, tuple[int, int, int, int, int]] = {}  # key -> (hist, count, sum, min, max)
-        self._start: list[int] = []
-        self._len: list[int] = []
-        self._qstart: list[int] = []
-        self._qlen: list[int] = []
-        self._arrays: tuple[np.ndarray, ...] | None = None
+        # per block: its first row, its rows, its first request row, its request rows
+        self._start, self._len, self._qstart, self._qlen = (_Grow(np.int64) for _ in range(4))
 
     @property
     def full(self) -> bool:
-        return self._bidx.n > MAX_POOL_ENTRIES or len(self._start) > MAX_BLOCKS
+        return self._bidx.n > MAX_POOL_ENTRIES or self._start.n > MAX_BLOCKS
 
     def latency(self, key: object, make: Callable[[], LatencyTuple]) -> tuple[int, int, int, int, int]:
         """(pool histogram, count, sum, min, max) of a latency, made by ``make`` the first time."""
@@ -84,9 +93,9 @@ class Templates:
             count, total, lo, hi, buckets = make()
             self._bidx.extend([i for i, _ in buckets])
             self._bcnt.extend([c for _, c in buckets])
-            h = self._hoff.n - 1
-            self._hoff.extend([self._bidx.n])
-            self._lstats.extend(np.array([(count, total, lo, hi)], self._lstats.a.dtype))
+            h = self._hoff.append(self._bidx.n) - 1
+            for column, value in zip(self._lstats, (count, total, lo, hi)):
+                column.append(value)
             got = self._lat[key] = (h, count, total, lo, hi)
         return got
 
@@ -95,34 +104,24 @@ class Templates:
         """Store one vCPU's rows ((cat, isa, code), count, latency or None) and request bits."""
         self._start.append(self._kid.extend([self.kid[key] for key, _, _ in rows]))
         self._count.extend([count for _, count, _ in rows])
-        self._hist.extend([lat[0] if lat is not None else -1 for _, _, lat in rows])
+        self._hist1.extend([lat[0] + 1 if lat is not None else 0 for _, _, lat in rows])
         self._len.append(len(rows))
         self._qstart.append(self._qbit.extend([b for b, _ in requests]))
         self._qcount.extend([n for _, n in requests])
         self._qlen.append(len(requests))
-        self._arrays = None
-        return len(self._start) - 1
+        return self._start.n - 1
 
-    def columns(self, blocks: Sequence[int], tpid: np.ndarray, ttid: np.ndarray, tvcpu: np.ndarray) -> StatColumns:
+    def columns(self, blocks: np.ndarray, tpid: np.ndarray, ttid: np.ndarray, tvcpu: np.ndarray) -> StatColumns:
         """The interval whose thread i runs block ``blocks[i]``."""
-        if self._arrays is None:
-            self._arrays = tuple(np.array(x, np.int64) for x in (self._start, self._len, self._qstart, self._qlen))
-        start, length, qstart, qlen = self._arrays
-        b = np.asarray(blocks, np.int64)
-        rows, thread = _gather(start[b], length[b])
-        qrows, qthread = _gather(qstart[b], qlen[b])
-        hist = self._hist.view()[rows]
-        if self._lstats.n:
-            lat = self._lstats.view()[np.maximum(hist, 0)]
-            lat[hist < 0] = 0  # rows without durations
-        else:
-            lat = np.zeros(len(hist), self._lstats.a.dtype)
-        c = np.ascontiguousarray
-        return StatColumns(tpid=tpid, ttid=ttid, tvcpu=tvcpu, thread=thread, kid=self._kid.view()[rows],
-                           keys=self.keys, count=self._count.view()[rows], lcount=c(lat["count"]),
-                           lsum=c(lat["sum"]), lmin=c(lat["min"]), lmax=c(lat["max"]), hist=hist,
-                           hoff=self._hoff.view(), bidx=self._bidx.view(), bcnt=self._bcnt.view(), qthread=qthread,
-                           qbit=self._qbit.view()[qrows], qcount=self._qcount.view()[qrows])
+        rows, thread = _gather(self._start.a[blocks], self._len.a[blocks])
+        qrows, qthread = _gather(self._qstart.a[blocks], self._qlen.a[blocks])
+        hist1 = self._hist1.a[rows]
+        lcount, lsum, lmin, lmax = (column.a[hist1] for column in self._lstats)
+        return StatColumns(tpid=tpid, ttid=ttid, tvcpu=tvcpu, thread=thread, kid=self._kid.a[rows],
+                           keys=self.keys, count=self._count.a[rows], lcount=lcount, lsum=lsum, lmin=lmin,
+                           lmax=lmax, hist=np.subtract(hist1, 1, dtype=np.int64), hoff=self._hoff.view(),
+                           bidx=self._bidx.view(), bcnt=self._bcnt.view(), qthread=qthread,
+                           qbit=self._qbit.a[qrows], qcount=self._qcount.a[qrows])
 
 
 def _gather(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
