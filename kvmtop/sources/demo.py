@@ -25,6 +25,7 @@ from ..columns import CAT_HYPERCALL, CAT_REASON, CAT_USERSPACE
 from ..decode import HYPERCALLS, ISA_VMX, KVM_EXITS, VMX_REASONS, request_bit
 from ..model import NOTE_NO_EXITS, CollectorStatus, Interval, VmIdentity
 from .demo_columns import Templates
+from .demo_draws import level_of, level_steps, random_doubles
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: demo time starts here
 
@@ -229,29 +230,25 @@ def _quantize(n: int) -> int:
 
 
 @cache
-def _shape_arrays(median_ns: float, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The shape as arrays: bucket indices, probabilities, and each bucket's midpoint."""
+def _shape_lists(median_ns: float, sigma: float) -> tuple[list[int], list[float], list[int]]:
+    """The shape as lists: bucket indices, probabilities, and each bucket's midpoint."""
     shape = _shape(median_ns, sigma)
-    index = np.array([i for i, _ in shape], np.int64)
-    return index, np.array([p for _, p in shape]), np.array([histogram.bucket_mid(i) for i, _ in shape], np.int64)
+    return [i for i, _ in shape], [p for _, p in shape], [histogram.bucket_mid(i) for i, _ in shape]
 
 
 def _latency(median_ns: float, sigma: float, n: int) -> tuple[int, int, int, int, tuple[tuple[int, int], ...]]:
     """(count, sum, min, max, buckets) of ``n`` events spread like the log-normal (deterministic rounding)."""
-    index, p, mid = _shape_arrays(median_ns, sigma)
-    exact = n * p
-    whole = exact.astype(np.int64)  # int(): the products are positive
+    index, p, mid = _shape_lists(median_ns, sigma)
+    exact = [n * q for q in p]
+    whole = [int(e) for e in exact]
     # the rounding remainder goes to the buckets with the largest fractions (the first of equals)
-    rest = n - int(whole.sum())
+    rest = n - sum(whole)
     if rest > 0:
-        whole[np.argsort(-(exact - whole), kind="stable")[:rest]] += 1
-    nz = np.flatnonzero(whole)
-    counts = whole[nz].tolist()
-    buckets = tuple(zip(index[nz].tolist(), counts))
-    if n * int(mid[-1]) < 1 << 62:  # no int64 overflow possible
-        total = int(np.dot(mid[nz], whole[nz]))
-    else:
-        total = sum(m * c for m, c in zip(mid[nz].tolist(), counts))
+        short = [w - e for w, e in zip(whole, exact)]  # minus each fraction
+        for k in sorted(range(len(short)), key=short.__getitem__)[:rest]:
+            whole[k] += 1
+    buckets = tuple((i, c) for i, c in zip(index, whole) if c)
+    total = sum(m * c for m, c in zip(mid, whole))
     lo = histogram.bucket_bounds(buckets[0][0])[0]
     hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
     return n, total, lo, hi, buckets
@@ -298,8 +295,7 @@ class DemoSource:
         self._lock = threading.Lock()
         self._vms = [self._make_vm(i, 0) for i in range(self.vm_count)]
         self._templates: Templates | None = None  # the rows of every vCPU workload seen so far
-        self._blocks: dict[tuple, int] = {}  # (profile, level, burst, primary) -> block
-        self._threads: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._layout: _Layout | None = None
 
     # ------------------------------------------------------------------ Source protocol
     def open(self) -> None:
@@ -317,31 +313,28 @@ class DemoSource:
             seq = self.seq
             if self.churn and self._vms and seq % self.churn == 0:
                 self._vms[-1] = self._make_vm(self.vm_count - 1, seq // self.churn)
-                self._threads = None
-            vms = list(self._vms)
+                self._layout = None
             if self._templates is None or self._templates.full:
                 self._templates = Templates(_all_keys())
-                self._blocks = {}
             templates = self._templates
-            if self._threads is None:
-                self._threads = _thread_table(vms)
-            tpid, ttid, tvcpu = self._threads
+            if self._layout is None:
+                self._layout = _Layout(list(self._vms), self.scale)
+            layout = self._layout
         rng = random.Random(self.seed * 1_000_003 + seq)
-        blocks: list[int] = []
-        for vm in vms:
-            self._vm_blocks(vm, seq, rng, templates, blocks)
+        draws = random_doubles(rng, layout.draws)
+        blocks, poll = self._blocks(layout, seq, draws, templates)
         status = CollectorStatus(
-            poll_ms=round(0.35 + 0.00009 * len(blocks) + rng.random() * 0.2, 2),
+            poll_ms=round(0.35 + 0.00009 * len(blocks) + poll * 0.2, 2),
             features={} if self.exits else {"exits": False, "requests": False, "hypercalls": False},
             notes=() if self.exits else (NOTE_NO_EXITS,),
         )
         return Interval(
             time=EPOCH + seq * self.interval_s,
             interval_s=self.interval_s,
-            vms={vm.identity.pid: vm.identity for vm in vms},
+            vms={vm.identity.pid: vm.identity for vm in layout.vms},
             status=status,
             kernel=self.kernel,
-            columns=templates.columns(np.array(blocks, np.int64), tpid, ttid, tvcpu),
+            columns=templates.columns(blocks, layout.tpid, layout.ttid, layout.tvcpu),
         )
 
     # ------------------------------------------------------------------ generation
@@ -366,23 +359,47 @@ class DemoSource:
         return _Vm(index, profile, identity, r.uniform(0.4, 1.5), r.uniform(0, 2 * math.pi), weights,
                    generation)
 
-    def _vm_blocks(self, vm: _Vm, seq: int, rng: random.Random, templates: Templates, out: list[int]) -> None:
-        """Append the block of each of the VM's vCPUs (same random draws as ever: same numbers)."""
-        p = vm.profile
-        wave = 1.0 + 0.45 * math.sin(2 * math.pi * seq / p.period + vm.phase)
-        burst = round(1.8 + rng.random(), 1) if rng.random() < 0.06 else 1.0
-        base = self.scale * vm.weight
-        profile = vm.index % len(PROFILES)
-        blocks = self._blocks
-        uniform = rng.uniform
-        for index, weight in enumerate(vm.vcpu_weight):
-            key = (profile, _level(base * weight * wave * uniform(0.9, 1.1)), burst, index == 0)
-            b = blocks.get(key)
-            if b is None:
-                b = blocks[key] = self._block(templates, *key)
-            out.append(b)
+    def _blocks(self, layout: _Layout, seq: int, draws: np.ndarray, templates: Templates) -> tuple[np.ndarray, float]:
+        """The block of each vCPU, and the interval's last draw (``draws``: what rng.random() gave, call by call)."""
+        at = draws.item
+        pos = 0
+        bursts, starts = [], []
+        for n in layout.nvcpu:
+            if at(pos) < 0.06:  # a burst: then its size
+                bursts.append(round(1.8 + at(pos + 1), 1))
+                pos += 2
+            else:
+                bursts.append(1.0)
+                pos += 1
+            starts.append(pos)  # then a uniform(0.9, 1.1) per vCPU
+            pos += n
+        owner = layout.owner
+        uniform = 0.9 + (1.1 - 0.9) * draws[np.array(starts, np.int64)[owner] + layout.local]
+        angle = 2 * math.pi * seq
+        wave = 1.0 + 0.45 * np.sin(angle / layout.period + layout.phase)
 
-    def _block(self, templates: Templates, profile: int, level: float, burst: float, primary: bool) -> int:
+        def exact(k: int) -> float:  # vCPU k's multiplier as the scalar code had it (libm's sin)
+            vm = layout.vms[owner[k]]
+            w = 1.0 + 0.45 * math.sin(angle / vm.profile.period + vm.phase)
+            return layout.base_weight.item(k) * w * uniform.item(k)
+
+        steps = level_steps(layout.base_weight * wave[owner] * uniform, exact)
+        burst10 = np.array([round(b * 10) for b in bursts], np.int64)
+        codes = (steps * 32 + burst10[owner]) * 16 + layout.code_tail  # each (profile, step, burst, primary) its own
+        found = templates.find(codes)
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
+            _, first = np.unique(codes[missing], return_index=True)
+            made = {}
+            for k in missing[np.sort(first)].tolist():  # new workloads in the order the vCPUs meet them
+                code = int(codes[k])
+                made[code] = self._block(templates, code, int(layout.profile[k]), level_of(int(steps[k])),
+                                         bursts[owner[k]], k == layout.first[k])
+            found[missing] = [made[c] for c in codes[missing].tolist()]
+        return found, at(pos)
+
+    def _block(self, templates: Templates, workload: int, profile: int, level: float, burst: float,
+               primary: bool) -> int:
         """The rows of one vCPU of ``profile`` at ``level`` (what its maps would hold)."""
         p = PROFILES[profile]
         scale = level * self.interval_s
@@ -394,9 +411,11 @@ class DemoSource:
                 counts[code] = n
         reasons, userspace, hypercalls, requests = [], [], [], []
 
+        latency = templates.latency
+
         def row(key, median, sigma, n):
             n = _quantize(n)
-            return key, n, templates.latency((median, sigma, n), lambda: _latency(median, sigma, n))
+            return key, n, latency((median, sigma, n), _latency)
 
         for code, (share, median, sigma) in p.userspace.items():
             n = int(counts.get(_USERSPACE_FROM[code], 0) * share)
@@ -415,18 +434,31 @@ class DemoSource:
                 n = int(mix.rate * scale)
                 if n > 0:
                     hypercalls.append(row((CAT_HYPERCALL, 0, nr), mix.median_ns, mix.sigma, n))
-        return templates.block(reasons + userspace + hypercalls, requests)
+        return templates.block(workload, reasons + userspace + hypercalls, requests)
 
 
-def _thread_table(vms: list[_Vm]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pid, tid, vcpu_id) of every vCPU thread, guests in order."""
-    pid, tid, vcpu = [], [], []
-    for vm in vms:
-        for t, index in vm.identity.vcpu_index.items():
-            pid.append(vm.identity.pid)
-            tid.append(t)
-            vcpu.append(index)
-    return np.array(pid, np.uint32), np.array(tid, np.uint32), np.array(vcpu, np.int64)
+class _Layout:
+    """The guests' vCPUs as arrays, guests in order (made again when a guest is replaced)."""
+
+    def __init__(self, vms: list[_Vm], scale: float):
+        self.vms = vms
+        self.nvcpu = [len(vm.vcpu_weight) for vm in vms]
+        self.owner = np.repeat(np.arange(len(vms)), self.nvcpu)  # each vCPU's guest
+        self.first = np.repeat(np.cumsum([0, *self.nvcpu[:-1]]), self.nvcpu)[: len(self.owner)]  # its guest's vCPU 0
+        self.local = np.arange(len(self.owner)) - self.first  # its index in the guest
+        self.period = np.array([vm.profile.period for vm in vms])
+        self.phase = np.array([vm.phase for vm in vms])
+        self.base_weight = np.array([scale * vm.weight * w for vm in vms for w in vm.vcpu_weight])
+        self.profile = np.repeat(np.array([vm.index % len(PROFILES) for vm in vms], np.int64), self.nvcpu)
+        self.code_tail = self.profile * 2 + (self.local == 0)
+        self.draws = len(self.owner) + 2 * len(vms) + 1  # at most: a burst and its size per guest, a poll time
+        pid, tid, vcpu = [], [], []
+        for vm in vms:
+            for t, index in vm.identity.vcpu_index.items():
+                pid.append(vm.identity.pid)
+                tid.append(t)
+                vcpu.append(index)
+        self.tpid, self.ttid, self.tvcpu = np.array(pid, np.uint32), np.array(tid, np.uint32), np.array(vcpu, np.int64)
 
 
 @lru_cache(maxsize=1)
@@ -437,13 +469,6 @@ def _all_keys() -> tuple[tuple[int, int, int], ...]:
         keys.update((CAT_USERSPACE, 0, code) for code in p.userspace)
         keys.update((CAT_HYPERCALL, 0, nr) for nr in p.hypercalls)
     return tuple(sorted(keys))
-
-
-def _level(x: float) -> float:
-    """Quantize a rate multiplier to 3% log steps, so a vCPU's maps can be shared."""
-    if x <= 0.01:
-        return 0.0
-    return round(math.exp(round(math.log(x) / 0.03) * 0.03), 4)
 
 
 # vCPU 0 takes most device interrupts and port I/O (as with an unbalanced guest irqbalance).

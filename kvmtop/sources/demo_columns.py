@@ -22,42 +22,50 @@ MAX_BLOCKS = 30_000  # vCPU workloads (about 12 rows each)
 
 
 class _Grow:
-    """An append-only numpy array; ``view()`` is a read-only window of what is there now."""
+    """An append-only numpy array. Values wait in a list until ``flush()`` (one copy per
+    interval rather than one per workload); ``view()`` is a read-only window of what is
+    flushed. ``n`` counts both."""
 
-    __slots__ = ("a", "n")
+    __slots__ = ("a", "done", "n", "pending")
 
     def __init__(self, dtype, capacity: int = 1024):
         self.a = np.zeros(capacity, dtype)
+        self.done = 0  # values in ``a``
         self.n = 0
-
-    def _room(self, end: int) -> None:
-        if end > len(self.a):
-            grown = np.zeros(max(end, len(self.a) * 3 // 2), self.a.dtype)
-            grown[: self.n] = self.a[: self.n]
-            self.a = grown  # views handed out keep the old buffer
+        self.pending: list[int] = []
 
     def extend(self, values: Sequence[int]) -> int:
         """Append ``values``; returns the index of the first."""
-        start, end = self.n, self.n + len(values)
-        self._room(end)
-        self.a[start:end] = values
-        self.n = end
+        start = self.n
+        self.pending.extend(values)
+        self.n += len(values)
         return start
 
     def append(self, value: int) -> int:
-        start = self.n
-        self._room(start + 1)
-        self.a[start] = value
-        self.n = start + 1
-        return start
+        self.pending.append(value)
+        self.n += 1
+        return self.n - 1
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        start, end = self.done, self.n
+        if end > len(self.a):
+            grown = np.zeros(max(end, len(self.a) * 3 // 2), self.a.dtype)
+            grown[:start] = self.a[:start]
+            self.a = grown  # views handed out keep the old buffer
+        self.a[start:end] = self.pending
+        self.done = end
+        self.pending = []
 
     def view(self) -> np.ndarray:
-        v = self.a[: self.n]
+        v = self.a[: self.done]
         v.flags.writeable = False
         return v
 
 
 LatencyTuple = tuple[int, int, int, int, tuple[tuple[int, int], ...]]  # count, sum, min, max, buckets
+MERGE_CODES = 256  # new blocks' codes kept in a dict before they join the sorted array
 
 
 class Templates:
@@ -81,16 +89,21 @@ class Templates:
         self._lat: dict[object, tuple[int, int, int, int, int]] = {}  # key -> (hist, count, sum, min, max)
         # per block: its first row, its rows, its first request row, its request rows
         self._start, self._len, self._qstart, self._qlen = (_Grow(np.int64) for _ in range(4))
+        self._grows = (self._kid, self._count, self._hist1, self._qbit, self._qcount, self._hoff, self._bidx,
+                       self._bcnt, *self._lstats, self._start, self._len, self._qstart, self._qlen)
+        # the blocks by their owner's code: sorted arrays, and a dict of the latest ones
+        self._codes, self._ids = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._new: dict[int, int] = {}
 
     @property
     def full(self) -> bool:
         return self._bidx.n > MAX_POOL_ENTRIES or self._start.n > MAX_BLOCKS
 
-    def latency(self, key: object, make: Callable[[], LatencyTuple]) -> tuple[int, int, int, int, int]:
-        """(pool histogram, count, sum, min, max) of a latency, made by ``make`` the first time."""
+    def latency(self, key: tuple, make: Callable[..., LatencyTuple]) -> tuple[int, int, int, int, int]:
+        """(pool histogram, count, sum, min, max) of a latency, made by ``make(*key)`` the first time."""
         got = self._lat.get(key)
         if got is None:
-            count, total, lo, hi, buckets = make()
+            count, total, lo, hi, buckets = make(*key)
             self._bidx.extend([i for i, _ in buckets])
             self._bcnt.extend([c for _, c in buckets])
             h = self._hoff.append(self._bidx.n) - 1
@@ -99,9 +112,9 @@ class Templates:
             got = self._lat[key] = (h, count, total, lo, hi)
         return got
 
-    def block(self, rows: Sequence[tuple[tuple[int, int, int], int, tuple[int, int, int, int, int] | None]],
+    def block(self, code: int, rows: Sequence[tuple[tuple[int, int, int], int, tuple[int, int, int, int, int] | None]],
               requests: Sequence[tuple[int, int]]) -> int:
-        """Store one vCPU's rows ((cat, isa, code), count, latency or None) and request bits."""
+        """Store one vCPU's rows ((cat, isa, code), count, latency or None) and request bits under ``code``."""
         self._start.append(self._kid.extend([self.kid[key] for key, _, _ in rows]))
         self._count.extend([count for _, count, _ in rows])
         self._hist1.extend([lat[0] + 1 if lat is not None else 0 for _, _, lat in rows])
@@ -109,10 +122,34 @@ class Templates:
         self._qstart.append(self._qbit.extend([b for b, _ in requests]))
         self._qcount.extend([n for _, n in requests])
         self._qlen.append(len(requests))
-        return self._start.n - 1
+        self._new[code] = block = self._start.n - 1
+        return block
+
+    def find(self, codes: np.ndarray) -> np.ndarray:
+        """The block of each code (int64), -1 for a code no block was stored under."""
+        if len(self._new) >= MERGE_CODES:
+            new = np.fromiter(self._new, np.int64, len(self._new))
+            order = np.argsort(new)
+            at = np.searchsorted(self._codes, new[order])
+            self._codes = np.insert(self._codes, at, new[order])
+            self._ids = np.insert(self._ids, at, np.fromiter(self._new.values(), np.int64, len(new))[order])
+            self._new = {}
+        if len(self._codes):
+            at = np.minimum(np.searchsorted(self._codes, codes), len(self._codes) - 1)
+            found = np.where(self._codes[at] == codes, self._ids[at], -1)
+        else:
+            found = np.full(len(codes), -1, np.int64)
+        if self._new:
+            missing = np.flatnonzero(found < 0)
+            if len(missing):
+                get = self._new.get
+                found[missing] = [get(c, -1) for c in codes[missing].tolist()]
+        return found
 
     def columns(self, blocks: np.ndarray, tpid: np.ndarray, ttid: np.ndarray, tvcpu: np.ndarray) -> StatColumns:
         """The interval whose thread i runs block ``blocks[i]``."""
+        for grow in self._grows:
+            grow.flush()
         rows, thread = _gather(self._start.a[blocks], self._len.a[blocks])
         qrows, qthread = _gather(self._qstart.a[blocks], self._qlen.a[blocks])
         hist1 = self._hist1.a[rows]
