@@ -8,8 +8,6 @@ import random
 import numpy as np
 import pytest
 
-from kvmtop import histogram
-from kvmtop.sources.demo import PROFILES, _latency, _shape
 from kvmtop.sources.demo_draws import NO_LEVEL, STEP, level_of, level_steps, random_doubles
 
 
@@ -70,32 +68,3 @@ def test_level_steps_near_a_tie_ask_the_exact_value():
     assert got.tolist() == [_scalar_step(x) for x in exact.tolist()]
     assert [_scalar_step(x) for x in off.tolist()] != got.tolist()  # the case matters
     assert len(asked) == len(exact)
-
-
-def _numpy_latency(median_ns, sigma, n):
-    """The demo's latency as first written with numpy (its int64 dot product as an exact sum)."""
-    shape = _shape(median_ns, sigma)
-    index = np.array([i for i, _ in shape], np.int64)
-    p = np.array([q for _, q in shape])
-    mid = np.array([histogram.bucket_mid(i) for i, _ in shape], np.int64)
-    exact = n * p
-    whole = exact.astype(np.int64)
-    rest = n - int(whole.sum())
-    if rest > 0:
-        whole[np.argsort(-(exact - whole), kind="stable")[:rest]] += 1
-    nz = np.flatnonzero(whole)
-    counts = whole[nz].tolist()
-    buckets = tuple(zip(index[nz].tolist(), counts))
-    total = sum(m * c for m, c in zip(mid[nz].tolist(), counts))
-    lo = histogram.bucket_bounds(buckets[0][0])[0]
-    hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
-    return n, total, lo, hi, buckets
-
-
-def test_latency_matches_the_numpy_version():
-    mixes = {(m.median_ns, m.sigma) for p in PROFILES for m in [*p.reasons.values(), *p.hypercalls.values()]}
-    mixes |= {(median, sigma) for p in PROFILES for _, median, sigma in p.userspace.values()}
-    counts = [1, 2, 3, 7, 10, 55, 99, 100, 110, 990, 1000, 1010, 4560, 99_900, 1_230_000, 10**9]
-    for median, sigma in sorted(mixes):
-        for n in counts:
-            assert _latency(median, sigma, n) == _numpy_latency(median, sigma, n), (median, sigma, n)

@@ -16,16 +16,16 @@ import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import numpy as np
 
-from .. import histogram
 from ..columns import CAT_HYPERCALL, CAT_REASON, CAT_USERSPACE
 from ..decode import HYPERCALLS, ISA_VMX, KVM_EXITS, VMX_REASONS, request_bit
 from ..model import NOTE_NO_EXITS, CollectorStatus, Interval, VmIdentity
 from .demo_columns import Templates
 from .demo_draws import level_of, level_steps, random_doubles
+from .demo_latency import LatencyKey, latencies, quantize
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: demo time starts here
 
@@ -198,62 +198,6 @@ PROFILES: tuple[Profile, ...] = (
 _USERSPACE_FROM = {KVM_EXIT_IO: IO_INSTRUCTION, KVM_EXIT_MMIO: EPT_MISCONFIG, KVM_EXIT_X86_WRMSR: MSR_WRITE}
 
 
-# --------------------------------------------------------------------------- latency shapes
-
-
-def _phi(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
-
-
-@cache
-def _shape(median_ns: float, sigma: float) -> tuple[tuple[int, float], ...]:
-    """(bucket, probability) of a log-normal over the histogram's buckets."""
-    mu = math.log(median_ns)
-    out = []
-    for i in range(histogram.NBUCKETS):
-        lo, hi = histogram.bucket_bounds(i)
-        if lo == 0:
-            continue
-        p = _phi((math.log(hi) - mu) / sigma) - _phi((math.log(lo) - mu) / sigma)
-        if p > 2e-6:
-            out.append((i, p))
-    total = sum(p for _, p in out)
-    return tuple((i, p / total) for i, p in out)
-
-
-def _quantize(n: int) -> int:
-    """Round to 2 significant digits (3 above 1,000), so latency shapes are shared."""
-    if n < 100:
-        return n
-    step = 10 ** (int(math.log10(n)) - (2 if n >= 1000 else 1))
-    return int(round(n / step) * step)
-
-
-@cache
-def _shape_lists(median_ns: float, sigma: float) -> tuple[list[int], list[float], list[int]]:
-    """The shape as lists: bucket indices, probabilities, and each bucket's midpoint."""
-    shape = _shape(median_ns, sigma)
-    return [i for i, _ in shape], [p for _, p in shape], [histogram.bucket_mid(i) for i, _ in shape]
-
-
-def _latency(median_ns: float, sigma: float, n: int) -> tuple[int, int, int, int, tuple[tuple[int, int], ...]]:
-    """(count, sum, min, max, buckets) of ``n`` events spread like the log-normal (deterministic rounding)."""
-    index, p, mid = _shape_lists(median_ns, sigma)
-    exact = [n * q for q in p]
-    whole = [int(e) for e in exact]
-    # the rounding remainder goes to the buckets with the largest fractions (the first of equals)
-    rest = n - sum(whole)
-    if rest > 0:
-        short = [w - e for w, e in zip(whole, exact)]  # minus each fraction
-        for k in sorted(range(len(short)), key=short.__getitem__)[:rest]:
-            whole[k] += 1
-    buckets = tuple((i, c) for i, c in zip(index, whole) if c)
-    total = sum(m * c for m, c in zip(mid, whole))
-    lo = histogram.bucket_bounds(buckets[0][0])[0]
-    hi = histogram.bucket_bounds(buckets[-1][0])[1] - 1
-    return n, total, lo, hi, buckets
-
-
 # --------------------------------------------------------------------------- the source
 
 
@@ -390,16 +334,16 @@ class DemoSource:
         missing = np.flatnonzero(found < 0)
         if len(missing):
             _, first = np.unique(codes[missing], return_index=True)
-            made = {}
-            for k in missing[np.sort(first)].tolist():  # new workloads in the order the vCPUs meet them
-                code = int(codes[k])
-                made[code] = self._block(templates, code, int(layout.profile[k]), level_of(int(steps[k])),
-                                         bursts[owner[k]], k == layout.first[k])
+            new = missing[np.sort(first)].tolist()  # new workloads in the order the vCPUs meet them
+            work = [self._workload(int(layout.profile[k]), level_of(int(steps[k])), bursts[owner[k]],
+                                   k == layout.first[k]) for k in new]
+            templates.add_latencies([key for _, _, pooled in work for key in pooled], latencies)
+            made = {int(codes[k]): templates.block(int(codes[k]), rows, requests)
+                    for k, (rows, requests, _) in zip(new, work)}
             found[missing] = [made[c] for c in codes[missing].tolist()]
         return found, at(pos)
 
-    def _block(self, templates: Templates, workload: int, profile: int, level: float, burst: float,
-               primary: bool) -> int:
+    def _workload(self, profile: int, level: float, burst: float, primary: bool) -> _Workload:
         """The rows of one vCPU of ``profile`` at ``level`` (what its maps would hold)."""
         p = PROFILES[profile]
         scale = level * self.interval_s
@@ -409,13 +353,14 @@ class DemoSource:
             n = int(mix.rate * scale * boost * (burst if mix.bursty else 1.0))
             if n > 0:
                 counts[code] = n
-        reasons, userspace, hypercalls, requests = [], [], [], []
+        reasons: list[_Row] = []
+        userspace: list[_Row] = []
+        hypercalls: list[_Row] = []
+        requests = []
 
-        latency = templates.latency
-
-        def row(key, median, sigma, n):
-            n = _quantize(n)
-            return key, n, latency((median, sigma, n), _latency)
+        def row(key: tuple[int, int, int], median: float, sigma: float, n: int) -> _Row:
+            n = quantize(n)
+            return key, n, (median, sigma, n)
 
         for code, (share, median, sigma) in p.userspace.items():
             n = int(counts.get(_USERSPACE_FROM[code], 0) * share)
@@ -434,7 +379,13 @@ class DemoSource:
                 n = int(mix.rate * scale)
                 if n > 0:
                     hypercalls.append(row((CAT_HYPERCALL, 0, nr), mix.median_ns, mix.sigma, n))
-        return templates.block(workload, reasons + userspace + hypercalls, requests)
+        # the latency pool's order: userspace rows first, as the demo has always made them
+        pooled = [r[2] for r in userspace + reasons + hypercalls]
+        return reasons + userspace + hypercalls, requests, pooled
+
+
+_Row = tuple[tuple[int, int, int], int, LatencyKey]  # (cat, isa, code), count, latency
+_Workload = tuple[list[_Row], list[tuple[int, int]], list[LatencyKey]]  # rows, request bits, latencies to pool
 
 
 class _Layout:

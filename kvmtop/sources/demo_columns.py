@@ -11,11 +11,13 @@ arrays) never change; ``Templates.full`` tells the owner when to start a fresh s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from itertools import accumulate
 
 import numpy as np
 
 from ..columns import KeyTable, StatColumns
+from .demo_latency import Latencies
 
 MAX_POOL_ENTRIES = 2_000_000  # bucket entries (9 bytes each) before the owner starts afresh
 MAX_BLOCKS = 30_000  # vCPU workloads (about 12 rows each)
@@ -64,7 +66,6 @@ class _Grow:
         return v
 
 
-LatencyTuple = tuple[int, int, int, int, tuple[tuple[int, int], ...]]  # count, sum, min, max, buckets
 MERGE_CODES = 256  # new blocks' codes kept in a dict before they join the sorted array
 
 
@@ -86,7 +87,7 @@ class Templates:
         self._lstats = tuple(_Grow(np.uint64) for _ in range(4))
         for column in self._lstats:
             column.append(0)
-        self._lat: dict[object, tuple[int, int, int, int, int]] = {}  # key -> (hist, count, sum, min, max)
+        self._lat: dict[Hashable, int] = {}  # a latency's key -> its pool histogram
         # per block: its first row, its rows, its first request row, its request rows
         self._start, self._len, self._qstart, self._qlen = (_Grow(np.int64) for _ in range(4))
         self._grows = (self._kid, self._count, self._hist1, self._qbit, self._qcount, self._hoff, self._bidx,
@@ -99,25 +100,30 @@ class Templates:
     def full(self) -> bool:
         return self._bidx.n > MAX_POOL_ENTRIES or self._start.n > MAX_BLOCKS
 
-    def latency(self, key: tuple, make: Callable[..., LatencyTuple]) -> tuple[int, int, int, int, int]:
-        """(pool histogram, count, sum, min, max) of a latency, made by ``make(*key)`` the first time."""
-        got = self._lat.get(key)
-        if got is None:
-            count, total, lo, hi, buckets = make(*key)
-            self._bidx.extend([i for i, _ in buckets])
-            self._bcnt.extend([c for _, c in buckets])
-            h = self._hoff.append(self._bidx.n) - 1
-            for column, value in zip(self._lstats, (count, total, lo, hi)):
-                column.append(value)
-            got = self._lat[key] = (h, count, total, lo, hi)
-        return got
+    def add_latencies(self, keys: Sequence[Hashable], make: Callable[[Sequence], Latencies]) -> None:
+        """Pool the latencies of ``keys`` not pooled yet, made by ``make(missing keys)``, in key order."""
+        lat = self._lat
+        missing = [k for k in dict.fromkeys(keys) if k not in lat]
+        if not missing:
+            return
+        made = make(missing)
+        h = self._hoff.n - 1
+        self._hoff.extend(list(accumulate(made.nbuckets, initial=self._bidx.n))[1:])
+        self._bidx.extend(made.bidx)
+        self._bcnt.extend(made.bcnt)
+        for column, values in zip(self._lstats, (made.n, made.total, made.lo, made.hi)):
+            column.extend(values)
+        for k, key in enumerate(missing, h):
+            lat[key] = k
 
-    def block(self, code: int, rows: Sequence[tuple[tuple[int, int, int], int, tuple[int, int, int, int, int] | None]],
+    def block(self, code: int, rows: Sequence[tuple[tuple[int, int, int], int, Hashable | None]],
               requests: Sequence[tuple[int, int]]) -> int:
-        """Store one vCPU's rows ((cat, isa, code), count, latency or None) and request bits under ``code``."""
+        """Store one vCPU's rows ((cat, isa, code), count, pooled latency's key or None) and request
+        bits under ``code``."""
+        lat = self._lat
         self._start.append(self._kid.extend([self.kid[key] for key, _, _ in rows]))
         self._count.extend([count for _, count, _ in rows])
-        self._hist1.extend([lat[0] + 1 if lat is not None else 0 for _, _, lat in rows])
+        self._hist1.extend([lat[k] + 1 if k is not None else 0 for _, _, k in rows])
         self._len.append(len(rows))
         self._qstart.append(self._qbit.extend([b for b, _ in requests]))
         self._qcount.extend([n for _, n in requests])
