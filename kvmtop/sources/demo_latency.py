@@ -119,9 +119,8 @@ def latencies(keys: Sequence[LatencyKey]) -> Latencies:
     if (rest > 0).any():
         short = np.where(inside, whole - exact, np.inf)  # minus each fraction; buckets outside last
         order = np.argsort(short, axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.broadcast_to(np.arange(end - lo), order.shape), axis=1)
-        whole += rank < rest[:, None]
+        r, j = np.nonzero(np.arange(end - lo) < rest[:, None])  # the first rest[r] of row r's order
+        whole[r, order[r, j]] += 1
     nz = whole > 0
     mid = _MID[lo:end]
     if int(n.max()) * int(mid[-1]) < 1 << 62:  # no int64 overflow possible
