@@ -25,10 +25,10 @@ def random_doubles(rng: random.Random, n: int) -> np.ndarray:
     """The next ``n`` values of ``rng.random()`` as one array; ``rng`` moves on as by n calls.
 
     random() is two 32-bit outputs a, b: (a >> 5) * 2**26 + (b >> 6) over 2**53;
-    getrandbits gives the outputs as 32-bit words, the first one lowest.
+    getrandbits gives the outputs as 32-bit words, the first one lowest (a pair: b << 32 | a).
     """
-    words = np.frombuffer(rng.getrandbits(64 * n).to_bytes(8 * n, "little"), "<u4").reshape(n, 2)
-    return ((words[:, 0] >> 5) * 67108864.0 + (words[:, 1] >> 6)) * (1.0 / 9007199254740992.0)
+    pairs = np.frombuffer(rng.getrandbits(64 * n).to_bytes(8 * n, "little"), "<u8")
+    return (((pairs & 0xFFFFFFFF) >> 5) * 67108864.0 + (pairs >> 38)) * (1.0 / 9007199254740992.0)
 
 
 def level_steps(x: np.ndarray, exact: Callable[[int], float]) -> np.ndarray:
