@@ -333,14 +333,15 @@ class DemoSource:
         found = templates.find(codes)
         missing = np.flatnonzero(found < 0)
         if len(missing):
-            _, first = np.unique(codes[missing], return_index=True)
-            new = missing[np.sort(first)].tolist()  # new workloads in the order the vCPUs meet them
+            unknown = codes[missing].tolist()
+            first: dict[int, int] = {}  # each new workload's first vCPU, in the order the vCPUs meet them
+            for code, k in zip(unknown, missing.tolist()):
+                first.setdefault(code, k)
             work = [self._workload(int(layout.profile[k]), level_of(int(steps[k])), bursts[owner[k]],
-                                   k == layout.first[k]) for k in new]
+                                   k == layout.first[k]) for k in first.values()]
             templates.add_latencies([key for _, _, pooled in work for key in pooled], latencies)
-            made = {int(codes[k]): templates.block(int(codes[k]), rows, requests)
-                    for k, (rows, requests, _) in zip(new, work)}
-            found[missing] = [made[c] for c in codes[missing].tolist()]
+            made = {code: templates.block(code, rows, requests) for code, (rows, requests, _) in zip(first, work)}
+            found[missing] = [made[c] for c in unknown]
         return found, at(pos)
 
     def _workload(self, profile: int, level: float, burst: float, primary: bool) -> _Workload:
@@ -395,7 +396,7 @@ class _Layout:
         self.vms = vms
         self.nvcpu = [len(vm.vcpu_weight) for vm in vms]
         self.owner = np.repeat(np.arange(len(vms)), self.nvcpu)  # each vCPU's guest
-        self.first = np.repeat(np.cumsum([0, *self.nvcpu[:-1]]), self.nvcpu)[: len(self.owner)]  # its guest's vCPU 0
+        self.first = np.repeat(np.cumsum([0, *self.nvcpu])[:-1], self.nvcpu)  # its guest's vCPU 0
         self.local = np.arange(len(self.owner)) - self.first  # its index in the guest
         self.period = np.array([vm.profile.period for vm in vms])
         self.phase = np.array([vm.phase for vm in vms])
