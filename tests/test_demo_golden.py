@@ -34,6 +34,8 @@ CASES: dict[str, tuple[dict, int, int | None]] = {
     "no_exits": ({"seed": 2, "vms": 9, "max_vcpus": 4, "exits": False, "churn": 3}, 200, None),
     "scaled_2s": ({"seed": 5, "vms": 7, "interval_s": 2.0, "scale": 3.0, "vcpus": 3}, 100, None),
     "restarts": ({"seed": 1, "vms": 10, "churn": 4}, 100, 80),  # a fresh template store every few intervals
+    "no_guests": ({"vms": 0}, 3, None),
+    "one_vcpu": ({"seed": 9, "vms": 1, "vcpus": 1, "churn": 7}, 50, None),
 }
 
 
