@@ -275,7 +275,7 @@ class DemoSource:
         return Interval(
             time=EPOCH + seq * self.interval_s,
             interval_s=self.interval_s,
-            vms={vm.identity.pid: vm.identity for vm in layout.vms},
+            vms=layout.identities,
             status=status,
             kernel=self.kernel,
             columns=templates.columns(blocks, layout.tpid, layout.ttid, layout.tvcpu),
@@ -394,6 +394,7 @@ class _Layout:
 
     def __init__(self, vms: list[_Vm], scale: float):
         self.vms = vms
+        self.identities = {vm.identity.pid: vm.identity for vm in vms}  # every interval's, until a guest changes
         self.nvcpu = [len(vm.vcpu_weight) for vm in vms]
         self.owner = np.repeat(np.arange(len(vms)), self.nvcpu)  # each vCPU's guest
         self.first = np.repeat(np.cumsum([0, *self.nvcpu])[:-1], self.nvcpu)  # its guest's vCPU 0
