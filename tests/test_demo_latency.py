@@ -8,7 +8,7 @@ import numpy as np
 
 from kvmtop import histogram
 from kvmtop.sources.demo import PROFILES
-from kvmtop.sources.demo_latency import latencies, quantize, shape
+from kvmtop.sources.demo_latency import CHUNK, latencies, quantize, shape
 
 
 def _one(median_ns, sigma, n):
@@ -48,6 +48,7 @@ COUNTS = [1, 2, 3, 7, 10, 55, 99, 100, 110, 990, 1000, 1010, 4560, 99_900, 1_230
 
 def test_each_latency_alone_and_all_at_once():
     keys = [(m, s, n) for m, s in MIXES for n in COUNTS]
+    assert len(keys) > 2 * CHUNK  # made a matrix at a time
     expected = [_one(*k) for k in keys]
     assert _split(latencies(keys)) == expected
     for k, e in zip(keys[::7], expected[::7]):

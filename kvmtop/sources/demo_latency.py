@@ -105,10 +105,20 @@ class _Shapes:
 _SHAPES = _Shapes()
 
 
+CHUNK = 256  # latencies per matrix (a big host's first interval brings thousands)
+
+
 def latencies(keys: Sequence[LatencyKey]) -> Latencies:
     """The latency of each (median ns, sigma, n): n events spread like the log-normal, each
     bucket its whole share, the rest one by one to the buckets with the largest fractions
     (the first of equals)."""
+    if len(keys) <= CHUNK:
+        return _latencies(keys)
+    parts = [_latencies(keys[i:i + CHUNK]) for i in range(0, len(keys), CHUNK)]
+    return Latencies(*([v for part in parts for v in getattr(part, f)] for f in Latencies._fields))
+
+
+def _latencies(keys: Sequence[LatencyKey]) -> Latencies:
     rows, (_, p, inside, first, end) = _SHAPES.get(keys)
     n = np.array([k[2] for k in keys], np.int64)
     lo, end = int(first[rows].min()), int(end[rows].max())  # the buckets any of them uses
