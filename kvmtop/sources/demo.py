@@ -4,9 +4,11 @@ Every interval is a pure function of ``seed`` and the call count: the timestamp 
 fixed epoch plus ``seq * interval_s`` (never the wall clock), and the random numbers come
 from a generator seeded with ``(seed, seq)``. Rates follow a slow sine per VM plus rare
 bursts, so sparklines move. Latency histograms are built straight from bucket
-probabilities of a log-normal (cached by count). Intervals come out as columns: each
-distinct vCPU workload is stored once (kvmtop.sources.demo_columns) and an interval is one
-gather of those rows, which keeps 1,000 VMs x 8 vCPUs cheap.
+probabilities of a log-normal (kvmtop.sources.demo_latency, pooled by count). Intervals
+come out as columns: each distinct vCPU workload is stored once
+(kvmtop.sources.demo_columns) and an interval is one gather of those rows, its vCPUs'
+draws and levels computed on arrays (kvmtop.sources.demo_draws), which keeps 1,000 VMs x
+8 vCPUs cheap. tests/test_demo_golden.py holds the numbers to what they have always been.
 """
 
 from __future__ import annotations
