@@ -20,7 +20,10 @@ a million), freed by reference counting. The cyclic collector only costs time on
   halves the time its collections take, as they no longer walk the rows and lines each
   second leaves alive; and with ``young`` it collects the young generation every 5,000
   allocations instead of 700 (each second's short-lived objects are freed by reference
-  counting before a collection would walk them).
+  counting before a collection would walk them). Its full collection walks the whole heap
+  (~80 ms at 50 VMs) for the little cyclic garbage a second leaves there (~100 objects, Textual
+  strips whose divide cache holds them): hosts under ``small_host`` vCPUs do it every
+  ``small_every`` snapshots; bigger ones leave more garbage (RSS) and keep ``every``.
   Freeing a snapshot would stall a UI frame, so what the UI lets go of is ``retire``d and
   freed on the feed thread by ``drain``. Right after posting a snapshot the feed thread
   waits (briefly) until the UI has taken it (``handed_over``) and frees the one it
@@ -58,9 +61,12 @@ def paused() -> Iterator[None]:
 
 
 class GcPolicy:
-    def __init__(self, min_vcpus: int = 512, every: int = 120, settle: int = 0, young: int = 0) -> None:
+    def __init__(self, min_vcpus: int = 512, every: int = 120, settle: int = 0, young: int = 0,
+                 small_host: int = 0, small_every: int = 0) -> None:
         self.min_vcpus = min_vcpus
         self.every = every
+        # hosts under ``small_host`` vCPUs (while freezing) collect fully every ``small_every`` snapshots
+        self.small_host, self.small_every = small_host, small_every
         self.settle = settle  # small hosts: freeze once after this many snapshots (0: never)
         self.young = young  # from the first snapshot on, collect the young generation this seldom (0: as is)
         self._thresholds: tuple[int, int, int] | None = None  # the collector's own, while ``young`` rules
@@ -105,7 +111,8 @@ class GcPolicy:
                     gc.freeze()
             return
         self.frozen += 1
-        if self.frozen >= self.every:
+        every = self.small_every if self.small_every and vcpus < self.small_host else self.every
+        if self.frozen >= every:
             self.frozen = 0
             gc.unfreeze()
             gc.collect()

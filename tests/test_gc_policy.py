@@ -114,6 +114,26 @@ def test_big_hosts_freeze_and_collect_every_n_snapshots():
         policy.close()
 
 
+def test_small_hosts_collect_fully_at_their_own_pace():
+    """``small_every``: under ``small_host`` vCPUs the full collection comes that seldom; a big
+    host's snapshots keep ``every``."""
+    policy = GcPolicy(min_vcpus=0, every=2, small_host=100, small_every=4)
+    try:
+        ref = cyclic_garbage()
+        for _ in range(3):
+            policy.after_snapshot(10)
+        assert ref() is not None and policy.frozen == 3  # a big host would have collected at 2
+        policy.after_snapshot(10)
+        assert ref() is None and policy.frozen == 0
+        ref = cyclic_garbage()
+        policy.after_snapshot(1000)
+        assert ref() is not None
+        policy.after_snapshot(1000)
+        assert ref() is None and policy.frozen == 0
+    finally:
+        policy.close()
+
+
 def test_close_unfreezes():
     policy = GcPolicy(min_vcpus=1, every=100)
     policy.after_snapshot(5)
