@@ -122,13 +122,16 @@ class _VmLatencies(NamedTuple):
                           one * self.lows[some].min(), one * self.highs[some].max())[0]
 
 
-def _seg_reduce(op: np.ufunc, values: np.ndarray, bounds: np.ndarray) -> list[int]:
-    """``op.reduce`` of ``values[bounds[i]:bounds[i+1]]`` (0 for an empty range)."""
-    out = np.zeros(len(bounds) - 1, values.dtype)
-    full = np.flatnonzero(bounds[1:] > bounds[:-1])
+def _figures(r: Rows, idx: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Latency count, sum, min and max of the rows ``idx[bounds[i]:bounds[i+1]]`` for each i
+    (all 0 for an empty range)."""
+    lo, hi = bounds[:-1], bounds[1:]
+    mins, maxs = np.zeros(len(lo), r.lmin.dtype), np.zeros(len(lo), r.lmax.dtype)
+    full = np.flatnonzero(hi > lo)
     if len(full):
-        out[full] = op.reduceat(values, bounds[:-1][full])
-    return out.tolist()
+        mins[full] = np.minimum.reduceat(r.lmin[idx], lo[full])
+        maxs[full] = np.maximum.reduceat(r.lmax[idx], lo[full])
+    return seg_sum(r.lcount[idx], lo, hi), seg_sum(r.lsum[idx], lo, hi), mins, maxs
 
 
 WHOLE_PASS_VMS = 128  # up to this many VMs, every VM's latency is summed at once (the host's from theirs)
@@ -560,9 +563,7 @@ class Frame:
         has = r.lcount[idx] > 0
         idx, group = idx[has], group[has]
         starts = np.searchsorted(group, np.arange(len(vms) + 1))
-        count = seg_sum(r.lcount[idx], starts[:-1], starts[1:]).tolist()
-        total = seg_sum(r.lsum[idx], starts[:-1], starts[1:]).tolist()
-        lo, hi = _seg_reduce(np.minimum, r.lmin[idx], starts), _seg_reduce(np.maximum, r.lmax[idx], starts)
+        count, total, lo, hi = (a.tolist() for a in _figures(r, idx, starts))
         names = t.names()
         out: list[ReasonStat | None] = []
         for i, (k, n) in enumerate(zip(top[vms].tolist(), top_n[vms].tolist())):
@@ -611,10 +612,7 @@ class Frame:
         starts = runs(group)
         ends = np.r_[starts[1:], len(group)]
         gids = group[starts].tolist()
-        count = seg_sum(r.lcount[idx], starts, ends)
-        total = seg_sum(r.lsum[idx], starts, ends)
-        lo = np.minimum.reduceat(r.lmin[idx], starts)
-        hi = np.maximum.reduceat(r.lmax[idx], starts)
+        count, total, lo, hi = _figures(r, idx, np.r_[starts, len(group)])
         hist = r.hist[idx]
         # chunks of groups, so that the summed buckets of a chunk stay a few MB whatever the size
         entries = seg_sum(t.hoff[hist + 1] - t.hoff[hist], starts, ends)
