@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from ...model import NOTE_NO_EXITS, CollectorStatus, Snapshot
 from .. import format as fmt
-from .text_content import content_of
+from .text_content import app_content
 
 SPARK_SECONDS = 120.0
 
@@ -186,7 +186,7 @@ class SparkText(Widget):
 
     def render(self) -> Content:
         """Scaled between the window's min and max, which are printed after it."""
-        return content_of(self.spark_text(), self.app.console, self.app.ansi_theme)
+        return app_content(self, self.spark_text())
 
     def spark_text(self) -> Text:
         values = self.values
@@ -212,7 +212,7 @@ class Line(Static):
 
     def set_text(self, text: Text) -> None:
         previous, self.cells = self.cells, text.cell_len
-        self.update(content_of(text, self.app.console, self.app.ansi_theme), layout=previous != self.cells)
+        self.update(app_content(self, text), layout=previous != self.cells)
 
 
 class Meters(Vertical):
@@ -286,4 +286,4 @@ class Meters(Vertical):
         if isinstance(line, Line):
             line.set_text(text)
         elif isinstance(line, Static):
-            line.update(content_of(text, self.app.console, self.app.ansi_theme), layout=False)
+            line.update(app_content(self, text), layout=False)

@@ -15,6 +15,7 @@ from rich.terminal_theme import TerminalTheme
 from rich.text import Text
 from textual.content import Content, Span
 from textual.style import Style
+from textual.widget import Widget
 
 _STYLES: dict[tuple[str | RichStyle, int, int], tuple[Console, TerminalTheme | None, Style]] = {}
 
@@ -41,3 +42,8 @@ def content_of(text: Text, console: Console, theme: TerminalTheme | None) -> Con
         style = text.style
         content = content.stylize_before(style if isinstance(style, str) else _style(style, console, theme))
     return content
+
+
+def app_content(widget: Widget, text: Text) -> Content:
+    """``content_of`` in ``widget``'s app (its console and terminal theme)."""
+    return content_of(text, widget.app.console, widget.app.ansi_theme)
