@@ -142,15 +142,20 @@ def test_close_unfreezes():
     assert gc.get_freeze_count() == 0
 
 
-def test_retired_objects_are_freed_by_drain():
-    class Big:
-        pass
+class Big:
+    pass
 
-    policy = GcPolicy()
+
+def retired(policy: GcPolicy) -> weakref.ref:
+    """Something the UI let go of, handed to ``policy``: only the policy holds it."""
     obj = Big()
-    ref = weakref.ref(obj)
     policy.retire(obj)
-    del obj
+    return weakref.ref(obj)
+
+
+def test_retired_objects_are_freed_by_drain():
+    policy = GcPolicy()
+    ref = retired(policy)
     assert ref() is not None  # held until the feed thread drains
     policy.drain()
     assert ref() is None
@@ -171,12 +176,7 @@ def test_young_collections_made_rarer_while_the_policy_runs():
 
 
 def test_what_the_ui_let_go_of_is_freed_once_it_has_taken_the_new_snapshot():
-    class Big:
-        pass
-
     policy = GcPolicy()
-    old = Big()
-    ref = weakref.ref(old)
     policy.posting()  # the feed thread posts a new snapshot...
     done = threading.Event()
 
@@ -187,8 +187,7 @@ def test_what_the_ui_let_go_of_is_freed_once_it_has_taken_the_new_snapshot():
     t = threading.Thread(target=feed_thread)
     t.start()
     try:
-        policy.retire(old)  # the UI replaces the old one
-        del old
+        ref = retired(policy)  # the UI replaces the old one
         assert not done.is_set() and ref() is not None  # not taken yet: still held
         policy.handed_over()
         assert done.wait(10)
